@@ -1,0 +1,39 @@
+"""gexbert_hf: GexBERT, a transformers-native foundation model for bulk tumour transcriptomes."""
+
+from .configuration_gexbert import GexBertConfig
+from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
+from .hub import register_auto_classes
+from .modeling_gexbert import (
+    GexBertForMaskedExpression,
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+    GexBertModel,
+    GexBertPreTrainedModel,
+    MaskedExpressionOutput,
+    SurvivalOutput,
+    concordance_index,
+    cox_partial_log_likelihood_loss,
+)
+from .tokenization_gexbert import GexBertTokenizer
+
+register_auto_classes()
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GexBertConfig",
+    "GexBertTokenizer",
+    "GexBertModel",
+    "GexBertPreTrainedModel",
+    "GexBertForMaskedExpression",
+    "GexBertForSequenceClassification",
+    "GexBertForSurvival",
+    "MaskedExpressionOutput",
+    "SurvivalOutput",
+    "concordance_index",
+    "cox_partial_log_likelihood_loss",
+    "GexBertError",
+    "ExpressionInputError",
+    "ClinicalInputError",
+    "OutputExistsError",
+]

@@ -1,0 +1,1 @@
+"""The paper's uses of a trained GexBERT: imputation, panel classification, anchor restoration, attention."""

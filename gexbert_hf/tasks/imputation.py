@@ -1,0 +1,110 @@
+"""Missing-value imputation and gene restoration with `GexBertForMaskedExpression`.
+
+Every missing value and every requested absent gene enters as a MASK query beside the measured genes of its sample;
+the predicted level distribution gives the restored value (its mean) and its uncertainty (its spread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..configuration_gexbert import MASK_LEVEL_ID
+from ..errors import ExpressionInputError
+from ..tokenization_gexbert import GexBertTokenizer, as_expression_frame
+
+
+@dataclass
+class RestoredDistribution:
+    """Per sample and gene, on the tokenizer's working scale: predicted mean, spread and central interval."""
+
+    samples: list[str]
+    genes: list[str]
+    raw: np.ndarray  # the input as given, NaN where the value was missing or absent
+    observed: np.ndarray  # the same on the working scale
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@torch.no_grad()
+def predict_distribution(
+    model,
+    tokenizer: GexBertTokenizer,
+    data: pd.DataFrame | np.ndarray,
+    genes: Sequence[str] | None = None,
+    batch_size: int = 64,
+    coverage: float = 0.8,
+    progress: bool = False,
+) -> RestoredDistribution:
+    """Predict every missing value of `data` and every gene of `genes` absent from it (working scale)."""
+    if not hasattr(model, "level_head"):
+        raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
+    frame = tokenizer.select_known(as_expression_frame(data), source="imputation input")
+    requested = list(dict.fromkeys(genes or []))
+    tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
+    absent = [gene for gene in requested if gene not in frame.columns]
+    if absent:
+        frame = frame.join(pd.DataFrame(np.nan, index=frame.index, columns=absent))
+    encoded = tokenizer.encode(frame)
+    observed_mask = encoded["level_ids"] != MASK_LEVEL_ID
+    observed_mask &= ~np.isnan(frame.to_numpy())
+    level_ids = np.where(observed_mask, encoded["level_ids"], MASK_LEVEL_ID)
+    gene_ids = encoded["gene_ids"]
+
+    shape = level_ids.shape
+    mean, std = np.zeros(shape), np.zeros(shape)
+    lower, upper = np.zeros(shape), np.zeros(shape)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    starts = range(0, shape[0], batch_size)
+    for start in tqdm(starts, desc="imputing", unit="batch", disable=not progress):
+        stop = start + batch_size
+        features = [
+            {"input_ids": gene_ids, "level_ids": level_ids[row], "values": encoded["values"][row]}
+            for row in range(start, min(stop, shape[0]))
+        ]
+        inputs = tokenizer.pad(features, return_tensors="pt").to(device)
+        logits = model(**inputs).level_logits[:, 1:].float()  # drop the CLS position
+        probabilities = torch.softmax(logits, dim=-1).cpu().numpy()
+        mean[start:stop], std[start:stop] = tokenizer.level_distribution_moments(probabilities, gene_ids)
+        lower[start:stop], upper[start:stop] = tokenizer.level_distribution_interval(probabilities, gene_ids, coverage)
+    model.train(was_training)
+    raw = np.where(observed_mask, frame.to_numpy(), np.nan)
+    return RestoredDistribution(
+        samples=list(frame.index), genes=list(frame.columns), raw=raw,
+        observed=tokenizer.normalize(raw, list(frame.columns)),
+        mean=mean, std=std, lower=lower, upper=upper,
+    )
+
+
+def impute(
+    model,
+    tokenizer: GexBertTokenizer,
+    data: pd.DataFrame | np.ndarray,
+    genes: Sequence[str] | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return `(filled, uncertainty)`, DataFrames shaped like the input plus any requested absent genes.
+
+    Measured values are kept as given; each NaN (and each absent requested gene) is replaced by the mean of its
+    predicted distribution, back on the input's scale. `uncertainty` is that distribution's standard deviation on
+    the tokenizer's working scale (log1p-space for `log1p` tokenizers), 0 for measured values.
+    """
+    if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
+        raise ExpressionInputError("imputation input: no samples")
+    restored = predict_distribution(model, tokenizer, data, genes=genes, batch_size=batch_size, progress=progress)
+    measured = ~np.isnan(restored.raw)
+    filled = np.where(measured, restored.raw, tokenizer.denormalize(restored.mean))
+    uncertainty = np.where(measured, 0.0, restored.std)
+    index = pd.Index(restored.samples, name=getattr(data, "index", pd.Index([])).name)
+    return (pd.DataFrame(filled, index=index, columns=restored.genes),
+            pd.DataFrame(uncertainty, index=index, columns=restored.genes))
