@@ -1,0 +1,46 @@
+"""The `gexbert` command: argument parsing only, one library call per subcommand.
+
+Each subcommand is an arguments dataclass parsed by `HfArgumentParser` (from flags, or from a single JSON file
+argument) and handed to one library function, so the CLI, scripts and Python API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from transformers import HfArgumentParser
+
+from .errors import GexBertError
+
+# subcommand -> (module, arguments dataclass, function taking that dataclass)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
+        names = ", ".join(sorted(SUBCOMMANDS))
+        print(f"usage: gexbert SUBCOMMAND [--help] [options]\nsubcommands: {names}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module_name, arguments_name, function_name = SUBCOMMANDS[argv[0]]
+    module = importlib.import_module(module_name)
+    parser = HfArgumentParser(getattr(module, arguments_name), prog=f"gexbert {argv[0]}")
+    rest = argv[1:]
+    if len(rest) == 1 and rest[0].endswith(".json"):
+        (arguments,) = parser.parse_json_file(rest[0])
+    else:
+        (arguments,) = parser.parse_args_into_dataclasses(rest)
+    try:
+        result = getattr(module, function_name)(arguments)
+    except GexBertError as error:  # bad input: a clear message, not a traceback
+        print(f"gexbert {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""DataCollatorForMaskedExpression: per-step gene subsampling, masking of restoration targets, padding.
+
+Subsampling happens here, at batch time, so every epoch sees different gene subsets and attention stays affordable
+(its cost grows with the square of the genes per sample). The random stream is derived from (seed, rank, call
+count), so a run is reproducible and a resumed run continues the same stream (`state_dict` / `load_state_dict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from transformers import BatchEncoding
+
+from ..configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID
+from ..tokenization_gexbert import GexBertTokenizer
+
+
+@dataclass
+class DataCollatorForMaskedExpression:
+    """Turn tokenized samples (`gene_ids`, `level_ids`, `values` per sample) into a padded model batch.
+
+    Args:
+        tokenizer: the fitted tokenizer (padding and CLS conventions).
+        max_genes: at most this many measured genes per sample and step (None = all).
+        mask_fraction: share of the sampled genes hidden as restoration targets (at least one when > 0); their
+            level becomes MASK and `labels` / `value_labels` hold the truth. Missing genes are never targets.
+            0 gives plain subsampled inputs, for fine-tuning.
+        panel_ids: when given, only these gene ids may be seen (a limited gene panel).
+        query_ids: gene ids appended to every sample as MASK tokens without targets: genes the panel does not
+            measure, which the model may still attend to as queries.
+        sample_keys: per-sample fields copied into the batch, as `{dataset_key: batch_key}` or a list of keys.
+        seed, rank: the random stream; give each data-parallel process its own rank.
+    """
+
+    tokenizer: GexBertTokenizer
+    max_genes: int | None = None
+    mask_fraction: float = 0.15
+    panel_ids: Sequence[int] | None = None
+    query_ids: Sequence[int] | None = None
+    sample_keys: dict[str, str] | Sequence[str] = field(default_factory=dict)
+    seed: int = 0
+    rank: int = 0
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mask_fraction < 1.0:
+            raise ValueError(f"mask_fraction must be in [0, 1), got {self.mask_fraction}")
+        if self.max_genes is not None and self.max_genes < 1:
+            raise ValueError(f"max_genes must be positive, got {self.max_genes}")
+        if not isinstance(self.sample_keys, dict):
+            self.sample_keys = {key: key for key in self.sample_keys}
+        self._panel = None if self.panel_ids is None else np.asarray(self.panel_ids, dtype=np.int64)
+        self._queries = None if self.query_ids is None else np.asarray(self.query_ids, dtype=np.int64)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "rank": self.rank, "calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.rank, self.calls = int(state["seed"]), int(state["rank"]), int(state["calls"])
+
+    def __call__(self, samples: Sequence[dict]) -> BatchEncoding:
+        rng = np.random.default_rng([self.seed, self.rank, self.calls])
+        self.calls += 1
+        features = [self._sample(sample, rng) for sample in samples]
+        return self.tokenizer.pad(features, return_tensors="pt")
+
+    def _sample(self, sample: dict, rng: np.random.Generator) -> dict:
+        gene_ids = np.asarray(sample["gene_ids"], dtype=np.int64)
+        level_ids = np.asarray(sample["level_ids"], dtype=np.int64)
+        values = np.asarray(sample["values"], dtype=np.float32)
+        keep = level_ids >= LEVEL_OFFSET  # measured genes only: MISSING carries nothing to learn from
+        if self._panel is not None:
+            keep &= np.isin(gene_ids, self._panel)
+        chosen = np.flatnonzero(keep)
+        if self.max_genes is not None and len(chosen) > self.max_genes:
+            chosen = rng.choice(chosen, size=self.max_genes, replace=False)
+        gene_ids, level_ids, values = gene_ids[chosen], level_ids[chosen].copy(), values[chosen].copy()
+
+        feature: dict = {"input_ids": gene_ids, "level_ids": level_ids, "values": values}
+        if self.mask_fraction > 0:
+            n_targets = max(1, int(round(self.mask_fraction * len(chosen)))) if len(chosen) > 1 else 0
+            targets = rng.choice(len(chosen), size=n_targets, replace=False)
+            labels = np.full(len(chosen), -100, dtype=np.int64)
+            value_labels = np.full(len(chosen), np.nan, dtype=np.float32)
+            labels[targets] = level_ids[targets] - LEVEL_OFFSET
+            value_labels[targets] = values[targets]
+            level_ids[targets] = MASK_LEVEL_ID
+            values[targets] = 0.0
+            feature.update(labels=labels, value_labels=value_labels)
+        if self._queries is not None and len(self._queries):
+            queries = self._queries[~np.isin(self._queries, gene_ids)]
+            feature["input_ids"] = np.concatenate([feature["input_ids"], queries])
+            feature["level_ids"] = np.concatenate([feature["level_ids"], np.full(len(queries), MASK_LEVEL_ID)])
+            feature["values"] = np.concatenate([feature["values"], np.zeros(len(queries), np.float32)])
+            if "labels" in feature:
+                feature["labels"] = np.concatenate([feature["labels"], np.full(len(queries), -100)])
+                feature["value_labels"] = np.concatenate([feature["value_labels"], np.full(len(queries), np.nan)])
+        for dataset_key, batch_key in self.sample_keys.items():
+            feature[batch_key] = sample[dataset_key]
+        return feature

@@ -1,0 +1,1 @@
+"""Training: the Accelerate pretraining loop, Trainer glue for fine-tuning, checkpoints and model presets."""

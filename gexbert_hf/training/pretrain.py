@@ -1,0 +1,275 @@
+"""Masked-expression pretraining driven by Accelerate: one loop for one CPU, one GPU or many processes.
+
+The loop owns its data order (a seeded permutation per epoch, sharded by rank) instead of a DataLoader, so a
+checkpoint records the exact data position and `resume` ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from ..data.collator import DataCollatorForMaskedExpression
+from ..data.samples import fetch_rows
+from ..errors import OutputExistsError
+from ..modeling_gexbert import GexBertForMaskedExpression
+from ..tokenization_gexbert import GexBertTokenizer
+from .checkpoints import latest_complete_checkpoint, publish_checkpoint, temporary_checkpoint_dir
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class PretrainArguments:
+    """Everything a pretraining run needs; parsed from the CLI, a script or a JSON file alike."""
+
+    output_dir: str = field(metadata={"help": "Where checkpoints, metrics and the final model go."})
+    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
+    preset: str = field(default="small", metadata={"help": "Model size preset: tiny, small or base."})
+    config_file: str | None = field(default=None, metadata={"help": "JSON of GexBertConfig overrides."})
+    value_embedding: str | None = field(default=None, metadata={"help": "level, continuous or both."})
+    max_steps: int = field(default=2000, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=32, metadata={"help": "Samples per process and micro-batch."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on norms and biases)."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps warming up before cosine decay."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
+    mask_fraction: float = field(default=0.3, metadata={"help": "Share of sampled genes masked as targets."})
+    max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per sample and step."})
+    mixed_precision: str = field(default="no", metadata={"help": "no, bf16 (CPU or GPU) or fp16 (CUDA only)."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations to save memory."})
+    seed: int = field(default=0, metadata={"help": "Seed of weights, data order, subsampling and masking."})
+    logging_steps: int = field(default=20, metadata={"help": "Steps between metric log lines."})
+    eval_steps: int = field(default=200, metadata={"help": "Steps between held-out restoration evaluations."})
+    save_steps: int = field(default=200, metadata={"help": "Steps between checkpoints (0 = none)."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (newest)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the newest complete checkpoint."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a finished run."})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to upload the final model to."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+
+@dataclass
+class PretrainResult:
+    model: GexBertForMaskedExpression
+    steps: int
+    final_loss: float
+    eval_loss: float | None
+    seconds: float
+    history: list[dict]
+
+
+class EpochSampler:
+    """Seeded permutation per epoch; each micro-batch takes one contiguous slice per rank (last partial dropped)."""
+
+    def __init__(self, num_samples: int, batch_size: int, world_size: int, rank: int, seed: int):
+        self.num_samples, self.batch_size, self.world_size, self.rank, self.seed = (
+            num_samples, batch_size, world_size, rank, seed)
+        self.batches_per_epoch = num_samples // (batch_size * world_size)
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"{num_samples} training samples cannot fill one batch of {batch_size} x {world_size} processes; "
+                "lower batch_size"
+            )
+
+    def batch(self, position: int) -> np.ndarray:
+        """Indices of the `position`-th micro-batch of the run, for this rank."""
+        epoch, offset = divmod(position, self.batches_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        start = (offset * self.world_size + self.rank) * self.batch_size
+        return order[start : start + self.batch_size]
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
+    """An Accelerator, refusing fp16 where it cannot run instead of silently training in fp32."""
+    if mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {mixed_precision!r}")
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("mixed_precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'no'")
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
+
+
+@torch.no_grad()
+def evaluate_restoration(
+    model: torch.nn.Module, tokenizer: GexBertTokenizer, samples, batch_size: int, max_genes: int | None,
+    mask_fraction: float, seed: int = 12345,
+) -> dict[str, float]:
+    """Held-out restoration loss and level accuracy under a fixed masking, comparable across steps and runs."""
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=mask_fraction, seed=seed)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, total_correct, total_targets = 0.0, 0, 0
+    for start in range(0, len(samples), batch_size):
+        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
+        outputs = model(**batch)
+        targets = batch["labels"] != -100
+        count = int(targets.sum())
+        total_loss += float(outputs.loss) * count
+        total_correct += int((outputs.level_logits.argmax(-1) == batch["labels"])[targets].sum())
+        total_targets += count
+    model.train(was_training)
+    return {"eval_loss": total_loss / max(total_targets, 1), "eval_level_accuracy": total_correct / max(total_targets, 1)}
+
+
+def pretrain_model(
+    model: GexBertForMaskedExpression,
+    tokenizer: GexBertTokenizer,
+    train_samples,
+    args: PretrainArguments,
+    eval_samples=None,
+    accelerator: Accelerator | None = None,
+) -> PretrainResult:
+    """Train `model` in place on `train_samples` (an `EncodedSamples` or a tokenized `datasets.Dataset`)."""
+    accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    set_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    checkpoint_root = output_dir / CHECKPOINT_DIR
+    max_genes = args.max_genes or model.config.max_genes
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    collator = DataCollatorForMaskedExpression(
+        tokenizer, max_genes=max_genes, mask_fraction=args.mask_fraction, seed=args.seed,
+        rank=accelerator.process_index,
+    )
+    sampler = EpochSampler(len(train_samples), args.batch_size, accelerator.num_processes, accelerator.process_index,
+                           args.seed)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, args.weight_decay), lr=args.learning_rate)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * args.max_steps),
+                                                args.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    step, position, history = 0, 0, []
+    if args.resume:
+        found = latest_complete_checkpoint(checkpoint_root)
+        if found is not None:
+            path, state = found
+            accelerator.load_state(str(path))
+            step, position = state["step"], state["position"]
+            collator.load_state_dict(state["collators"][accelerator.process_index])
+            history = state.get("history", [])
+            accelerator.print(f"resumed from {path} at step {step}")
+
+    writer = _tensorboard_writer(output_dir) if accelerator.is_main_process else None
+    progress = tqdm(total=args.max_steps, initial=step, desc="pretraining", unit="step",
+                    disable=not (args.progress and accelerator.is_main_process))
+    model.train()
+    started, window_start, window_samples = time.perf_counter(), time.perf_counter(), 0
+    loss_value, eval_metrics = float("nan"), {}
+    while step < args.max_steps:
+        running = 0.0
+        for micro in range(args.gradient_accumulation_steps):
+            batch = collator(fetch_rows(train_samples, sampler.batch(position))).to(accelerator.device)
+            position += 1
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                running += float(loss.detach()) / args.gradient_accumulation_steps
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            window_samples += len(batch["input_ids"]) * accelerator.num_processes
+        scheduler.step()
+        step += 1
+        loss_value = running
+        progress.update(1)
+
+        if step % args.logging_steps == 0 or step == args.max_steps:
+            elapsed = time.perf_counter() - window_start
+            record = {"step": step, "loss": loss_value, "learning_rate": scheduler.get_last_lr()[0],
+                      "samples_per_second": window_samples / max(elapsed, 1e-9)}
+            window_start, window_samples = time.perf_counter(), 0
+            if eval_samples is not None and (step % args.eval_steps == 0 or step == args.max_steps):
+                if accelerator.is_main_process:
+                    eval_metrics = evaluate_restoration(accelerator.unwrap_model(model), tokenizer, eval_samples,
+                                                        args.batch_size, max_genes, args.mask_fraction)
+                    record.update(eval_metrics)
+                accelerator.wait_for_everyone()
+            history.append(record)
+            progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{record['learning_rate']:.2e}",
+                                 samples_s=f"{record['samples_per_second']:.0f}")
+            if accelerator.is_main_process:
+                _log(output_dir, record, writer)
+
+        if args.save_steps and step % args.save_steps == 0 and step < args.max_steps:
+            _save_checkpoint(accelerator, checkpoint_root, step, position, collator, history, args.save_total_limit)
+    progress.close()
+    if writer is not None:
+        writer.close()
+    unwrapped = accelerator.unwrap_model(model)
+    return PretrainResult(model=unwrapped, steps=step, final_loss=loss_value,
+                          eval_loss=eval_metrics.get("eval_loss"), seconds=time.perf_counter() - started,
+                          history=history)
+
+
+def _save_checkpoint(accelerator: Accelerator, root: Path, step: int, position: int,
+                     collator: DataCollatorForMaskedExpression, history: list[dict], keep_last: int) -> None:
+    temporary = temporary_checkpoint_dir(root, step)
+    if accelerator.is_main_process:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+        temporary.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary))
+    states = [None] * accelerator.num_processes
+    if accelerator.num_processes > 1:
+        torch.distributed.all_gather_object(states, collator.state_dict())
+    else:
+        states = [collator.state_dict()]
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        publish_checkpoint(root, step, {"position": position, "collators": states, "history": history}, keep_last)
+    accelerator.wait_for_everyone()
+
+
+def _tensorboard_writer(output_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: metrics.jsonl always has everything
+        return None
+    return SummaryWriter(log_dir=str(output_dir / "tensorboard"))
+
+
+def _log(output_dir: Path, record: dict, writer) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / METRICS_FILE, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for key, value in record.items():
+            if key != "step":
+                writer.add_scalar(f"pretrain/{key}", value, record["step"])
+
+
+def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
+    """A finished run (config.json present) is never replaced unless asked; a resumable one needs `resume`."""
+    if (output_dir / "config.json").exists() and not overwrite:
+        raise OutputExistsError(f"{output_dir} already holds a trained model; pass --overwrite_output_dir to replace it")
+    if (output_dir / CHECKPOINT_DIR).exists() and not resume and not overwrite:
+        raise OutputExistsError(
+            f"{output_dir} holds checkpoints of an unfinished run; pass --resume to continue it or "
+            "--overwrite_output_dir to start again"
+        )
