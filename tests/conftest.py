@@ -1,0 +1,37 @@
+"""Shared fixtures: the shared TCGA data folder, the embedded cohort, a small synthetic cohort."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """`../shared/data` beside the repository: skipped when absent, except under CI=true where absence fails."""
+    if not SHARED_DATA_DIR.is_dir():
+        reason = f"real TCGA data folder {SHARED_DATA_DIR} is absent (see its README for the expected layout)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def embedded_cohort():
+    """GSE7390 as shipped with scikit-survival: runs on any machine."""
+    from gexbert_hf.data.embedded import load_embedded_cohort
+
+    return load_embedded_cohort()
+
+
+@pytest.fixture(scope="session")
+def synthetic_cohort():
+    """A small synthetic cohort (120 samples x 60 genes, 3 tumour types)."""
+    from gexbert_hf.data.synthetic import make_synthetic_cohort
+
+    return make_synthetic_cohort(n_samples=120, n_genes=60, n_types=3, n_modules=6, seed=0)
