@@ -1,0 +1,123 @@
+"""Matrix -> tokenizer -> `datasets.Dataset`, in chunks so memory stays near the matrix's own size.
+
+`GexBertTokenizer.fit` is per gene (quantiles, centre, scale), so fitting gene chunk by gene chunk and concatenating
+gives the same tokenizer while the temporaries it makes (normalised copy, quantile work space) cover one chunk only.
+Encoding runs through `Dataset.map(batched=True)`, which writes each batch to Arrow on disk as it goes.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+
+from ..configuration_gexbert import LEVEL_OFFSET
+from ..tokenization_gexbert import GexBertTokenizer
+
+GENE_CHUNK = 2048  # genes per fitting chunk
+SAMPLE_CHUNK = 256  # samples per encoding batch
+
+
+def fit_tokenizer(
+    expression: pd.DataFrame,
+    rows: np.ndarray | None = None,
+    normalization: str = "log1p",
+    num_levels: int = 32,
+    gene_chunk: int = GENE_CHUNK,
+) -> GexBertTokenizer:
+    """`GexBertTokenizer.fit` on `expression.iloc[rows]` (the training samples), gene chunk by gene chunk."""
+    values = expression.to_numpy()
+    rows = np.arange(len(expression)) if rows is None else np.asarray(rows)
+    parts: list[GexBertTokenizer] = []
+    dropped: list[str] = []
+    for start in range(0, expression.shape[1], gene_chunk):
+        genes = expression.columns[start : start + gene_chunk]
+        chunk = values[rows, start : start + gene_chunk]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parts.append(GexBertTokenizer.fit(chunk, genes=list(genes), normalization=normalization,
+                                              num_levels=num_levels))
+        kept = set(parts[-1].genes)
+        dropped += [gene for gene in genes if gene not in kept]
+        for warning in caught:
+            if "no measured value in the training samples" not in str(warning.message):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if dropped:
+        warnings.warn(f"{len(dropped)} genes have no measured value in the training samples and are left out of the "
+                      f"vocabulary: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", stacklevel=2)
+    return GexBertTokenizer(
+        genes=[gene for part in parts for gene in part.genes],
+        normalization=normalization,
+        level_edges=np.concatenate([part.level_edges for part in parts]),
+        level_values=np.concatenate([part.level_values for part in parts]),
+        center=np.concatenate([part.center for part in parts]),
+        scale=np.concatenate([part.scale for part in parts]),
+    )
+
+
+def token_features(tokenizer: GexBertTokenizer, sample_features: dict[str, datasets.features.FeatureType]
+                   ) -> datasets.Features:
+    """Arrow schema of a tokenized sample: compact integer types (ids < 2**31, levels < 2**15)."""
+    level_dtype = "int8" if tokenizer.num_levels + LEVEL_OFFSET < 128 else "int16"
+    return datasets.Features(
+        {
+            "sample": datasets.Value("string"),
+            "gene_ids": datasets.List(datasets.Value("int32")),
+            "level_ids": datasets.List(datasets.Value(level_dtype)),
+            "values": datasets.List(datasets.Value("float32")),
+            **sample_features,
+        }
+    )
+
+
+def encode_to_dataset(
+    tokenizer: GexBertTokenizer,
+    expression: pd.DataFrame,
+    rows: np.ndarray,
+    sample_columns: dict[str, np.ndarray],
+    features: datasets.Features,
+    cache_dir: Path,
+    description: str,
+    batch_size: int = SAMPLE_CHUNK,
+) -> datasets.Dataset:
+    """Tokenize `expression.iloc[rows]` (columns: vocabulary genes) into an on-disk Dataset, batch by batch.
+
+    The rows are read from the full matrix one batch at a time, so no copy of a whole split is ever made. Only measured genes are stored per sample (NaN -> absent), which is what the collator reads anyway.
+    `sample_columns` are per-sample values (label ids, survival) stored beside the tokens.
+    """
+    index = datasets.Dataset.from_dict(
+        {"sample": list(expression.index[rows]), "_row": np.asarray(rows), **sample_columns},
+        features=datasets.Features({"sample": features["sample"], "_row": datasets.Value("int64"),
+                                    **{key: features[key] for key in sample_columns}}),
+    )
+
+    def encode_batch(batch: dict) -> dict:
+        rows = np.asarray(batch["_row"])
+        encoded = tokenizer.encode(expression.iloc[rows])
+        measured = encoded["level_ids"] >= LEVEL_OFFSET
+        gene_ids = encoded["gene_ids"].astype(np.int32)
+        return {
+            "gene_ids": [gene_ids[keep] for keep in measured],
+            "level_ids": [levels[keep] for levels, keep in zip(encoded["level_ids"], measured, strict=True)],
+            "values": [values[keep] for values, keep in zip(encoded["values"], measured, strict=True)],
+        }
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return index.map(
+        encode_batch,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=["_row"],
+        features=features,
+        cache_file_name=str(cache_dir / f"{description.replace(' ', '_')}-{uuid.uuid4().hex}.arrow"),
+        new_fingerprint=uuid.uuid4().hex,  # the closure holds the matrix: never hash it
+        writer_batch_size=batch_size,
+        desc=description,
+    )
+
+
+__all__ = ["encode_to_dataset", "fit_tokenizer", "token_features"]
