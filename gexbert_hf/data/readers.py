@@ -233,7 +233,7 @@ def join_cohort(
             first = clinical.index[bad.to_numpy()][0]
             raise ClinicalInputError(
                 f"{clinical_source}: event column {event_column!r} must hold 0/1, sample {first!r} has "
-                f"{clinical.at[first, event_column]!r}"
+                f"{clinical.at[first, event_column]:g}"
             )
     registered = [column for column in columns.values() if column is not None]
     missing = clinical[registered].isna().any(axis=1) if registered else pd.Series(False, index=clinical.index)
