@@ -194,19 +194,18 @@ class GexBertTokenizer:
 
         # Odd quantiles are the level values (bin medians), even ones the edges between levels.
         quantile_levels = np.arange(1, 2 * num_levels) / (2 * num_levels)
-        clip_levels = np.array([0.005, 0.995])
         n_genes = values.shape[1]
         quantiles = np.empty((n_genes, len(quantile_levels)))
-        center = np.empty(n_genes)
-        scale = np.empty(n_genes)
+        spread = np.empty((n_genes, 5))  # quartiles and median, then the 1st/99th percentiles for the fallback
         for start in range(0, n_genes, _FIT_CHUNK):
             chunk = values[:, start : start + _FIT_CHUNK]
             quantiles[start : start + _FIT_CHUNK] = np.nanquantile(chunk, quantile_levels, axis=0).T
-            low, high = np.nanquantile(chunk, clip_levels, axis=0)
-            clipped = np.clip(chunk, low, high)  # winsorised: rare outliers must not set the scale
-            center[start : start + _FIT_CHUNK] = np.nanmean(clipped, axis=0)
-            scale[start : start + _FIT_CHUNK] = np.nanstd(clipped, axis=0)
-        scale = np.where(scale > 1e-8, scale, 1.0)
+            spread[start : start + _FIT_CHUNK] = np.nanquantile(chunk, [0.25, 0.5, 0.75, 0.01, 0.99], axis=0).T
+        # Median and IQR: a handful of extreme outliers moves neither (a winsorised SD would still move with n=200).
+        center = spread[:, 1]
+        scale = (spread[:, 2] - spread[:, 0]) / 1.349  # the SD of a normal distribution with that IQR
+        fallback = (spread[:, 4] - spread[:, 3]) / 4.653  # genes whose IQR is zero (mostly unexpressed)
+        scale = np.where(scale > 1e-8, scale, np.where(fallback > 1e-8, fallback, 1.0))
         return cls(
             genes=kept_genes,
             normalization=normalization,

@@ -35,3 +35,30 @@ def synthetic_cohort():
     from gexbert_hf.data.synthetic import make_synthetic_cohort
 
     return make_synthetic_cohort(n_samples=120, n_genes=60, n_types=3, n_modules=6, seed=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """Tiny models run fastest, and deterministically, on one thread; several threads on a shared 2-core machine
+    spin-wait against each other."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_cohort):
+    from gexbert_hf import GexBertTokenizer
+
+    return GexBertTokenizer.fit(embedded_cohort.expression, normalization="none", num_levels=16)
+
+
+@pytest.fixture()
+def tiny_config(embedded_tokenizer):
+    """A tiny GexBERT matching the embedded tokenizer, dropout off so outputs are deterministic."""
+    from gexbert_hf import GexBertConfig
+
+    return GexBertConfig.from_tokenizer(
+        embedded_tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0,
+    )

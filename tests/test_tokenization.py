@@ -1,0 +1,149 @@
+"""GexBertTokenizer: fitting, encoding, bad input, queries, persistence and decoding."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gexbert_hf import ExpressionInputError, GexBertTokenizer
+from gexbert_hf.configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
+
+
+@pytest.fixture()
+def counts():
+    rng = np.random.default_rng(0)
+    data = rng.poisson(rng.uniform(1, 200, size=12), size=(40, 12)).astype(float)
+    return pd.DataFrame(data, index=[f"S{i}" for i in range(40)], columns=[f"G{j}" for j in range(12)])
+
+
+def test_fit_builds_vocabulary_and_per_gene_levels(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    assert tokenizer.genes == list(counts.columns)
+    assert tokenizer.vocab_size == 12 + 2
+    assert tokenizer.level_edges.shape == (12, 7) and tokenizer.level_values.shape == (12, 8)
+    assert np.all(np.diff(tokenizer.level_edges, axis=1) >= 0)
+    encoded = tokenizer.encode(counts)
+    levels = encoded["level_ids"] - LEVEL_OFFSET
+    assert levels.min() >= 0 and levels.max() <= 7
+    # quantile levels: each level of a gene holds roughly an equal share of the training samples
+    shares = np.bincount(levels[:, 3], minlength=8) / 40
+    assert shares.max() < 0.35
+
+
+def test_levels_are_robust_to_extreme_outliers():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(200, 3))
+    values[0, 0] = 3.7e4  # tcga13 holds z-scores this large
+    frame = pd.DataFrame(values, columns=["A", "B", "C"])
+    tokenizer = GexBertTokenizer.fit(frame, normalization="none", num_levels=10)
+    levels = tokenizer.encode(frame)["level_ids"][:, 0] - LEVEL_OFFSET
+    assert np.bincount(levels, minlength=10).min() >= 15  # the outlier did not squash the others into one level
+    assert abs(tokenizer.center[0]) < 0.3 and 0.7 < tokenizer.scale[0] < 1.3  # winsorised scale
+    assert tokenizer.encode(frame)["values"][0, 0] == pytest.approx(tokenizer.value_clip)
+
+
+def test_call_returns_model_inputs_with_cls_and_missing_level(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    batch = counts.iloc[:3].copy()
+    batch.iloc[1, 2] = np.nan
+    inputs = tokenizer(batch, return_tensors="pt")
+    assert set(inputs) == {"input_ids", "level_ids", "values", "attention_mask"}
+    assert tuple(inputs["input_ids"].shape) == (3, 13)
+    assert (inputs["input_ids"][:, 0] == tokenizer.cls_token_id).all()
+    assert inputs["level_ids"][1, 3] == MISSING_LEVEL_ID and inputs["values"][1, 3] == 0.0
+    assert inputs["attention_mask"].all()
+
+
+def test_queries_enter_as_mask_tokens(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    inputs = tokenizer(counts.iloc[:2, :5], queries=["G9", "G2"], return_tensors="np")
+    genes = tokenizer.convert_ids_to_genes(inputs["input_ids"][0])
+    assert genes[0] == "[CLS]" and genes[-2:] == ["G9", "G2"] and genes.count("G2") == 1
+    assert list(inputs["level_ids"][0, -2:]) == [MASK_LEVEL_ID, MASK_LEVEL_ID]
+    with pytest.raises(ExpressionInputError, match="NOT_A_GENE"):
+        tokenizer(counts.iloc[:2], queries=["NOT_A_GENE"])
+
+
+def test_pad_pads_ragged_samples_per_batch(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    features = [
+        {"input_ids": [2, 3, 4], "level_ids": [3, 4, 5], "values": [0.1, 0.2, 0.3]},
+        {"input_ids": [5], "level_ids": [6], "values": [0.5]},
+    ]
+    batch = tokenizer.pad(features, return_tensors="np")
+    assert batch["input_ids"].shape == (2, 4)
+    assert list(batch["attention_mask"][1]) == [1, 1, 0, 0]
+    assert batch["input_ids"][1, 2] == tokenizer.pad_token_id and batch["level_ids"][1, 3] == PAD_LEVEL_ID
+
+
+def test_unknown_genes_are_dropped_with_one_warning(counts):
+    tokenizer = GexBertTokenizer.fit(counts.iloc[:, :8], normalization="log1p", num_levels=8)
+    with pytest.warns(UserWarning, match=r"4 of 12 genes are unknown.*G8") as caught:
+        inputs = tokenizer(counts.iloc[:2], return_tensors="np")
+    assert len(caught) == 1
+    assert inputs["input_ids"].shape == (2, 9)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f: f.assign(G1=f["G1"].astype(object).where(f.index != "S3", "high")), r"'high'.*G1.*S3"),
+        (lambda f: f.assign(G2=f["G2"].where(f.index != "S4", np.inf)), r"infinite.*G2.*S4"),
+        (lambda f: f.rename(columns={"G5": "G4"}), r"duplicated genes: G4"),
+        (lambda f: f.rename(index={"S1": "S0"}), r"duplicated sample ids: S0"),
+        (lambda f: f.mask(f.index.to_series().eq("S7"), axis=0), r"no measured gene.*S7"),
+        (lambda f: f.assign(G3=-f["G3"] - 1), r"log1p.*non-negative.*G3"),
+    ],
+    ids=["non-numeric", "inf", "duplicated-gene", "duplicated-sample", "empty-sample", "negative-for-log1p"],
+)
+def test_bad_input_raises_naming_the_culprit(counts, mutate, message):
+    with pytest.raises(ExpressionInputError, match=message):
+        GexBertTokenizer.fit(mutate(counts), normalization="log1p")
+
+
+def test_numpy_input_needs_matching_gene_names(counts):
+    with pytest.raises(ExpressionInputError, match="11 gene names for 12 columns"):
+        GexBertTokenizer.fit(counts.to_numpy(), genes=list(counts.columns[:11]))
+    tokenizer = GexBertTokenizer.fit(counts.to_numpy(), genes=list(counts.columns), num_levels=4)
+    assert tokenizer.genes == list(counts.columns)
+
+
+def test_duplicated_genes_can_be_aggregated(counts):
+    frame = counts.rename(columns={"G5": "G4"})
+    tokenizer = GexBertTokenizer.fit(frame, normalization="log1p", num_levels=4, aggregate="mean")
+    assert tokenizer.genes.count("G4") == 1 and len(tokenizer.genes) == 11
+
+
+def test_save_and_load_round_trip_exactly(counts, tmp_path):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    tokenizer.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.bin"))
+    loaded = GexBertTokenizer.from_pretrained(tmp_path)
+    assert loaded.genes == tokenizer.genes and loaded.normalization == "log1p"
+    for name in ("level_edges", "level_values", "center", "scale"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(tokenizer, name))
+    a, b = tokenizer(counts, return_tensors="np"), loaded(counts, return_tensors="np")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_predicted_levels_decode_to_the_original_scale(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=16)
+    encoded = tokenizer.encode(counts)
+    one_hot = np.eye(16)[encoded["level_ids"] - LEVEL_OFFSET]
+    mean, std = tokenizer.level_distribution_moments(one_hot, encoded["gene_ids"])
+    assert np.allclose(std, 0.0)
+    restored = tokenizer.denormalize(mean)
+    relative = np.abs(restored - counts.to_numpy()) / (counts.to_numpy() + 1)
+    assert np.median(relative) < 0.1  # a level's value sits inside its quantile bin
+
+
+def test_interval_widens_with_uncertainty(counts):
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=16)
+    gene_ids = tokenizer.convert_genes_to_ids(["G0"])
+    sharp = np.zeros((1, 16))
+    sharp[0, 8] = 1.0
+    flat = np.full((1, 16), 1 / 16)
+    sharp_low, sharp_high = tokenizer.level_distribution_interval(sharp, gene_ids)
+    flat_low, flat_high = tokenizer.level_distribution_interval(flat, gene_ids)
+    assert sharp_low == sharp_high
+    assert flat_low < sharp_low and flat_high > sharp_high
