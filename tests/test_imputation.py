@@ -1,0 +1,67 @@
+"""model.impute: NaN filled, measured values untouched, absent genes restored, uncertainty reported."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf.tasks.imputation import predict_distribution
+
+
+@pytest.fixture()
+def model(tiny_config):
+    return GexBertForMaskedExpression(tiny_config).eval()
+
+
+def test_impute_fills_every_nan_and_keeps_measured_values(model, embedded_tokenizer, embedded_cohort):
+    frame = embedded_cohort.expression.iloc[:8].copy()
+    rng = np.random.default_rng(0)
+    holes = rng.random(frame.shape) < 0.5
+    with_nans = frame.mask(holes)
+    filled, uncertainty = model.impute(with_nans, embedded_tokenizer)
+    assert filled.shape == frame.shape and list(filled.columns) == list(frame.columns)
+    assert list(filled.index) == list(frame.index)
+    assert not filled.isna().any().any()
+    np.testing.assert_array_equal(filled.to_numpy()[~holes], frame.to_numpy()[~holes])
+    assert (uncertainty.to_numpy()[~holes] == 0).all() and (uncertainty.to_numpy()[holes] > 0).all()
+    # restored values lie within the training range of their gene
+    low, high = embedded_cohort.expression.min().to_numpy(), embedded_cohort.expression.max().to_numpy()
+    restored = filled.to_numpy()
+    assert ((restored >= low - 1e-9) & (restored <= high + 1e-9)).all()
+    assert with_nans.isna().sum().sum() == holes.sum()  # the input was not modified
+
+
+def test_impute_restores_genes_absent_from_the_panel(model, embedded_tokenizer, embedded_cohort):
+    panel = embedded_cohort.expression.iloc[:5, :16]
+    wanted = list(embedded_cohort.expression.columns[40:42])
+    restored = model.impute(panel, embedded_tokenizer, genes=wanted)[0]
+    assert list(restored.columns) == list(panel.columns) + wanted
+    assert not restored[wanted].isna().any().any()
+
+
+def test_impute_refuses_genes_the_model_does_not_know(model, embedded_tokenizer, embedded_cohort):
+    with pytest.raises(ExpressionInputError, match="ESR1"):
+        model.impute(embedded_cohort.expression.iloc[:2], embedded_tokenizer, genes=["ESR1"])
+
+
+def test_log1p_tokenizer_returns_values_on_the_input_scale():
+    rng = np.random.default_rng(0)
+    counts = pd.DataFrame(rng.poisson(50, size=(30, 6)).astype(float), columns=list("ABCDEF"))
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    from gexbert_hf import GexBertConfig
+
+    model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_hidden_layers=1,
+                                                                    num_attention_heads=2)).eval()
+    with_nan = counts.copy()
+    with_nan.iloc[0, 0] = np.nan
+    filled, _ = model.impute(with_nan, tokenizer)
+    assert 20 < filled.iloc[0, 0] < 100  # counts around 50, not log-scale values around 4
+    assert filled.iloc[1, 1] == counts.iloc[1, 1]
+
+
+def test_predictive_interval_contains_the_mean(model, embedded_tokenizer, embedded_cohort):
+    frame = embedded_cohort.expression.iloc[:4].copy()
+    frame.iloc[:, :10] = np.nan
+    restored = predict_distribution(model, embedded_tokenizer, frame, coverage=0.8)
+    assert (restored.lower <= restored.upper).all()
+    assert np.isnan(restored.observed[:, :10]).all() and not np.isnan(restored.observed[:, 10:]).any()

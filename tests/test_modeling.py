@@ -1,0 +1,179 @@
+"""GexBERT models: shapes, invariances (gene order, padding, batch), attention implementations, losses, heads."""
+
+import numpy as np
+import pytest
+import torch
+
+from gexbert_hf import (
+    GexBertConfig,
+    GexBertForMaskedExpression,
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+    GexBertModel,
+)
+from gexbert_hf.configuration_gexbert import MASK_LEVEL_ID
+
+
+@pytest.fixture()
+def inputs(embedded_tokenizer, embedded_cohort):
+    return embedded_tokenizer(embedded_cohort.expression.iloc[:6, :20], queries=[embedded_cohort.expression.columns[30]])
+
+
+def _model(model_class, config, **overrides):
+    torch.manual_seed(0)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return model_class(config).eval()
+
+
+@pytest.mark.parametrize("value_embedding", ["level", "continuous", "both"])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_base_model_shapes(tiny_config, inputs, value_embedding, pooling):
+    model = _model(GexBertModel, tiny_config, value_embedding=value_embedding, pooling=pooling)
+    outputs = model(**inputs, output_hidden_states=True)
+    assert outputs.last_hidden_state.shape == (6, 22, 32)
+    assert outputs.pooler_output.shape == (6, 32)
+    assert len(outputs.hidden_states) == tiny_config.num_hidden_layers + 1
+
+
+def test_no_positional_embedding_output_ignores_gene_order(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config, value_embedding="both")
+    permutation = torch.cat([torch.tensor([0]), 1 + torch.randperm(21, generator=torch.Generator().manual_seed(3))])
+    shuffled = {key: value[:, permutation] for key, value in inputs.items()}
+    with torch.no_grad():
+        reference, permuted = model(**inputs), model(**shuffled)
+    torch.testing.assert_close(permuted.level_logits, reference.level_logits[:, permutation], atol=1e-5, rtol=1e-5)
+    encoder = _model(GexBertModel, tiny_config, value_embedding="both", pooling="mean")
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**shuffled).pooler_output, encoder(**inputs).pooler_output,
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_padding_and_batch_mates_do_not_change_a_sample(tiny_config, embedded_tokenizer, embedded_cohort,
+                                                         attn_implementation):
+    tiny_config._attn_implementation = attn_implementation
+    model = _model(GexBertForMaskedExpression, tiny_config, value_embedding="continuous")
+    encoded = embedded_tokenizer.encode(embedded_cohort.expression.iloc[:3])
+    features = [
+        {"input_ids": encoded["gene_ids"][:10], "level_ids": encoded["level_ids"][0, :10],
+         "values": encoded["values"][0, :10]},
+        {"input_ids": encoded["gene_ids"], "level_ids": encoded["level_ids"][1], "values": encoded["values"][1]},
+        {"input_ids": encoded["gene_ids"][:40], "level_ids": encoded["level_ids"][2, :40],
+         "values": encoded["values"][2, :40]},
+    ]
+    with torch.no_grad():
+        alone = model(**embedded_tokenizer.pad(features[:1]))
+        together = model(**embedded_tokenizer.pad(features))
+    assert together.level_logits.shape[1] == 77  # padded to the longest sample
+    torch.testing.assert_close(together.level_logits[0, :11], alone.level_logits[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together.value_predictions[0, :11], alone.value_predictions[0], atol=1e-5, rtol=1e-5)
+
+
+def test_eager_and_sdpa_agree(tiny_config, inputs):
+    inputs = dict(inputs)
+    inputs["attention_mask"] = inputs["attention_mask"].clone()
+    inputs["attention_mask"][0, -5:] = 0  # exercise the padding mask too
+    results = {}
+    for implementation in ("eager", "sdpa"):
+        config = GexBertConfig(**tiny_config.to_dict())
+        config._attn_implementation = implementation
+        model = _model(GexBertForSequenceClassification, config)
+        with torch.no_grad():
+            results[implementation] = model(**inputs).logits
+    torch.testing.assert_close(results["eager"], results["sdpa"], atol=1e-5, rtol=1e-5)
+
+
+def test_attentions_are_returned_on_request(tiny_config, inputs):
+    model = _model(GexBertModel, tiny_config)
+    outputs = model(**inputs, output_attentions=True)
+    assert len(outputs.attentions) == tiny_config.num_hidden_layers
+    attention = outputs.attentions[0]
+    assert attention.shape == (6, tiny_config.num_attention_heads, 22, 22)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:-1]))
+    assert model(**inputs).attentions is None
+
+
+def test_masked_expression_loss_only_on_targets(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config)
+    labels = torch.full(inputs["input_ids"].shape, -100)
+    value_labels = torch.full(inputs["input_ids"].shape, float("nan"))
+    labels[:, 5], value_labels[:, 5] = 3, 0.5
+    outputs = model(**inputs, labels=labels, value_labels=value_labels)
+    outputs.level_logits.retain_grad()
+    outputs.value_predictions.retain_grad()
+    outputs.loss.backward()
+    level_grad = outputs.level_logits.grad.abs().sum(-1)
+    assert (level_grad[:, 5] > 0).all() and level_grad[:, [i for i in range(22) if i != 5]].abs().sum() == 0
+    value_grad = outputs.value_predictions.grad
+    assert (value_grad[:, 5] != 0).all() and value_grad[:, :5].abs().sum() == 0
+    expected = torch.nn.functional.cross_entropy(outputs.level_logits[:, 5].detach(), labels[:, 5]) + \
+        torch.nn.functional.mse_loss(outputs.value_predictions[:, 5].detach(), value_labels[:, 5])
+    torch.testing.assert_close(outputs.loss.detach(), expected)
+
+
+def test_masked_expression_without_targets_gives_zero_loss_with_gradient(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config)
+    outputs = model(**inputs, labels=torch.full(inputs["input_ids"].shape, -100))
+    assert outputs.loss.item() == 0.0 and outputs.loss.requires_grad
+
+
+def test_query_tokens_are_predicted_from_context(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config)
+    assert (inputs["level_ids"][:, -1] == MASK_LEVEL_ID).all()
+    probabilities = model(**inputs).level_logits.softmax(-1)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(6, 22))
+
+
+def test_classification_head_loss_and_labels(tiny_config, inputs):
+    tiny_config.num_labels = 3
+    tiny_config.id2label = {0: "a", 1: "b", 2: "c"}
+    tiny_config.label2id = {"a": 0, "b": 1, "c": 2}
+    model = _model(GexBertForSequenceClassification, tiny_config)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    outputs = model(**inputs, labels=labels)
+    assert outputs.logits.shape == (6, 3)
+    torch.testing.assert_close(outputs.loss, torch.nn.functional.cross_entropy(outputs.logits, labels))
+
+
+def test_survival_head_returns_risk_and_cox_loss(tiny_config, inputs):
+    model = _model(GexBertForSurvival, tiny_config)
+    outputs = model(**inputs, survival_time=torch.tensor([5.0, 3, 9, 1, 4, 4]), event=torch.tensor([1, 0, 1, 1, 0, 1]))
+    assert outputs.risk.shape == (6,) and torch.isfinite(outputs.loss)
+    outputs.loss.backward()
+    assert model.risk_head.weight.grad.abs().sum() > 0
+
+
+def test_training_step_reduces_loss(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config).train()
+    labels = torch.randint(0, tiny_config.num_levels, inputs["input_ids"].shape)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.9
+
+
+def test_config_rejects_bad_choices():
+    with pytest.raises(ValueError, match="value_embedding"):
+        GexBertConfig(value_embedding="positional")
+    with pytest.raises(ValueError, match="multiple of num_attention_heads"):
+        GexBertConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match="pooling"):
+        GexBertConfig(pooling="max")
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, inputs):
+    labels = torch.randint(0, tiny_config.num_levels, inputs["input_ids"].shape)
+    gradients = []
+    for checkpointing in (False, True):
+        model = _model(GexBertForMaskedExpression, GexBertConfig(**tiny_config.to_dict())).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(**inputs, labels=labels).loss.backward()
+        gradients.append(np.concatenate([p.grad.flatten().numpy() for p in model.parameters() if p.grad is not None]))
+    np.testing.assert_allclose(gradients[0], gradients[1], atol=1e-6)
