@@ -101,6 +101,7 @@ def build_dataset(
     if "train" not in set(split):
         raise ValueError(f"{split_source}: no training sample; the tokenizer is fitted on the train split")
 
+    requested = normalization
     if normalization == "auto":
         normalization = _auto_normalization(cohort.expression)
     positions = pd.Series(np.arange(len(cohort.expression)), index=cohort.expression.index)
@@ -125,7 +126,7 @@ def build_dataset(
         staged = workspace / "dataset"
         datasets.DatasetDict(splits).save_to_disk(str(staged))
         tokenizer.save_pretrained(staged)
-        summary = _summary(cohort, split, tokenizer, class_names, normalization, split_source, output,
+        summary = _summary(cohort, split, tokenizer, class_names, normalization, requested, split_source, output,
                            time.perf_counter() - started)
         (staged / SUMMARY_NAME).write_text(json.dumps(summary, indent=1))
         del splits
@@ -208,16 +209,19 @@ def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list
     return features, columns, class_names
 
 
-def _summary(cohort: Cohort, split: pd.Series, tokenizer, class_names, normalization, split_source, output,
-             seconds) -> dict:
+def _summary(cohort: Cohort, split: pd.Series, tokenizer, class_names, normalization, requested, split_source,
+             output, seconds) -> dict:
     values = cohort.expression.to_numpy()
     rows = cohort.expression.index.get_indexer(split.index)
     missing = sum(int(np.isnan(values[rows[i : i + 1024]]).sum()) for i in range(0, len(rows), 1024))
     missing /= len(rows) * values.shape[1]
     values_min, values_max = float(np.nanmin(values)), float(np.nanmax(values))
-    reason = (f"values span {values_min:.3g} .. {values_max:.3g}; " +
-              ("log1p applied" if normalization == "log1p" else "used as given (negative values or maximum < 50 "
-                                                               "look already logged or z-scored)"))
+    if requested != "auto":
+        reason = f"as requested; values span {values_min:.3g} .. {values_max:.3g}"
+    elif normalization == "log1p":
+        reason = f"auto: values span {values_min:.3g} .. {values_max:.3g}, raw-looking scale"
+    else:
+        reason = f"auto: values span {values_min:.3g} .. {values_max:.3g}, already logged or z-scored"
     summary = {
         "output": str(output),
         "name": cohort.name,

@@ -37,6 +37,10 @@ def fit_tokenizer(
     for start in range(0, expression.shape[1], gene_chunk):
         genes = expression.columns[start : start + gene_chunk]
         chunk = values[rows, start : start + gene_chunk]
+        chunk = chunk[~np.isnan(chunk).all(axis=1)]  # no value in this chunk: ignored by per-gene quantiles anyway
+        if len(chunk) == 0:
+            dropped += list(genes)
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             parts.append(GexBertTokenizer.fit(chunk, genes=list(genes), normalization=normalization,
