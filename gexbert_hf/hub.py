@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -88,3 +89,29 @@ def complete_checkpoint(model: PreTrainedModel, save_directory: str | Path) -> N
         config = json.loads(config_path.read_text())
         config["auto_map"] = full_auto_map()
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def push_checkpoint(
+    model: PreTrainedModel,
+    repo_id: str,
+    tokenizer=None,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload GexBERT model",
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> object:
+    """Upload model (safetensors, remote code, model card) and tokenizer with the standard hub client.
+
+    transformers' own `push_to_hub` replaces README.md with a generic card fetched from the hub; this keeps ours.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                                 revision=revision, create_pr=create_pr)

@@ -258,6 +258,14 @@ class GexBertPreTrainedModel(PreTrainedModel):
                 return
             complete_checkpoint(self, save_directory)
 
+    def push_to_hub(self, repo_id: str, *args, tokenizer=None, **kwargs):
+        """Standard hub upload that keeps this checkpoint's model card (and uploads `tokenizer` beside it)."""
+        try:
+            from gexbert_hf.hub import push_checkpoint
+        except ImportError:  # remote code without the package: transformers' own upload
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
+
 
 
 # ----------------------------------------------------------------------------------------------------------------------
