@@ -1,0 +1,411 @@
+"""Fine-tuning glue: Hugging Face `Trainer` on a pretrained GexBERT for classification and survival.
+
+The pretrained encoder (`gexbert.*` weights) is carried into a fresh head; a gene panel restricts what the model sees
+(the limited-panel experiments), optionally with the genes outside the panel appended as MASK queries. The panel is
+stored in the fine-tuned model's config, so `predict_*` and `gexbert predict` see exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import evaluate
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+from ..data.collator import DataCollatorForMaskedExpression
+from ..data.samples import EncodedSamples, fetch_rows
+from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
+from ..modeling_gexbert import (
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+    GexBertModel,
+    GexBertPreTrainedModel,
+    concordance_index,
+)
+from ..tokenization_gexbert import GexBertTokenizer
+
+TASKS = ("classify", "survival")
+TRAINER_DIR = "checkpoints"
+HISTORY_FILE = "finetune_history.json"
+
+
+@dataclass
+class FinetuneArguments:
+    """Everything a fine-tuning run needs; parsed from the CLI, a script or a JSON file alike."""
+
+    task: str = field(metadata={"help": "classify (class labels) or survival (Cox risk)."})
+    model: str = field(metadata={"help": "A pretrained GexBERT directory (e.g. the output of `gexbert pretrain`)."})
+    output_dir: str = field(metadata={"help": "Where the best fine-tuned model and its tokenizer are saved."})
+    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
+    genes: str | None = field(default=None, metadata={"help": "Gene panel file, one gene per line."})
+    panel_size: int | None = field(default=None, metadata={"help": "Random panel of this many vocabulary genes."})
+    panel_seed: int = field(default=0, metadata={"help": "Seed of the random panel."})
+    query_unseen: bool = field(default=False, metadata={"help": "Append genes outside the panel as MASK queries."})
+    max_queries: int | None = field(default=None, metadata={"help": "At most this many query genes (seeded)."})
+    epochs: float = field(default=10, metadata={"help": "Maximum training epochs (early stopping may end sooner)."})
+    batch_size: int = field(default=32, metadata={"help": "Samples per batch."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
+    early_stopping_patience: int = field(default=3, metadata={"help": "Epochs without improvement before stopping."})
+    validation_fraction: float = field(default=0.15, metadata={"help": "Share of train held out for validation "
+                                                                        "when the dataset has no validation split."})
+    seed: int = field(default=0, metadata={"help": "Seed of the head, data order and gene subsampling."})
+    max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per training sample and step "
+                                                                   "(default: the model's max_genes); evaluation "
+                                                                   "uses this cap too, or every gene when unset."})
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing fine-tuned model."})
+
+
+@dataclass
+class FinetuneResult:
+    model: GexBertPreTrainedModel
+    metrics: dict[str, float]
+    history: list[dict]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# metrics through `evaluate` (defined locally: `evaluate.load` needs the hub, which a laptop or cluster may lack)
+# ----------------------------------------------------------------------------------------------------------------------
+class ClassificationMetric(evaluate.Metric):
+    """Accuracy, macro-F1 and, for two classes, ROC AUC of the positive class."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="accuracy, macro-F1 and binary ROC AUC", citation="", inputs_description="class scores",
+            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")),
+                                        "references": datasets.Value("int64")}),
+        )
+
+    def _compute(self, predictions, references) -> dict[str, float]:
+        scores = np.asarray(predictions, dtype=np.float64)
+        references = np.asarray(references)
+        predicted = scores.argmax(-1)
+        result = {"accuracy": float(accuracy_score(references, predicted)),
+                  "macro_f1": float(f1_score(references, predicted, average="macro"))}
+        if scores.shape[1] == 2 and len(np.unique(references)) == 2:
+            result["roc_auc"] = float(roc_auc_score(references, scores[:, 1]))
+        return result
+
+
+class ConcordanceMetric(evaluate.Metric):
+    """Harrell's C-index of risk scores (higher risk = earlier event)."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Harrell's concordance index", citation="", inputs_description="risk, time, event",
+            features=datasets.Features({"predictions": datasets.Value("float64"),
+                                        "references": datasets.Value("float64"),
+                                        "events": datasets.Value("float64")}),
+        )
+
+    def _compute(self, predictions, references, events) -> dict[str, float]:
+        try:
+            return {"c_index": concordance_index(np.asarray(predictions), np.asarray(references), np.asarray(events))}
+        except ValueError:  # no comparable pair (no event): uninformative, not an error mid-training
+            return {"c_index": 0.5}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def _classification_metrics(prediction) -> dict[str, float]:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return ClassificationMetric().compute(predictions=_softmax(np.asarray(logits)),
+                                          references=np.asarray(prediction.label_ids).reshape(-1))
+
+
+def _survival_metrics(prediction) -> dict[str, float]:
+    risk = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    time, event = prediction.label_ids
+    return ConcordanceMetric().compute(predictions=np.asarray(risk).reshape(-1), references=np.asarray(time),
+                                       events=np.asarray(event))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# model, panel, data
+# ----------------------------------------------------------------------------------------------------------------------
+def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type, seed: int = 0,
+                    **config_overrides) -> GexBertPreTrainedModel:
+    """`head_class` with the encoder of `model` (a directory or a loaded GexBERT of any head) and a fresh head."""
+    set_seed(seed)  # the new head's initialisation
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not (path / "config.json").is_file():
+            raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
+        return head_class.from_pretrained(str(path), **config_overrides)
+    if not isinstance(model, GexBertPreTrainedModel):
+        raise TypeError(f"model must be a directory or a GexBertPreTrainedModel, got {type(model).__name__}")
+    config = copy.deepcopy(model.config)
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    config.architectures = [head_class.__name__]
+    head = head_class(config)
+    encoder = model if isinstance(model, GexBertModel) else model.gexbert
+    head.gexbert.load_state_dict(encoder.state_dict())
+    return head.to(next(model.parameters()).device)
+
+
+def panel_ids_and_queries(
+    tokenizer: GexBertTokenizer, panel_genes: list[str] | None, query_unseen: bool = False,
+    max_queries: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
+    if panel_genes is None:
+        return None, None
+    panel_ids = tokenizer.convert_genes_to_ids(list(dict.fromkeys(panel_genes)))
+    if not query_unseen:
+        return panel_ids, None
+    outside = [gene for gene in tokenizer.genes if gene not in set(panel_genes)]
+    if max_queries is not None and len(outside) > max_queries:
+        chosen = np.random.default_rng([seed, 7919]).choice(len(outside), size=max_queries, replace=False)
+        outside = [outside[index] for index in np.sort(chosen)]
+    return panel_ids, tokenizer.convert_genes_to_ids(outside)
+
+
+def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, panel_size: int | None = None,
+                 panel_seed: int = 0) -> list[str] | None:
+    """A panel from a file (one gene per line; # comments) or `panel_size` vocabulary genes drawn with `panel_seed`."""
+    if genes_file is not None and panel_size is not None:
+        raise ValueError("give either a genes file or a panel size, not both")
+    if genes_file is not None:
+        path = Path(genes_file)
+        if not path.is_file():
+            raise ExpressionInputError(f"{path}: gene panel file does not exist")
+        genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        genes = list(dict.fromkeys(gene for gene in genes if gene))
+        if not genes:
+            raise ExpressionInputError(f"{path}: gene panel file names no gene")
+        unknown = [gene for gene in genes if gene not in tokenizer.gene_to_index]
+        if unknown:
+            raise ExpressionInputError(f"{path}: panel genes unknown to the model's vocabulary: {preview(unknown)}")
+        return genes
+    if panel_size is not None:
+        if not 0 < panel_size <= len(tokenizer.genes):
+            raise ValueError(f"panel_size must be in 1..{len(tokenizer.genes)}, got {panel_size}")
+        chosen = np.random.default_rng(panel_seed).choice(len(tokenizer.genes), size=panel_size, replace=False)
+        return [tokenizer.genes[index] for index in np.sort(chosen)]
+    return None
+
+
+class RowDataset(torch.utils.data.Dataset):
+    """Index access to an `EncodedSamples` or a tokenized `datasets.Dataset`, one dict per sample, for `Trainer`."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        return fetch_rows(self.samples, [int(index)])[0]
+
+
+class _PanelTrainer(Trainer):
+    """`Trainer` whose evaluation and prediction batches come from their own deterministic collator."""
+
+    def __init__(self, *args, eval_collator: SampleFieldCollator, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_collator = eval_collator
+
+    def _with_eval_collator(self, make_loader, *args):
+        training_collator = self.data_collator
+        self.eval_collator.collator.calls = 0  # the same gene subsets at every evaluation
+        self.data_collator = self.eval_collator
+        try:
+            return make_loader(*args)
+        finally:
+            self.data_collator = training_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+
+
+class SampleFieldCollator:
+    """The masking collator (mask_fraction 0) plus per-sample fields renamed to the head's argument names.
+
+    `GexBertTokenizer.pad` treats a `labels` key as per-token level targets, so a per-sample class label travels
+    under another key and is renamed after padding.
+    """
+
+    def __init__(self, collator: DataCollatorForMaskedExpression, fields: dict[str, str]):
+        self.collator, self.fields = collator, fields
+        self.collator.sample_keys = {source: f"_sample_{target}" for source, target in fields.items()}
+        self.tokenizer = collator.tokenizer  # Trainer saves it beside checkpoints
+
+    def __call__(self, samples):
+        batch = self.collator(samples)
+        for target in self.fields.values():
+            batch[target] = batch.pop(f"_sample_{target}")
+        if "labels" in self.fields.values():
+            batch["labels"] = batch["labels"].long()
+        return batch
+
+
+def _collators(tokenizer, model, args: FinetuneArguments, panel_genes, sample_keys):
+    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, args.query_unseen, args.max_queries,
+                                                 args.panel_seed)
+    common = {"mask_fraction": 0.0, "panel_ids": panel_ids, "query_ids": query_ids}
+    training = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes or model.config.max_genes,
+                                               seed=args.seed, **common)
+    evaluation = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes, seed=args.seed + 1, **common)
+    return SampleFieldCollator(training, sample_keys), SampleFieldCollator(evaluation, sample_keys)
+
+
+def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(Path(args.output_dir) / TRAINER_DIR),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=max(args.batch_size, 64),
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_ratio,  # below 1: a share of the steps (transformers 5)
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        remove_unused_columns=False,
+        report_to=[],
+        seed=args.seed,
+        data_seed=args.seed,
+        bf16=args.bf16,
+        disable_tqdm=not args.progress,
+        dataloader_num_workers=0,
+    )
+
+
+def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str, config_overrides: dict
+              ) -> FinetuneResult:
+    output_dir = Path(args.output_dir)
+    if (output_dir / "config.json").exists() and not args.overwrite_output_dir:
+        raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite_output_dir to replace it")
+    if len(train) == 0 or len(validation) == 0:
+        raise ClinicalInputError(f"fine-tuning needs training and validation samples, got {len(train)} and "
+                                 f"{len(validation)}")
+    head_class = GexBertForSequenceClassification if task == "classify" else GexBertForSurvival
+    config_overrides = {**config_overrides, "panel_genes": list(panel_genes) if panel_genes is not None else None,
+                        "query_unseen": bool(args.query_unseen and panel_genes is not None),
+                        "max_queries": args.max_queries, "panel_seed": args.panel_seed}
+    head = load_head_model(model, head_class, seed=args.seed, **config_overrides)
+    if task == "classify":
+        sample_keys, label_names, metric, compute = {"label": "labels"}, ["labels"], "macro_f1", _classification_metrics
+    else:
+        sample_keys = {"survival_time": "survival_time", "event": "event"}
+        label_names, metric, compute = ["survival_time", "event"], "c_index", _survival_metrics
+    training_collator, eval_collator = _collators(tokenizer, head, args, panel_genes, sample_keys)
+    training_arguments = _training_arguments(args, metric)
+    training_arguments.label_names = label_names
+    trainer = _PanelTrainer(
+        model=head, args=training_arguments, data_collator=training_collator, eval_collator=eval_collator,
+        train_dataset=RowDataset(train), eval_dataset=RowDataset(validation), compute_metrics=compute,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
+    )
+    trainer.train()
+    final = trainer.evaluate()
+    metrics = {key.removeprefix("eval_"): float(value) for key, value in final.items()
+               if isinstance(value, (int, float))}
+    history = list(trainer.state.log_history)
+    best = trainer.model
+    if trainer.args.should_save:
+        best.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        (output_dir / HISTORY_FILE).write_text(json.dumps({"metrics": metrics, "history": history}, indent=1))
+        shutil.rmtree(output_dir / TRAINER_DIR, ignore_errors=True)  # the best model is saved above
+    return FinetuneResult(model=best, metrics=metrics, history=history)
+
+
+def finetune_classifier(
+    model: str | Path | GexBertPreTrainedModel,
+    tokenizer: GexBertTokenizer,
+    train: EncodedSamples,
+    validation: EncodedSamples,
+    label_names: list[str],
+    args: FinetuneArguments,
+    panel_genes: list[str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a classifier (samples carry `label` int codes into `label_names`); best macro-F1 epoch kept."""
+    if len(label_names) < 2:
+        raise ClinicalInputError(f"classification needs at least two classes, got {label_names}")
+    overrides = {"id2label": dict(enumerate(map(str, label_names))),
+                 "label2id": {str(name): index for index, name in enumerate(label_names)},
+                 "problem_type": "single_label_classification"}
+    return _finetune(model, tokenizer, train, validation, args, panel_genes, "classify", overrides)
+
+
+def finetune_survival(
+    model: str | Path | GexBertPreTrainedModel,
+    tokenizer: GexBertTokenizer,
+    train: EncodedSamples,
+    validation: EncodedSamples,
+    args: FinetuneArguments,
+    panel_genes: list[str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a Cox risk model (samples carry `survival_time` and `event`); best C-index epoch kept.
+
+    Each batch is its own risk set, so larger batches give the Cox loss more pairs to rank.
+    """
+    return _finetune(model, tokenizer, train, validation, args, panel_genes, "survival", {})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# prediction
+# ----------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, max_queries=None,
+                 max_genes=None, output: str = "logits") -> np.ndarray:
+    if panel_genes is None:
+        panel_genes = getattr(model.config, "panel_genes", None)
+        max_queries = max_queries if max_queries is not None else getattr(model.config, "max_queries", None)
+    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, max_queries,
+                                                 getattr(model.config, "panel_seed", 0))
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0,
+                                               panel_ids=panel_ids, query_ids=query_ids, seed=1)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results = []
+    for start in range(0, len(samples), batch_size):
+        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
+        results.append(getattr(model(**batch), output).float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(results)
+
+
+def predict_classes(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
+                    query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities `(samples, classes)`; `panel_genes=None` uses the panel the model was fine-tuned on."""
+    return _softmax(_forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size))
+
+
+def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
+                 query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Cox risk scores (log hazard ratios, higher = earlier event); panel as in `predict_classes`."""
+    return _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, output="risk")
+
+
+__all__ = [
+    "FinetuneArguments", "FinetuneResult", "finetune_classifier", "finetune_survival", "predict_classes",
+    "predict_risk", "load_head_model", "choose_panel", "panel_ids_and_queries", "RowDataset",
+]
