@@ -1,0 +1,113 @@
+"""DataCollatorForMaskedExpression: mask fraction, missing genes never targets, seeded reproducibility, panels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gexbert_hf.configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
+from gexbert_hf.data.collator import DataCollatorForMaskedExpression
+from gexbert_hf.data.synthetic import make_synthetic_cohort
+from gexbert_hf.tokenization_gexbert import GexBertTokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenized():
+    """Tokenizer + 16 per-sample rows of a synthetic cohort where 20 % of the cells are missing."""
+    cohort = make_synthetic_cohort(n_samples=40, n_genes=100, missing_fraction=0.2, seed=1)
+    tokenizer = GexBertTokenizer.fit(cohort.expression, num_levels=8)
+    encoded = tokenizer.encode(cohort.expression.iloc[:16])
+    rows = [{"gene_ids": encoded["gene_ids"], "level_ids": encoded["level_ids"][i], "values": encoded["values"][i],
+             "label": i % 3} for i in range(16)]
+    return tokenizer, rows
+
+
+def truth(rows):
+    """(sample, gene id) -> (level id, value) of the rows given to the collator."""
+    return {(s, int(g)): (int(level), float(value)) for s, row in enumerate(rows)
+            for g, level, value in zip(row["gene_ids"], row["level_ids"], row["values"], strict=True)}
+
+
+def test_mask_fraction_and_targets(tokenized):
+    tokenizer, rows = tokenized
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=50, mask_fraction=0.2, seed=0,
+                                                sample_keys={"label": "labels_class"})
+    batch = collator(rows)
+    known = truth(rows)
+    assert batch["input_ids"].shape == (16, 51) and (batch["input_ids"][:, 0] == tokenizer.cls_token_id).all()
+    for s in range(16):
+        tokens = batch["attention_mask"][s].bool()
+        assert tokens.sum() == 51  # CLS + max_genes: every sample has more than 50 measured genes
+        targets = batch["labels"][s] != -100
+        assert targets.sum() == 10  # round(0.2 * 50)
+        assert (batch["level_ids"][s][targets] == MASK_LEVEL_ID).all()
+        assert (batch["values"][s][targets] == 0).all()
+        assert torch.isnan(batch["value_labels"][s][~targets]).all()
+        for position in targets.nonzero().flatten().tolist():
+            level, value = known[(s, int(batch["input_ids"][s, position]))]
+            assert int(batch["labels"][s, position]) == level - LEVEL_OFFSET
+            assert float(batch["value_labels"][s, position]) == pytest.approx(value)
+        visible = tokens & ~targets
+        visible[0] = False
+        for position in visible.nonzero().flatten().tolist():
+            level, _ = known[(s, int(batch["input_ids"][s, position]))]
+            assert int(batch["level_ids"][s, position]) == level
+    assert batch["labels_class"].tolist() == [i % 3 for i in range(16)]
+
+
+def test_missing_genes_are_never_inputs_or_targets(tokenized):
+    tokenizer, rows = tokenized
+    known = truth(rows)
+    batch = DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.5, seed=3)(rows)
+    assert not (batch["level_ids"] == MISSING_LEVEL_ID).any()
+    for s in range(16):
+        measured = int((rows[s]["level_ids"] >= LEVEL_OFFSET).sum())
+        assert measured < 100  # the cohort has missing cells in every sample
+        assert int(batch["attention_mask"][s].sum()) == measured + 1
+        ids = batch["input_ids"][s][batch["attention_mask"][s].bool()][1:].tolist()
+        assert all(known[(s, gene)][0] >= LEVEL_OFFSET for gene in ids)
+    padded = batch["attention_mask"] == 0
+    assert (batch["level_ids"][padded] == PAD_LEVEL_ID).all() and (batch["labels"][padded] == -100).all()
+
+
+def test_reproducible_under_seed_and_resume(tokenized):
+    tokenizer, rows = tokenized
+
+    def collator(seed=0):
+        return DataCollatorForMaskedExpression(tokenizer, max_genes=30, mask_fraction=0.15, seed=seed)
+
+    first, second = collator(), collator()
+    a1, a2 = first(rows), first(rows)
+    b1 = second(rows)
+    for key in ("input_ids", "level_ids", "labels"):
+        assert torch.equal(a1[key], b1[key])
+    assert not torch.equal(a1["input_ids"], a2["input_ids"])  # a new gene subset every step
+    assert not torch.equal(a1["input_ids"], collator(seed=1)(rows)["input_ids"])
+    resumed = collator()
+    resumed.load_state_dict(first.state_dict())
+    first_next = first(rows)
+    assert torch.equal(resumed(rows)["input_ids"], first_next["input_ids"])
+
+
+def test_panel_and_query_ids(tokenized):
+    tokenizer, rows = tokenized
+    panel = rows[0]["gene_ids"][:20]
+    queries = rows[0]["gene_ids"][90:95]
+    batch = DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.0, panel_ids=panel, query_ids=queries)(rows)
+    assert "labels" not in batch
+    for s in range(16):
+        ids = batch["input_ids"][s][batch["attention_mask"][s].bool()][1:]
+        levels = batch["level_ids"][s][batch["attention_mask"][s].bool()][1:]
+        queried = torch.isin(ids, torch.as_tensor(queries))
+        assert queried.sum() == 5 and (levels[queried] == MASK_LEVEL_ID).all()
+        assert torch.isin(ids[~queried], torch.as_tensor(panel)).all()
+        assert (levels[~queried] >= LEVEL_OFFSET).all()
+        assert ids[-5:].tolist() == queries.tolist()  # queries come after the measured panel genes
+
+
+def test_invalid_settings(tokenized):
+    tokenizer, _ = tokenized
+    with pytest.raises(ValueError, match="mask_fraction"):
+        DataCollatorForMaskedExpression(tokenizer, mask_fraction=1.0)
+    with pytest.raises(ValueError, match="max_genes"):
+        DataCollatorForMaskedExpression(tokenizer, max_genes=0)
