@@ -320,8 +320,10 @@ class GexBertTokenizer:
                   "value_labels": np.float32}
         length = 1 + max(len(feature["input_ids"]) for feature in features)
         batch: dict[str, np.ndarray] = {}
+        # `labels` is per token for restoration but one class per sample for classification: the shape decides.
+        per_token = {key for key in token_keys if key in features[0] and np.ndim(features[0][key]) == 1}
         for key, fill in token_keys.items():
-            if key not in features[0]:
+            if key not in per_token:
                 continue
             array = np.full((len(features), length), fill, dtype=dtypes[key])
             array[:, 0] = cls_values[key]
@@ -334,7 +336,7 @@ class GexBertTokenizer:
             mask[row, : 1 + len(feature["input_ids"])] = 1
         batch["attention_mask"] = mask
         for key in features[0]:
-            if key not in token_keys:
+            if key not in per_token:
                 batch[key] = np.asarray([feature[key] for feature in features])
         return BatchEncoding(batch, tensor_type=return_tensors)
 
