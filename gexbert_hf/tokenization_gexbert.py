@@ -170,7 +170,7 @@ class GexBertTokenizer:
         num_levels: int = 32,
         aggregate: str | None = None,
         value_clip: float = 8.0,
-    ) -> "GexBertTokenizer":
+    ) -> GexBertTokenizer:
         """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
 
         Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level.
@@ -392,7 +392,7 @@ class GexBertTokenizer:
         return [str(directory / TOKENIZER_CONFIG_NAME), str(directory / TOKENIZER_ARRAYS_NAME)]
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "GexBertTokenizer":
+    def from_pretrained(cls, directory: str | Path) -> GexBertTokenizer:
         directory = Path(directory)
         config_path = directory / TOKENIZER_CONFIG_NAME
         if not config_path.is_file():

@@ -29,7 +29,7 @@ class EncodedSamples:
     @classmethod
     def from_frame(
         cls, tokenizer: GexBertTokenizer, frame: pd.DataFrame, sample_fields: dict[str, Sequence] | None = None
-    ) -> "EncodedSamples":
+    ) -> EncodedSamples:
         return cls(tokenizer.encode(frame), sample_fields)
 
     def __len__(self) -> int:
