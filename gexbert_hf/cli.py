@@ -16,8 +16,18 @@ from .errors import GexBertError
 
 # subcommand -> (module, arguments dataclass, function taking that dataclass)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "benchmark": ("gexbert_hf.benchmarks.benchmark", "BenchmarkArguments", "run_benchmark"),
+    "bench-speed": ("gexbert_hf.benchmarks.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
     "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
+    "pretrain": ("gexbert_hf.training.pretrain", "PretrainArguments", "pretrain_from_arguments"),
+    "finetune": ("gexbert_hf.training.finetune", "FinetuneArguments", "finetune_from_arguments"),
+    "impute": ("gexbert_hf.training.commands", "ImputeArguments", "impute_from_arguments"),
+    "predict": ("gexbert_hf.training.commands", "PredictArguments", "predict_from_arguments"),
+    "export": ("gexbert_hf.training.commands", "ExportArguments", "export_from_arguments"),
+    "demo": ("gexbert_hf.tasks.demo", "DemoArguments", "demo_from_arguments"),
 }
+# subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`
+POSITIONAL: dict[str, str] = {"finetune": "--task"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     parser = HfArgumentParser(getattr(module, arguments_name), prog=f"gexbert {argv[0]}")
     rest = argv[1:]
+    if argv[0] in POSITIONAL and rest and not rest[0].startswith("-") and not rest[0].endswith(".json"):
+        rest = [POSITIONAL[argv[0]], *rest]
     if len(rest) == 1 and rest[0].endswith(".json"):
         (arguments,) = parser.parse_json_file(rest[0])
     else:

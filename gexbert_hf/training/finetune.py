@@ -18,7 +18,8 @@ import evaluate
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers.utils import logging as hf_logging
 
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import EncodedSamples, fetch_rows
@@ -293,6 +294,7 @@ def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgumen
         bf16=args.bf16,
         disable_tqdm=not args.progress,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -322,8 +324,15 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
         train_dataset=RowDataset(train), eval_dataset=RowDataset(validation), compute_metrics=compute,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
     )
-    trainer.train()
-    final = trainer.evaluate()
+    if not args.progress:  # quiet: no per-epoch log lines and no shard-writing bars
+        trainer.remove_callback(PrinterCallback)
+        hf_logging.disable_progress_bar()
+    try:
+        trainer.train()
+        final = trainer.evaluate()
+    finally:
+        if not args.progress:
+            hf_logging.enable_progress_bar()
     metrics = {key.removeprefix("eval_"): float(value) for key, value in final.items()
                if isinstance(value, (int, float))}
     history = list(trainer.state.log_history)
@@ -377,7 +386,8 @@ def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_siz
                  max_genes=None, output: str = "logits") -> np.ndarray:
     if panel_genes is None:
         panel_genes = getattr(model.config, "panel_genes", None)
-        max_queries = max_queries if max_queries is not None else getattr(model.config, "max_queries", None)
+    if max_queries is None:  # the query cap (and its seed, below) the model was fine-tuned with
+        max_queries = getattr(model.config, "max_queries", None)
     panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, max_queries,
                                                  getattr(model.config, "panel_seed", 0))
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0,
@@ -405,7 +415,106 @@ def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[
     return _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, output="risk")
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# the command: a build-dataset folder in, a fine-tuned model (and its test metrics) out
+# ----------------------------------------------------------------------------------------------------------------------
+def _split_validation(strata: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation positions, stratified by `strata` (class labels or events)."""
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(len(strata))
+    counts = np.unique(strata, return_counts=True)[1]
+    stratify = strata if counts.min() >= 2 else None
+    train, validation = train_test_split(positions, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(validation)
+
+
+def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
+    """(train, validation, test or None, label names) from a build-dataset folder, samples lacking the target out."""
+    dataset_dir = Path(args.dataset)
+    if not (dataset_dir / "dataset_dict.json").is_file():
+        raise ExpressionInputError(f"{dataset_dir}: not a `gexbert build-dataset` output (no dataset_dict.json)")
+    dataset_tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
+    if dataset_tokenizer.genes != tokenizer.genes:
+        raise ExpressionInputError(
+            f"{dataset_dir}: its tokenizer's genes differ from the model's ({len(dataset_tokenizer.genes)} vs "
+            f"{len(tokenizer.genes)}); build the dataset with the model's tokenizer or pretrain on this dataset"
+        )
+    splits = datasets.load_from_disk(str(dataset_dir))
+    if "train" not in splits:
+        raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
+    needed = ["label"] if args.task == "classify" else ["survival_time", "event"]
+    missing = [column for column in needed if column not in splits["train"].column_names]
+    if missing:
+        option = "--label_column" if args.task == "classify" else "--time_column and --event_column"
+        raise ClinicalInputError(f"{dataset_dir}: no {preview(missing)} column; build the dataset with {option}")
+
+    def usable(split):
+        if args.task == "classify":
+            keep = np.asarray(split["label"]) >= 0
+        else:
+            keep = np.isfinite(np.asarray(split["survival_time"], dtype=float))
+            keep &= np.isfinite(np.asarray(split["event"], dtype=float))
+        return split.select(np.flatnonzero(keep))
+
+    train = usable(splits["train"])
+    if "validation" in splits:
+        validation = usable(splits["validation"])
+    else:
+        strata = np.asarray(train["label"] if args.task == "classify" else train["event"])
+        fit_rows, validation_rows = _split_validation(strata, args.validation_fraction, args.seed)
+        train, validation = train.select(fit_rows), train.select(validation_rows)
+    test = usable(splits["test"]) if "test" in splits else None
+    label_names = splits["train"].features["label"].names if args.task == "classify" else None
+    return train, validation, test, label_names
+
+
+def finetune(args: FinetuneArguments) -> FinetuneResult:
+    """`gexbert finetune` / `train/finetune.py`: fine-tune, save the best model, report test metrics if any."""
+    if args.task not in TASKS:
+        raise ClinicalInputError(f"task must be one of {TASKS}, got {args.task!r}")
+    if args.dataset is None:
+        raise ExpressionInputError("fine-tuning needs --dataset, a `gexbert build-dataset` output directory")
+    model_dir = Path(args.model)
+    tokenizer = GexBertTokenizer.from_pretrained(model_dir if (model_dir / "gexbert_tokenizer.json").is_file()
+                                                 else args.dataset)
+    train, validation, test, label_names = load_finetune_data(args, tokenizer)
+    panel = choose_panel(tokenizer, args.genes, args.panel_size, args.panel_seed)
+    print(f"fine-tuning {args.task} on {len(train)} samples (validation {len(validation)}"
+          + (f", test {len(test)}" if test is not None else "") + ")"
+          + (f" from a {len(panel)}-gene panel" if panel else ""))
+    if args.task == "classify":
+        result = finetune_classifier(str(model_dir), tokenizer, train, validation, label_names, args, panel)
+    else:
+        result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel)
+    summary = {"validation": result.metrics}
+    if test is not None and len(test):
+        query = bool(getattr(result.model.config, "query_unseen", False))
+        if args.task == "classify":
+            probabilities = predict_classes(result.model, tokenizer, test, query_unseen=query)
+            summary["test"] = ClassificationMetric().compute(predictions=probabilities,
+                                                             references=np.asarray(test["label"]))
+        else:
+            risk = predict_risk(result.model, tokenizer, test, query_unseen=query)
+            summary["test"] = ConcordanceMetric().compute(predictions=risk, references=np.asarray(test["survival_time"]),
+                                                          events=np.asarray(test["event"]))
+        result.metrics.update({f"test_{key}": value for key, value in summary["test"].items()})
+    (Path(args.output_dir) / "finetune_metrics.json").write_text(json.dumps(summary, indent=1))
+    for name, metrics in summary.items():
+        print(f"{name}: " + ", ".join(f"{key} {value:.4f}" for key, value in metrics.items()
+                                      if key in ("accuracy", "macro_f1", "roc_auc", "c_index", "loss")))
+    print(f"saved the best model to {args.output_dir}")
+    return result
+
+
+def finetune_from_arguments(args: FinetuneArguments) -> int:
+    """The `gexbert finetune` entry point."""
+    finetune(args)
+    return 0
+
+
 __all__ = [
+    "finetune", "finetune_from_arguments", "load_finetune_data",
     "FinetuneArguments", "FinetuneResult", "finetune_classifier", "finetune_survival", "predict_classes",
     "predict_risk", "load_head_model", "choose_panel", "panel_ids_and_queries", "RowDataset",
 ]

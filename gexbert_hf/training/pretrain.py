@@ -22,13 +22,17 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import fetch_rows
-from ..errors import OutputExistsError
+from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import latest_complete_checkpoint, publish_checkpoint, temporary_checkpoint_dir
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainingArgumentError(GexBertError, ValueError):
+    """Training options that cannot work together or on this machine (e.g. fp16 on a CPU)."""
 
 
 @dataclass
@@ -105,9 +109,9 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]
 def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
     """An Accelerator, refusing fp16 where it cannot run instead of silently training in fp32."""
     if mixed_precision not in ("no", "bf16", "fp16"):
-        raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {mixed_precision!r}")
+        raise TrainingArgumentError(f"mixed_precision must be no, bf16 or fp16, got {mixed_precision!r}")
     if mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("mixed_precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'no'")
+        raise TrainingArgumentError("mixed_precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'no'")
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
 
 
@@ -181,7 +185,7 @@ def pretrain_model(
     loss_value, eval_metrics = float("nan"), {}
     while step < args.max_steps:
         running = 0.0
-        for micro in range(args.gradient_accumulation_steps):
+        for _ in range(args.gradient_accumulation_steps):
             batch = collator(fetch_rows(train_samples, sampler.batch(position))).to(accelerator.device)
             position += 1
             with accelerator.accumulate(model):
@@ -273,3 +277,56 @@ def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{output_dir} holds checkpoints of an unfinished run; pass --resume to continue it or "
             "--overwrite_output_dir to start again"
         )
+
+
+def pretrain(args: PretrainArguments) -> PretrainResult:
+    """`gexbert pretrain` / `train/pretrain.py`: a build-dataset folder in, a `from_pretrained`-ready model out.
+
+    Launch under `accelerate launch` for several processes; only the main process writes the final model.
+    """
+    import datasets
+
+    from .presets import build_config
+
+    if args.dataset is None:
+        raise ExpressionInputError("pretraining needs --dataset, a `gexbert build-dataset` output directory")
+    dataset_dir = Path(args.dataset)
+    if not (dataset_dir / "dataset_dict.json").is_file():
+        raise ExpressionInputError(f"{dataset_dir}: not a `gexbert build-dataset` output (no dataset_dict.json)")
+    output_dir = Path(args.output_dir)
+    check_output_dir(output_dir, args.resume, args.overwrite_output_dir)
+    accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
+    tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
+    splits = datasets.load_from_disk(str(dataset_dir))
+    if "train" not in splits:
+        raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
+    held_out = next((name for name in ("validation", "test") if name in splits), None)
+    try:
+        config = build_config(tokenizer, args.preset, args.config_file, value_embedding=args.value_embedding)
+    except (ValueError, FileNotFoundError) as error:
+        raise TrainingArgumentError(str(error)) from error
+    set_seed(args.seed)  # the initial weights
+    model = GexBertForMaskedExpression(config)
+    accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(splits['train'])} samples x "
+                      f"{len(tokenizer.genes)} genes with {accelerator.num_processes} process(es) on {accelerator.device}; "
+                      f"held-out restoration on {held_out or 'nothing'}")
+    result = pretrain_model(model, tokenizer, splits["train"], args,
+                            eval_samples=splits[held_out] if held_out else None, accelerator=accelerator)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        result.model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        accelerator.print(f"saved the pretrained model to {output_dir} ({result.steps} steps, "
+                          f"{result.seconds:.0f} s, final loss {result.final_loss:.3f}"
+                          + (f", held-out loss {result.eval_loss:.3f})" if result.eval_loss is not None else ")"))
+        if args.push_to_hub:
+            result.model.push_to_hub(args.push_to_hub, tokenizer=tokenizer)
+            accelerator.print(f"pushed to https://huggingface.co/{args.push_to_hub}")
+    accelerator.wait_for_everyone()
+    return result
+
+
+def pretrain_from_arguments(args: PretrainArguments) -> int:
+    """The `gexbert pretrain` entry point."""
+    pretrain(args)
+    return 0

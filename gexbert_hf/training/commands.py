@@ -1,0 +1,282 @@
+"""Using a trained model from files: `gexbert impute`, `gexbert predict` and `gexbert export`.
+
+Each reads with the data layer's readers (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad), never modifies its
+input, and refuses to replace an existing output unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..configuration_gexbert import GexBertConfig
+from ..data.readers import read_expression
+from ..data.samples import EncodedSamples
+from ..errors import ExpressionInputError, OutputExistsError, preview
+from ..modeling_gexbert import (
+    GexBertForMaskedExpression,
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+    GexBertModel,
+    GexBertPreTrainedModel,
+)
+from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
+
+MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
+                                               GexBertForSurvival, GexBertModel)}
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".parquet", ".pq")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# shared helpers
+# ----------------------------------------------------------------------------------------------------------------------
+def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
+    """The head a directory was saved with (its `architectures`) and the tokenizer beside it."""
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
+    if not (path / TOKENIZER_CONFIG_NAME).is_file():
+        raise ExpressionInputError(f"{path}: no GexBERT tokenizer ({TOKENIZER_CONFIG_NAME}) beside the model")
+    config = GexBertConfig.from_pretrained(str(path))
+    architecture = (config.architectures or ["GexBertModel"])[0]
+    if architecture not in MODEL_CLASSES:
+        raise ExpressionInputError(f"{path}: unknown architecture {architecture!r}; expected one of "
+                                   f"{preview(sorted(MODEL_CLASSES))}")
+    model = MODEL_CLASSES[architecture].from_pretrained(str(path))
+    model.eval()
+    return model, GexBertTokenizer.from_pretrained(path)
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(TABLE_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    raise ExpressionInputError(f"{path}: output format unknown; name it {', '.join(TABLE_SUFFIXES)}")
+
+
+def sidecar_path(output: str | Path, tag: str) -> Path:
+    """`filled.csv` -> `filled.uncertainty.csv`: a file beside the output, same format."""
+    output = Path(output)
+    suffix = _suffix(output)
+    return output.with_name(output.name[: -len(suffix)] + f".{tag}" + output.name[-len(suffix):])
+
+
+def _check_outputs(input_path: Path, outputs: list[Path], overwrite: bool) -> None:
+    for output in outputs:
+        _suffix(output)
+        if output.resolve() == input_path.resolve():
+            raise OutputExistsError(f"{output}: is the input file; the input is never modified, choose another output")
+        if output.exists() and not overwrite:
+            raise OutputExistsError(f"{output}: already exists; pass --overwrite to replace it")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Samples x columns table by suffix (CSV, TSV, Parquet), written to a temporary file then renamed."""
+    path = Path(path)
+    suffix = _suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = frame.rename_axis("sample")
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=suffix, delete=False) as handle:
+        temporary = Path(handle.name)
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame.to_parquet(temporary)
+        else:
+            frame.to_csv(temporary, sep="," if suffix.startswith(".csv") else "\t",
+                         compression="gzip" if suffix.endswith(".gz") else None)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _read_genes_file(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise ExpressionInputError(f"{file}: gene list file does not exist")
+    genes = [line.split("#")[0].strip() for line in file.read_text().splitlines()]
+    return [gene for gene in dict.fromkeys(genes) if gene]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# impute
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class ImputeArguments:
+    """`gexbert impute`: fill every missing value (and absent model gene) of an expression file."""
+
+    model: str = field(metadata={"help": "A pretrained GexBERT directory (masked-expression head)."})
+    input: str = field(metadata={"help": "Expression file (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad)."})
+    output: str = field(metadata={"help": "Filled samples x genes table (.csv, .tsv, .parquet); the uncertainty "
+                                          "goes beside it as NAME.uncertainty.EXT."})
+    genes: str | None = field(default=None, metadata={"help": "File of genes to restore (one a line); default: "
+                                                               "every model gene absent from the input."})
+    only_input_genes: bool = field(default=False, metadata={"help": "Fill NaNs only; restore no absent gene."})
+    batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace existing output files."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+
+def impute_file(args: ImputeArguments) -> tuple[Path, Path]:
+    """Read, impute with the model's predictive distribution, write filled values and their uncertainty."""
+    from ..tasks.imputation import impute
+
+    input_path = Path(args.input)
+    output, uncertainty_path = Path(args.output), sidecar_path(args.output, "uncertainty")
+    _check_outputs(input_path, [output, uncertainty_path], args.overwrite)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    if not isinstance(model, GexBertForMaskedExpression):
+        raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
+                                   f"directory holds a {type(model).__name__}")
+    frame = read_expression(input_path)
+    requested = _read_genes_file(args.genes)
+    if requested is None and not args.only_input_genes:
+        requested = [gene for gene in tokenizer.genes if gene not in set(frame.columns)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
+        known = tokenizer.select_known(frame, source=str(input_path))
+    unknown = [gene for gene in frame.columns if gene not in tokenizer.gene_to_index]
+    filled, uncertainty = impute(model, tokenizer, known, genes=requested, batch_size=args.batch_size,
+                                 progress=args.progress)
+    if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
+        filled = filled.join(frame[unknown])
+        uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))
+    write_table(filled, output)
+    write_table(uncertainty, uncertainty_path)
+    print(f"imputed {int(np.isnan(known.to_numpy()).sum())} missing values and restored "
+          f"{len(requested or [])} absent genes for {len(filled)} samples -> {output} (uncertainty: "
+          f"{uncertainty_path}" + (f"; {len(unknown)} genes unknown to the model passed through)" if unknown else ")"))
+    return output, uncertainty_path
+
+
+def impute_from_arguments(args: ImputeArguments) -> int:
+    impute_file(args)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# predict
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class PredictArguments:
+    """`gexbert predict`: classes with probabilities, or Cox risk scores, for every sample of a file."""
+
+    model: str = field(metadata={"help": "A fine-tuned GexBERT directory (classification or survival)."})
+    input: str = field(metadata={"help": "Expression file (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad)."})
+    output: str = field(metadata={"help": "Predictions table (.csv, .tsv, .parquet)."})
+    batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing output file."})
+
+
+def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
+                  batch_size: int = 64, source: str = "input") -> pd.DataFrame:
+    """Predictions for a samples x genes DataFrame, using the panel and queries the model was fine-tuned with."""
+    from .finetune import predict_classes, predict_risk
+
+    panel = getattr(model.config, "panel_genes", None)
+    if panel is not None:
+        absent = [gene for gene in panel if gene not in set(frame.columns)]
+        if len(absent) == len(panel):
+            raise ExpressionInputError(f"{source}: none of the model's {len(panel)} panel genes is measured "
+                                       f"(e.g. {preview(panel, 3)})")
+        if absent:
+            warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
+                          f"missing: {preview(absent)}", stacklevel=2)
+    samples = EncodedSamples.from_frame(tokenizer, frame)
+    query = bool(getattr(model.config, "query_unseen", False))
+    index = pd.Index(samples.samples, name="sample")
+    if isinstance(model, GexBertForSequenceClassification):
+        probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
+        table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
+        table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
+        return table
+    if isinstance(model, GexBertForSurvival):
+        risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        return pd.DataFrame({"risk": risk}, index=index)
+    raise ExpressionInputError(f"prediction needs a fine-tuned classification or survival model, got "
+                               f"{type(model).__name__}; use `gexbert impute` for a pretrained model")
+
+
+def predict_file(args: PredictArguments) -> Path:
+    input_path, output = Path(args.input), Path(args.output)
+    _check_outputs(input_path, [output], args.overwrite)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    if not isinstance(model, (GexBertForSequenceClassification, GexBertForSurvival)):
+        raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
+                                   f"this directory holds a {type(model).__name__}")
+    table = predict_frame(model, tokenizer, read_expression(input_path), args.batch_size, source=str(input_path))
+    write_table(table, output)
+    print(f"predicted {len(table)} samples -> {output}")
+    return output
+
+
+def predict_from_arguments(args: PredictArguments) -> int:
+    predict_file(args)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class ExportArguments:
+    """`gexbert export`: a folder ready for the hub (safetensors, remote code, tokenizer, model card)."""
+
+    model: str = field(metadata={"help": "A GexBERT model directory (any head)."})
+    output: str = field(metadata={"help": "Export folder."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing export folder."})
+
+
+EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", "configuration_gexbert.py", "modeling_gexbert.py",
+                  TOKENIZER_CONFIG_NAME)
+
+
+def export_model(args: ExportArguments) -> Path:
+    """Write the export to a temporary folder beside `output`, check it holds every hub file, then rename it."""
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
+        raise OutputExistsError(f"{output}: already exists; pass --overwrite to replace it")
+    if output.resolve() == Path(args.model).resolve():
+        raise OutputExistsError(f"{output}: is the model directory itself; export to another folder")
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
+    try:
+        model.save_pretrained(staging)  # safetensors: the only format transformers 5 writes
+        tokenizer.save_pretrained(staging)
+        absent = [name for name in EXPORTED_FILES if not (staging / name).is_file()]
+        if absent:
+            raise RuntimeError(f"export of {args.model} is missing {preview(absent)}")
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    config = json.loads((output / "config.json").read_text())
+    print(f"exported {type(model).__name__} ({model.num_parameters():,} parameters) to {output}: "
+          f"{', '.join(sorted(path.name for path in output.iterdir()))}\n"
+          f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) "
+          f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
+    return output
+
+
+def export_from_arguments(args: ExportArguments) -> int:
+    export_model(args)
+    return 0
+
+
+__all__ = [
+    "ExportArguments", "ImputeArguments", "PredictArguments", "export_model", "impute_file", "load_model_and_tokenizer",
+    "predict_file", "predict_frame", "sidecar_path", "write_table",
+]

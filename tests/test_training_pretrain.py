@@ -1,0 +1,120 @@
+"""Pretraining: real-data learning, exact resume, corrupt-checkpoint skipping, the fp16-on-CPU refusal, the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf.cli import main
+from gexbert_hf.data.samples import EncodedSamples
+from gexbert_hf.training import pretrain as pretrain_module
+from gexbert_hf.training.checkpoints import list_checkpoints
+from gexbert_hf.training.presets import build_config
+from gexbert_hf.training.pretrain import (
+    PretrainArguments,
+    TrainingArgumentError,
+    evaluate_restoration,
+    make_accelerator,
+    pretrain_model,
+)
+
+
+def _arguments(output_dir, **overrides) -> PretrainArguments:
+    values = {"output_dir": str(output_dir), "max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
+              "logging_steps": 2, "eval_steps": 6, "save_steps": 4, "save_total_limit": 2, "progress": False}
+    values.update(overrides)
+    return PretrainArguments(**values)
+
+
+def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, tmp_path):
+    from gexbert_hf.data.readers import load_cohort, load_split
+
+    folder = shared_data_dir / "tcga3_xena_log2tpm"
+    cohort = load_cohort(folder)
+    split = load_split(folder).reindex(cohort.expression.index)
+    train = cohort.expression[(split == "train").to_numpy()]
+    genes = list(train.var().sort_values(ascending=False).index[:96])  # keep the test to seconds
+    fit, held_out = train.iloc[:600][genes], train.iloc[600:][genes]
+    tokenizer = GexBertTokenizer.fit(fit, normalization="none", num_levels=16)
+    torch.manual_seed(0)
+    model = GexBertForMaskedExpression(build_config(tokenizer, "tiny", max_genes=48))
+    train_samples, eval_samples = EncodedSamples.from_frame(tokenizer, fit), EncodedSamples.from_frame(tokenizer, held_out)
+    before = evaluate_restoration(model, tokenizer, eval_samples, 64, 48, 0.3)["eval_loss"]
+    result = pretrain_model(model, tokenizer, train_samples,
+                            _arguments(tmp_path, max_steps=80, batch_size=32, eval_steps=40, save_steps=0,
+                                       max_genes=48, logging_steps=20),
+                            eval_samples=eval_samples)
+    assert result.eval_loss < before - 0.1, (before, result.eval_loss)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in logged] == [20, 40, 60, 80]
+    assert {"loss", "learning_rate", "samples_per_second", "eval_loss"} <= set(logged[-1])
+
+
+def _run(embedded_tokenizer, tiny_config, samples, output_dir, **overrides):
+    torch.manual_seed(0)
+    model = GexBertForMaskedExpression(tiny_config)
+    return pretrain_model(model, embedded_tokenizer, samples, _arguments(output_dir, **overrides)).model
+
+
+def test_resume_after_a_crash_ends_with_identical_weights(embedded_cohort, embedded_tokenizer, tiny_config, tmp_path,
+                                                          monkeypatch, caplog):
+    samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
+    reference = _run(embedded_tokenizer, tiny_config, samples, tmp_path / "uninterrupted")
+
+    original_log = pretrain_module._log
+
+    def crash_at_step_10(output_dir, record, writer):
+        if record["step"] == 10:
+            raise KeyboardInterrupt("simulated crash")
+        original_log(output_dir, record, writer)
+
+    monkeypatch.setattr(pretrain_module, "_log", crash_at_step_10)
+    with pytest.raises(KeyboardInterrupt):
+        _run(embedded_tokenizer, tiny_config, samples, tmp_path / "interrupted")
+    monkeypatch.setattr(pretrain_module, "_log", original_log)
+    root = tmp_path / "interrupted" / "checkpoints"
+    assert [path.name for path in list_checkpoints(root)] == ["step-00000004", "step-00000008"]
+    # a half-written newer checkpoint (no completion marker, empty weights) must be skipped with a warning
+    corrupt = root / "step-00000009"
+    corrupt.mkdir()
+    (corrupt / "model.safetensors").write_bytes(b"")
+    resumed = _run(embedded_tokenizer, tiny_config, samples, tmp_path / "interrupted", resume=True)
+    assert "skipping checkpoint" in caplog.text
+
+    expected, actual = reference.state_dict(), resumed.state_dict()
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed where CUDA exists")
+def test_fp16_on_cpu_is_refused_not_ignored(tmp_path, capsys):
+    with pytest.raises(TrainingArgumentError, match="fp16.*CUDA"):
+        make_accelerator("fp16")
+    code = main(["pretrain", "--dataset", str(tmp_path), "--output_dir", str(tmp_path / "out"),
+                 "--mixed_precision", "fp16"])
+    assert code == 2 and "error" in capsys.readouterr().err
+
+
+def test_pretrain_command_writes_a_loadable_model_and_refuses_to_overwrite(synthetic_cohort, tmp_path, capsys):
+    from gexbert_hf.data.build import build_dataset
+
+    dataset = tmp_path / "dataset"
+    build_dataset(synthetic_cohort, output=dataset, verbose=False)
+    output = tmp_path / "model"
+    arguments = ["pretrain", "--dataset", str(dataset), "--output_dir", str(output), "--preset", "tiny",
+                 "--max_steps", "6", "--batch_size", "16", "--save_steps", "3", "--logging_steps", "3",
+                 "--eval_steps", "3", "--progress", "false"]
+    assert main(arguments) == 0
+    model = GexBertForMaskedExpression.from_pretrained(output)
+    tokenizer = GexBertTokenizer.from_pretrained(output)
+    assert model.config.vocab_size == tokenizer.vocab_size
+    assert (output / "README.md").is_file() and (output / "metrics.jsonl").is_file()
+    assert main(arguments) == 2
+    assert "already holds a trained model" in capsys.readouterr().err
+    assert main(["pretrain", "--dataset", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "x")]) == 2
+    assert np.isfinite(json.loads((output / "metrics.jsonl").read_text().splitlines()[-1])["eval_loss"])
