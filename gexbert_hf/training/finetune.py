@@ -147,7 +147,10 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
         path = Path(model)
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
-        return head_class.from_pretrained(str(path), **config_overrides)
+        config = head_class.config_class.from_pretrained(str(path))
+        for key, value in config_overrides.items():  # new attributes too (the panel), which kwargs would refuse
+            setattr(config, key, value)
+        return head_class.from_pretrained(str(path), config=config)
     if not isinstance(model, GexBertPreTrainedModel):
         raise TypeError(f"model must be a directory or a GexBertPreTrainedModel, got {type(model).__name__}")
     config = copy.deepcopy(model.config)

@@ -1,0 +1,142 @@
+"""The `gexbert` command on files: impute, predict, export, and its refusals (never a traceback for bad input)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gexbert_hf import (
+    GexBertConfig,
+    GexBertForMaskedExpression,
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+)
+from gexbert_hf.cli import SUBCOMMANDS, main
+from gexbert_hf.training.commands import sidecar_path
+
+
+@pytest.fixture(scope="module")
+def model_dirs(embedded_tokenizer, tmp_path_factory):
+    """Untrained tiny models of each head, saved with their tokenizer: the files are what these tests exercise."""
+    root = tmp_path_factory.mktemp("models")
+    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=64)
+    panel = embedded_tokenizer.genes[:8]
+    dirs = {}
+    for name, cls, extra in (
+        ("pretrained", GexBertForMaskedExpression, {}),
+        ("classifier", GexBertForSequenceClassification,
+         {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1},
+          "panel_genes": panel, "query_unseen": True}),
+        ("survival", GexBertForSurvival, {}),
+    ):
+        torch.manual_seed(0)
+        head_config = GexBertConfig.from_dict({**config.to_dict(), **extra})
+        directory = root / name
+        cls(head_config).save_pretrained(directory)
+        embedded_tokenizer.save_pretrained(directory)
+        dirs[name] = directory
+    return dirs
+
+
+@pytest.fixture()
+def input_csv(embedded_cohort, tmp_path):
+    frame = embedded_cohort.expression.iloc[:12, :30].copy()
+    frame.iloc[0, 3] = np.nan
+    frame.iloc[5, [1, 7, 9]] = np.nan
+    frame["NOT_A_MODEL_GENE"] = 1.0
+    path = tmp_path / "input.csv"
+    frame.rename_axis("sample").to_csv(path)
+    return path
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_subcommands_are_registered(capsys):
+    assert {"pretrain", "finetune", "impute", "predict", "export", "demo", "build-dataset"} <= set(SUBCOMMANDS)
+    assert main(["no-such-command"]) == 2
+    assert main(["--help"]) == 0
+
+
+def test_impute_fills_every_value_writes_uncertainty_and_leaves_the_input_alone(model_dirs, input_csv, tmp_path,
+                                                                                   embedded_tokenizer, capsys):
+    before = _digest(input_csv)
+    output = tmp_path / "filled.csv"
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(input_csv), "--output",
+                 str(output), "--progress", "false"]) == 0
+    assert _digest(input_csv) == before
+    original = pd.read_csv(input_csv, index_col=0)
+    filled = pd.read_csv(output, index_col=0)
+    uncertainty = pd.read_csv(sidecar_path(output, "uncertainty"), index_col=0)
+    model_genes = [gene for gene in filled.columns if gene != "NOT_A_MODEL_GENE"]
+    assert set(model_genes) == set(embedded_tokenizer.genes)  # absent model genes restored too
+    assert not filled[model_genes].isna().any().any()
+    measured = original.columns[:30]
+    observed = original[measured].notna().to_numpy()
+    np.testing.assert_allclose(filled[measured].to_numpy()[observed], original[measured].to_numpy()[observed])
+    assert (uncertainty[measured].to_numpy()[observed] == 0).all()
+    assert (uncertainty[measured].to_numpy()[~observed] > 0).all()
+    assert filled.loc[:, "NOT_A_MODEL_GENE"].eq(1.0).all()  # passed through untouched
+
+    # never overwritten without consent, never the input itself
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(input_csv), "--output",
+                 str(output)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(input_csv), "--output",
+                 str(input_csv), "--overwrite"]) == 2
+    assert _digest(input_csv) == before
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(input_csv), "--output",
+                 str(output), "--overwrite", "--only_input_genes", "--progress", "false"]) == 0
+    assert pd.read_csv(output, index_col=0).shape[1] == 31
+
+
+def test_impute_refuses_bad_input_with_a_message(model_dirs, tmp_path, capsys):
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(tmp_path / "missing.csv"),
+                 "--output", str(tmp_path / "out.csv")]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample,X200726_at\nA,1.0\nB,oops\n")
+    assert main(["impute", "--model", str(model_dirs["pretrained"]), "--input", str(bad), "--output",
+                 str(tmp_path / "out.csv")]) == 2
+    assert "oops" in capsys.readouterr().err
+    assert main(["impute", "--model", str(model_dirs["classifier"]), "--input", str(bad), "--output",
+                 str(tmp_path / "out.tsv")]) == 2
+    assert "masked-expression" in capsys.readouterr().err
+
+
+def test_predict_classes_and_risks(model_dirs, input_csv, tmp_path):
+    output = tmp_path / "classes.tsv"
+    assert main(["predict", "--model", str(model_dirs["classifier"]), "--input", str(input_csv), "--output",
+                 str(output)]) == 0
+    table = pd.read_csv(output, sep="\t", index_col=0)
+    assert list(table.columns) == ["predicted", "probability_negative", "probability_positive"]
+    np.testing.assert_allclose(table.iloc[:, 1:].sum(1), 1.0, rtol=1e-5)
+    assert len(table) == 12
+    output = tmp_path / "risk.parquet"
+    assert main(["predict", "--model", str(model_dirs["survival"]), "--input", str(input_csv), "--output",
+                 str(output)]) == 0
+    risk = pd.read_parquet(output)
+    assert list(risk.columns) == ["risk"] and np.isfinite(risk["risk"]).all()
+    assert main(["predict", "--model", str(model_dirs["pretrained"]), "--input", str(input_csv), "--output",
+                 str(tmp_path / "x.csv")]) == 2
+
+
+def test_export_writes_a_hub_ready_folder(model_dirs, tmp_path, capsys):
+    output = tmp_path / "export"
+    assert main(["export", "--model", str(model_dirs["classifier"]), "--output", str(output)]) == 0
+    names = {path.name for path in output.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "configuration_gexbert.py", "modeling_gexbert.py",
+            "gexbert_tokenizer.json", "gexbert_tokenizer.safetensors"} <= names
+    exported = GexBertForSequenceClassification.from_pretrained(output)
+    original = GexBertForSequenceClassification.from_pretrained(model_dirs["classifier"])
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(tensor, exported.state_dict()[name]), name
+    assert main(["export", "--model", str(model_dirs["classifier"]), "--output", str(output)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "nothing"), "--output", str(tmp_path / "e2")]) == 2

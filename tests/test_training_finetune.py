@@ -1,0 +1,111 @@
+"""Fine-tuning with the Trainer: classification and survival metrics, panels with unseen-gene queries, the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertForSurvival
+from gexbert_hf.cli import main
+from gexbert_hf.data.samples import EncodedSamples
+from gexbert_hf.training.finetune import (
+    FinetuneArguments,
+    choose_panel,
+    finetune_classifier,
+    finetune_survival,
+    panel_ids_and_queries,
+    predict_classes,
+    predict_risk,
+)
+
+
+@pytest.fixture(scope="module")
+def pretrained(embedded_tokenizer):
+    from gexbert_hf import GexBertConfig
+
+    torch.manual_seed(0)
+    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=2,
+                                          num_attention_heads=4, intermediate_size=64, max_genes=64)
+    return GexBertForMaskedExpression(config)
+
+
+def _samples(tokenizer, cohort, rows):
+    clinical = cohort.clinical.iloc[rows]
+    return EncodedSamples.from_frame(tokenizer, cohort.expression.iloc[rows], {
+        "label": (clinical["er"] == "positive").to_numpy(np.int64),
+        "survival_time": clinical["time"].to_numpy(np.float32), "event": clinical["event"].to_numpy(np.float32)})
+
+
+def _arguments(task, output_dir, **overrides):
+    values = {"task": task, "model": "(in memory)", "output_dir": str(output_dir), "epochs": 3, "batch_size": 32,
+              "learning_rate": 1e-3, "progress": False}
+    values.update(overrides)
+    return FinetuneArguments(**values)
+
+
+def test_classification_from_a_panel_with_queries_reports_metrics_and_saves_the_best_model(
+        pretrained, embedded_tokenizer, embedded_cohort, tmp_path):
+    train, validation = (_samples(embedded_tokenizer, embedded_cohort, rows)
+                         for rows in (range(0, 130), range(130, 198)))
+    panel = embedded_tokenizer.genes[:16]
+    result = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
+                                 _arguments("classify", tmp_path, query_unseen=True, max_queries=20), panel)
+    assert {"accuracy", "macro_f1", "roc_auc", "loss"} <= set(result.metrics)
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert any("eval_macro_f1" in record for record in result.history)
+    # the encoder started from the pretrained one (unused query embeddings stay as pretrained)
+    assert result.model.gexbert.embeddings.gene_embeddings.weight.shape[0] == embedded_tokenizer.vocab_size
+    saved = GexBertForSequenceClassification.from_pretrained(tmp_path)
+    assert saved.config.panel_genes == panel and saved.config.query_unseen and saved.config.max_queries == 20
+    assert saved.config.id2label == {0: "negative", 1: "positive"}
+    assert not (tmp_path / "checkpoints").exists()
+    probabilities = predict_classes(saved, embedded_tokenizer, validation, query_unseen=True)
+    assert probabilities.shape == (len(validation), 2)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probabilities, predict_classes(result.model, embedded_tokenizer, validation,
+                                                              query_unseen=True), rtol=1e-5, atol=1e-6)
+
+
+def test_survival_fine_tuning_reports_a_c_index(pretrained, embedded_tokenizer, embedded_cohort, tmp_path):
+    train, validation = (_samples(embedded_tokenizer, embedded_cohort, rows)
+                         for rows in (range(0, 130), range(130, 198)))
+    result = finetune_survival(pretrained, embedded_tokenizer, train, validation, _arguments("survival", tmp_path))
+    assert 0.0 <= result.metrics["c_index"] <= 1.0
+    risk = predict_risk(GexBertForSurvival.from_pretrained(tmp_path), embedded_tokenizer, validation)
+    assert risk.shape == (len(validation),) and np.isfinite(risk).all()
+
+
+def test_panels_and_queries(embedded_tokenizer, tmp_path):
+    panel = choose_panel(embedded_tokenizer, panel_size=16, panel_seed=3)
+    assert panel == choose_panel(embedded_tokenizer, panel_size=16, panel_seed=3) and len(set(panel)) == 16
+    panel_ids, query_ids = panel_ids_and_queries(embedded_tokenizer, panel, query_unseen=True, max_queries=10)
+    assert len(panel_ids) == 16 and len(query_ids) == 10 and not set(panel_ids) & set(query_ids)
+    genes_file = tmp_path / "panel.txt"
+    genes_file.write_text("# my panel\n" + "\n".join(panel[:3]) + "\nNOT_A_GENE\n")
+    from gexbert_hf.errors import ExpressionInputError
+
+    with pytest.raises(ExpressionInputError, match="NOT_A_GENE"):
+        choose_panel(embedded_tokenizer, genes_file=str(genes_file))
+
+
+def test_finetune_command_on_a_built_dataset(synthetic_cohort, tmp_path, capsys):
+    from gexbert_hf.data.build import build_dataset
+
+    dataset, model_dir = tmp_path / "dataset", tmp_path / "pretrained"
+    build_dataset(synthetic_cohort, output=dataset, verbose=False)
+    assert main(["pretrain", "--dataset", str(dataset), "--output_dir", str(model_dir), "--preset", "tiny",
+                 "--max_steps", "2", "--batch_size", "16", "--save_steps", "0", "--progress", "false"]) == 0
+    output = tmp_path / "classifier"
+    assert main(["finetune", "classify", "--model", str(model_dir), "--dataset", str(dataset), "--output_dir",
+                 str(output), "--epochs", "2", "--panel_size", "8", "--query_unseen", "--progress", "false"]) == 0
+    metrics = json.loads((output / "finetune_metrics.json").read_text())
+    assert {"validation", "test"} <= set(metrics) and "macro_f1" in metrics["test"]
+    assert len(GexBertForSequenceClassification.from_pretrained(output).config.panel_genes) == 8
+    assert main(["finetune", "survival", "--model", str(model_dir), "--dataset", str(dataset), "--output_dir",
+                 str(tmp_path / "survival"), "--epochs", "1", "--progress", "false"]) == 0
+    assert main(["finetune", "classify", "--model", str(model_dir), "--dataset", str(dataset), "--output_dir",
+                 str(output), "--epochs", "1", "--progress", "false"]) == 2
+    assert "already holds a model" in capsys.readouterr().err
