@@ -1,0 +1,102 @@
+"""`gexbert bench-speed --quick`: every section runs, and the files it writes hold what the report promises."""
+
+import json
+
+import pytest
+import torch
+
+from gexbert_hf.benchmarks.speed import (
+    NO_ATTENTION,
+    SpeedBenchmarkArguments,
+    build_model,
+    make_batch,
+    run_memory_point,
+    run_speed_benchmark,
+    training_flops,
+)
+from gexbert_hf.cli import SUBCOMMANDS
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_num_layers=1)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("speed")
+    results = run_speed_benchmark(SpeedBenchmarkArguments(output_dir=str(directory), quick=True, point_seconds=0.2))
+    return directory, results
+
+
+def test_quick_run_writes_report_json_and_plots(quick_run):
+    directory, results = quick_run
+    for name in ("report.md", "results.json", "throughput.png", "scaling.png", "imputation.png"):
+        path = directory / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    assert (directory / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(directory.glob(".*")), "atomic writes left temporary files behind"
+    stored = json.loads((directory / "results.json").read_text())
+    assert stored["quick"] is True and len(stored["load_start"]) == 3
+    report = (directory / "report.md").read_text()
+    for heading in ("## Targets", "## 1-2. Training step", "## 5. Training step against genes", "## 4. The full",
+                    "## 3. Imputation", "## 6. CUDA", "Quick mode"):
+        assert heading in report
+    if not torch.cuda.is_available():
+        assert "**Not run**" in report and stored["cuda"]["run"] is False
+
+
+def test_comparison_rows_cover_every_point_and_dtype(quick_run):
+    _, results = quick_run
+    plan = results["plan"]
+    points = {(row["genes"], row["batch"], row["dtype"]) for row in results["comparison"]}
+    assert points == {(g, b, d) for g, b in plan["compare_points"] for d in plan["dtypes"]}
+    for row in results["comparison"]:
+        assert len(row["step_s"]["gexbert"]) == len(row["step_s"]["bert"]) == row["repeats"] >= 1
+        assert row["ratio"] == pytest.approx(row["median_step_s"]["bert"] / row["median_step_s"]["gexbert"])
+        assert row["tokens_per_s"]["gexbert"] == pytest.approx(row["samples_per_s"]["gexbert"] * row["genes"])
+    assert len(results["comparison_memory"]) == 2 * len(results["comparison"])
+    assert all(m["peak_mb"] > 0 and m["delta_mb"] >= 0 for m in results["comparison_memory"])
+    assert len(results["targets"]) == len(results["comparison"]) + 3
+    assert all(isinstance(t["met"], bool) for t in results["targets"])
+
+
+def test_scaling_imputation_and_full_transcriptome_sections(quick_run):
+    _, results = quick_run
+    scaling = results["scaling"]
+    assert [row["genes"] for row in scaling["rows"]] == results["plan"]["sweep_lengths"]
+    assert all(0.0 <= row["attention_share"] <= 1.0 for row in scaling["rows"])
+    assert set(scaling["fit"]) == {"a", "b", "c"}
+    methods = [m["method"] for m in results["imputation"]["methods"]]
+    assert any(m.startswith("GexBERT") for m in methods) and any("KNN" in m for m in methods)
+    assert any("Iterative" in m for m in methods)
+    assert all(m["all_filled"] and m["samples_per_s"] > 0 for m in results["imputation"]["methods"])
+    assert results["imputation"]["removed_fraction"] == pytest.approx(0.5, abs=0.05)
+    full = results["full_transcriptome"]
+    assert {r["dtype"] for r in full["inference"]} == {"fp32", "bf16"}
+    assert all(r["finite"] and r["tokens"] == full["genes"] + 1 for r in full["inference"])
+    assert full["bf16_max_probability_error"] < 0.1
+    assert full["subsampled_training"]["tokens_per_sample"] == full["subsampled_training"]["max_genes"] + 1
+
+
+def test_memory_point_in_a_fresh_process():
+    spec = {"kind": "train", "model": "gexbert", "architecture": TINY, "vocab_size": 40, "length": 16, "batch": 2,
+            "dtype": "fp32", "steps": 1}
+    result = run_memory_point(spec, isolate=True)
+    assert result["isolated"] is True and result["peak_mb"] >= result["baseline_mb"] > 0
+    assert len(result["step_s"]) == 1
+
+
+def test_both_models_train_on_their_batches_and_no_attention_backend_is_selectable():
+    for kind in ("gexbert", "bert"):
+        model = build_model(kind, TINY, 40, 16, seed=0)
+        loss = model(**make_batch(kind, 40, 2, 16, seed=0)).loss
+        assert torch.isfinite(loss)
+    model = build_model("gexbert", TINY, 40, 16, seed=0, attn_implementation=NO_ATTENTION)
+    assert model.config._attn_implementation == NO_ATTENTION
+    assert torch.isfinite(model(**make_batch("gexbert", 40, 2, 16, seed=0)).loss)
+    # attention FLOPs grow with the square of the genes per sample
+    short, long = (training_flops(TINY, "gexbert", 40, 1, length) for length in (64, 128))
+    assert 2 < long / short < 4
+
+
+def test_cli_registers_bench_speed():
+    assert SUBCOMMANDS["bench-speed"] == ("gexbert_hf.benchmarks.speed", "SpeedBenchmarkArguments",
+                                          "run_speed_benchmark")
