@@ -13,6 +13,8 @@ is only predicted. Numbers are written as they come out, wins and losses alike.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -66,7 +68,7 @@ class _Setting:
 # sized on 2 CPU cores: ~1 minute of pretraining; the embedded cohort has only ~130 training profiles
 FULL = _Setting("small", {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 3,
                           "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-                          "value_embedding": "both"}, 500, 40, 500)
+                          "value_embedding": "both", "max_genes": 96}, 500, 40, 500)
 QUICK = _Setting("tiny", {}, 20, 2, 20)
 
 
@@ -132,7 +134,7 @@ def _univariate_cox_scores(values: np.ndarray, time: np.ndarray, event: np.ndarr
 
 
 def _fit_cox(x_train: np.ndarray, time: np.ndarray, event: np.ndarray, seed: int,
-             alphas=(0.1, 1.0, 10.0, 100.0)) -> tuple[object, float]:
+             alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[object, float]:
     """Ridge-penalised Cox (scikit-survival) on standardised features, penalty chosen by 5-fold CV on train."""
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -221,6 +223,14 @@ def run_demo(args: DemoArguments) -> dict:
     setting = QUICK if args.quick else FULL
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix="gexbert-demo-"))  # checkpoints and models: not part of the report
+    try:
+        return _run_demo(args, setting, output, workspace, started)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: Path, started: float) -> dict:
     torch.manual_seed(args.seed)
     timings: dict[str, float] = {}
 
@@ -260,12 +270,11 @@ def run_demo(args: DemoArguments) -> dict:
     model = GexBertForMaskedExpression(config)
     steps = args.pretrain_steps or setting.pretrain_steps
     pretrain_args = PretrainArguments(
-        output_dir=str(output / "pretraining"), max_steps=steps, batch_size=min(32, len(fit_rows)),
+        output_dir=str(workspace / "pretraining"), max_steps=steps, batch_size=min(32, len(fit_rows)),
         learning_rate=2e-3 if not args.quick else 1e-3, warmup_ratio=0.05, mask_fraction=0.5,
         max_genes=min(config.max_genes, len(genes)), logging_steps=max(1, steps // 20),
         eval_steps=max(1, steps // 10), save_steps=0, seed=args.seed, progress=args.progress,
     )
-    (output / "pretraining" / "metrics.jsonl").unlink(missing_ok=True)
     pretrained = pretrain_model(model, tokenizer, EncodedSamples.from_frame(tokenizer, expression.iloc[fit_rows]),
                                 pretrain_args,
                                 eval_samples=EncodedSamples.from_frame(tokenizer, expression.iloc[validation_rows]))
@@ -307,9 +316,10 @@ def run_demo(args: DemoArguments) -> dict:
         return EncodedSamples.from_frame(tokenizer, expression.iloc[rows], {"label": codes[rows]})
 
     finetune_args = FinetuneArguments(
-        task="classify", model="(pretrained in memory)", output_dir=str(output / "classifier"),
+        task="classify", model="(pretrained in memory)", output_dir=str(workspace / "classifier"),
         epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
-        early_stopping_patience=8, seed=args.seed, query_unseen=True, progress=False, overwrite_output_dir=True,
+        early_stopping_patience=8, seed=args.seed, query_unseen=True, max_queries=64, progress=False,
+        overwrite_output_dir=True,
     )
     tuned = finetune_classifier(model, tokenizer, samples(fit_c), samples(val_c), class_names, finetune_args,
                                 panel_genes=panel)
@@ -475,7 +485,7 @@ def render_report(results: dict) -> str:
     lines = [
         "# GexBERT demo" + (" (quick mode: a smoke test, not a result)" if results["quick"] else ""),
         "",
-        f"Cohort: **{results['cohort']}**, {results['genes']} genes ({results['normalization']} normalisation, "
+        f"Cohort: **{results['cohort']}**, {results['genes']} genes (normalisation: {results['normalization']}, "
         f"{results['num_levels']} expression levels), split train {split['train']} (of which {split['validation']} "
         f"held out for early stopping and pretraining curves) / test {split['test']}, seed {results['seed']}. "
         f"Everything (tokenizer, anchors, panel, baselines, penalties) is fitted on train; test is only predicted. "
@@ -575,13 +585,27 @@ def _reading(results: dict) -> str:
             f"Adding GexBERT-restored anchors changes the test C-index by {ours - alone:+.3f} against the panel alone "
             f"and by {ours - ridge:+.3f} against ridge-restored anchors; measuring the anchors would change it by "
             f"{true - alone:+.3f}.")
+        restoration = results["survival"]["anchor_restoration_pearson_r_test"]
+        sentences.append(
+            f"GexBERT restored the anchors {'more' if restoration['GexBERT'] > restoration['ridge'] else 'less'} "
+            f"faithfully than ridge regression (test r {restoration['GexBERT']:.2f} vs {restoration['ridge']:.2f}).")
+        if true <= alone:
+            sentences.append("Here even the measured anchors do not improve on the panel alone on test, so restoring "
+                             "them cannot be expected to help; any difference among the restored variants is noise.")
         sentences.append(
             f"With {results['survival']['test_events']} test events, C-index differences below the width of the "
             "bootstrap intervals are not evidence either way.")
     imputation = results["imputation"]["methods"]
     best = min(imputation, key=lambda name: imputation[name]["nrmse"])
-    sentences.append(f"For imputation the lowest error is {best}'s (nRMSE {imputation[best]['nrmse']:.3f}; GexBERT "
-                     f"{imputation['GexBERT']['nrmse']:.3f}).")
+    runner_up = min((name for name in imputation if name != best), key=lambda name: imputation[name]["nrmse"])
+    sentences.append(f"For imputation the lowest error is {best}'s (nRMSE {imputation[best]['nrmse']:.3f}, next "
+                     f"{runner_up} {imputation[runner_up]['nrmse']:.3f}); at nRMSE near 1 every method recovers only "
+                     "a small part of each gene's variation in this cohort.")
+    pre = results["pretraining"]
+    if pre["final_eval_level_accuracy"] is not None:
+        sentences.append(f"Pretraining on ~{results['split']['fit']} profiles is data-starved: held-out level "
+                         f"accuracy {pre['final_eval_level_accuracy']:.3f} against chance "
+                         f"{pre['chance_level_accuracy']:.3f}.")
     if results["quick"]:
         sentences.append("Quick mode trains a tiny model for a few steps: these numbers only show that the pipeline "
                          "runs.")

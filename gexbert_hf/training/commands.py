@@ -28,6 +28,7 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
+from .finetune import read_gene_list
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
                                                GexBertForSurvival, GexBertModel)}
@@ -98,16 +99,6 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _read_genes_file(path: str | None) -> list[str] | None:
-    if path is None:
-        return None
-    file = Path(path)
-    if not file.is_file():
-        raise ExpressionInputError(f"{file}: gene list file does not exist")
-    genes = [line.split("#")[0].strip() for line in file.read_text().splitlines()]
-    return [gene for gene in dict.fromkeys(genes) if gene]
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # impute
 # ----------------------------------------------------------------------------------------------------------------------
@@ -139,7 +130,7 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path]:
         raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
                                    f"directory holds a {type(model).__name__}")
     frame = read_expression(input_path)
-    requested = _read_genes_file(args.genes)
+    requested = read_gene_list(args.genes) if args.genes else None
     if requested is None and not args.only_input_genes:
         requested = [gene for gene in tokenizer.genes if gene not in set(frame.columns)]
     with warnings.catch_warnings():

@@ -180,6 +180,15 @@ def panel_ids_and_queries(
     return panel_ids, tokenizer.convert_genes_to_ids(outside)
 
 
+def read_gene_list(path: str | Path) -> list[str]:
+    """Genes of a text file, one a line, `#` starting a comment, duplicates dropped in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExpressionInputError(f"{path}: gene list file does not exist")
+    genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return list(dict.fromkeys(gene for gene in genes if gene))
+
+
 def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, panel_size: int | None = None,
                  panel_seed: int = 0) -> list[str] | None:
     """A panel from a file (one gene per line; # comments) or `panel_size` vocabulary genes drawn with `panel_seed`."""
@@ -187,10 +196,7 @@ def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, pan
         raise ValueError("give either a genes file or a panel size, not both")
     if genes_file is not None:
         path = Path(genes_file)
-        if not path.is_file():
-            raise ExpressionInputError(f"{path}: gene panel file does not exist")
-        genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-        genes = list(dict.fromkeys(gene for gene in genes if gene))
+        genes = read_gene_list(path)
         if not genes:
             raise ExpressionInputError(f"{path}: gene panel file names no gene")
         unknown = [gene for gene in genes if gene not in tokenizer.gene_to_index]
