@@ -227,13 +227,13 @@ class RowDataset(torch.utils.data.Dataset):
 class _PanelTrainer(Trainer):
     """`Trainer` whose evaluation and prediction batches come from their own deterministic collator."""
 
-    def __init__(self, *args, eval_collator: SampleFieldCollator, **kwargs):
+    def __init__(self, *args, eval_collator: DataCollatorForMaskedExpression, **kwargs):
         super().__init__(*args, **kwargs)
         self.eval_collator = eval_collator
 
     def _with_eval_collator(self, make_loader, *args):
         training_collator = self.data_collator
-        self.eval_collator.collator.calls = 0  # the same gene subsets at every evaluation
+        self.eval_collator.calls = 0  # the same gene subsets at every evaluation
         self.data_collator = self.eval_collator
         try:
             return make_loader(*args)
@@ -247,35 +247,15 @@ class _PanelTrainer(Trainer):
         return self._with_eval_collator(super().get_test_dataloader, test_dataset)
 
 
-class SampleFieldCollator:
-    """The masking collator (mask_fraction 0) plus per-sample fields renamed to the head's argument names.
-
-    `GexBertTokenizer.pad` treats a `labels` key as per-token level targets, so a per-sample class label travels
-    under another key and is renamed after padding.
-    """
-
-    def __init__(self, collator: DataCollatorForMaskedExpression, fields: dict[str, str]):
-        self.collator, self.fields = collator, fields
-        self.collator.sample_keys = {source: f"_sample_{target}" for source, target in fields.items()}
-        self.tokenizer = collator.tokenizer  # Trainer saves it beside checkpoints
-
-    def __call__(self, samples):
-        batch = self.collator(samples)
-        for target in self.fields.values():
-            batch[target] = batch.pop(f"_sample_{target}")
-        if "labels" in self.fields.values():
-            batch["labels"] = batch["labels"].long()
-        return batch
-
-
 def _collators(tokenizer, model, args: FinetuneArguments, panel_genes, sample_keys):
     panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, args.query_unseen, args.max_queries,
                                                  args.panel_seed)
-    common = {"mask_fraction": 0.0, "panel_ids": panel_ids, "query_ids": query_ids}
+    # per-sample fields (class label, survival time, event) are copied under the heads' argument names
+    common = {"mask_fraction": 0.0, "panel_ids": panel_ids, "query_ids": query_ids, "sample_keys": sample_keys}
     training = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes or model.config.max_genes,
                                                seed=args.seed, **common)
     evaluation = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes, seed=args.seed + 1, **common)
-    return SampleFieldCollator(training, sample_keys), SampleFieldCollator(evaluation, sample_keys)
+    return training, evaluation
 
 
 def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
