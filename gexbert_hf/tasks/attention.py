@@ -1,0 +1,128 @@
+"""Attention analysis: which genes GexBERT attends to in each cancer type, and whether they are that type's
+differentially expressed genes more often than chance (a hypergeometric test per type, combined over types)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm.auto import tqdm
+
+from ..tokenization_gexbert import GexBertTokenizer
+
+
+@torch.no_grad()
+def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, batch_size: int = 8
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attention over samples, layers and heads between the genes of `frame` (CLS and padding dropped).
+
+    Returns (gene x gene matrix [query, key], attention each gene receives = column mean).
+    """
+    was_training = model.training
+    model.eval()
+    encoder = model.gexbert if hasattr(model, "gexbert") else model
+    n = frame.shape[1]
+    total = np.zeros((n, n))
+    for start in range(0, len(frame), batch_size):
+        inputs = tokenizer(frame.iloc[start:start + batch_size], return_tensors="pt")
+        outputs = encoder(inputs["input_ids"], inputs["level_ids"], inputs["values"], inputs["attention_mask"],
+                          output_attentions=True, return_dict=True)
+        stacked = torch.stack(outputs.attentions)  # layers, batch, heads, query, key
+        total += stacked[..., 1:, 1:].float().mean(dim=(0, 2)).sum(0).numpy()
+    model.train(was_training)
+    matrix = total / len(frame)
+    return matrix, matrix.mean(axis=0)
+
+
+def differential_genes(work: pd.DataFrame, types: pd.Series, cancer: str, top: int) -> list[str]:
+    """Top genes by |Welch t| of one type against all others (train samples)."""
+    inside = (types == cancer).to_numpy()
+    t, _ = stats.ttest_ind(work.to_numpy()[inside], work.to_numpy()[~inside], axis=0, equal_var=False)
+    t = np.nan_to_num(np.abs(t), nan=0.0)
+    return [work.columns[i] for i in np.argsort(-t)[:top]]
+
+
+def run_attention_analysis(
+    model,
+    tokenizer: GexBertTokenizer,
+    raw_train: pd.DataFrame,
+    types: pd.Series,
+    samples_per_type: int = 24,
+    max_genes: int = 512,
+    top: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Per type: mean attention matrix over `samples_per_type` train samples, the most-attended genes, the overlap
+    of the top `top` attended genes with the top `top` differentially expressed genes, and its p-value.
+
+    The attention each gene receives is compared with its mean over all types: a gene that every sample attends to
+    (a 'hub' of the gene-identity embedding) says nothing about a type, so types are ranked by excess attention.
+    Genes are restricted to the `max_genes` most variable train genes when there are more (attention cost is
+    quadratic in genes).
+    """
+    work = pd.DataFrame(tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns)),
+                        index=raw_train.index, columns=raw_train.columns)
+    genes = list(raw_train.columns)
+    if len(genes) > max_genes:
+        variance = work.var(axis=0).to_numpy()
+        genes = sorted([genes[i] for i in np.argsort(-variance)[:max_genes]])
+    rng = np.random.default_rng(seed)
+    cancers = sorted(types.dropna().unique())
+    received: dict[str, np.ndarray] = {}
+    matrices: dict[str, np.ndarray] = {}
+    for cancer in tqdm(cancers, desc="attention", disable=not progress):
+        members = np.flatnonzero((types == cancer).to_numpy())
+        chosen = rng.choice(members, size=min(samples_per_type, len(members)), replace=False)
+        matrices[cancer], received[cancer] = attention_received(model, tokenizer, raw_train.iloc[chosen][genes])
+    overall = np.mean([received[cancer] for cancer in cancers], axis=0)
+    per_type: dict = {}
+    overlaps, expected_total, p_values = 0, 0.0, []
+    n = len(genes)
+    for cancer in cancers:
+        excess = received[cancer] - overall
+        attended = [genes[i] for i in np.argsort(-excess)[:top]]
+        de = differential_genes(work[genes], types, cancer, top)
+        overlap = len(set(attended) & set(de))
+        # P(overlap >= observed) when `top` attended genes are drawn at random among n
+        p_value = float(stats.hypergeom.sf(overlap - 1, n, top, top))
+        overlaps += overlap
+        expected_total += top * top / n
+        p_values.append(p_value)
+        per_type[cancer] = {"most_attended": attended[:10], "top_de": de[:10], "overlap": overlap,
+                            "expected_overlap": top * top / n, "p_value": p_value}
+    # combined: total overlap over types against the sum of independent hypergeometric draws (Poisson-binomial
+    # approximated by a normal with the exact mean and variance)
+    variance = len(cancers) * stats.hypergeom.var(n, top, top)
+    z = (overlaps - expected_total) / np.sqrt(max(variance, 1e-12))
+    fisher = stats.combine_pvalues(p_values, method="fisher") if p_values else None
+    # heatmap material: excess attention received per type over the genes most often in any type's top list
+    counts: dict[str, int] = {}
+    for cancer in cancers:
+        for gene in per_type[cancer]["most_attended"]:
+            counts[gene] = counts.get(gene, 0) + 1
+    heat_genes = sorted(counts, key=lambda gene: -counts[gene])[:40]
+    index = [genes.index(gene) for gene in heat_genes]
+    heat = np.array([received[cancer][index] - overall[index] for cancer in cancers])
+    return {
+        "genes_analysed": len(genes),
+        "samples_per_type": samples_per_type,
+        "top": top,
+        "per_type": per_type,
+        "total_overlap": int(overlaps),
+        "expected_overlap": float(expected_total),
+        "overlap_z": float(z),
+        "overlap_p_one_sided": float(stats.norm.sf(z)),
+        "fisher_combined_p": None if fisher is None else float(fisher.pvalue),
+        "types_significant_005": int(sum(p < 0.05 for p in p_values)),
+        "heatmap": {"types": cancers, "genes": heat_genes, "excess_attention": heat.tolist()},
+        "mean_matrix_example": {"type": cancers[0], "genes": genes[:30],
+                                "matrix": matrices[cancers[0]][:30, :30].tolist()} if cancers else None,
+    }
+
+
+def top_genes(values: np.ndarray, genes: Sequence[str], top: int) -> list[str]:
+    return [genes[i] for i in np.argsort(-np.asarray(values))[:top]]
