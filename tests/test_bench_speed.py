@@ -55,6 +55,8 @@ def test_comparison_rows_cover_every_point_and_dtype(quick_run):
     assert len(results["comparison_memory"]) == 2 * len(results["comparison"])
     assert all(m["peak_mb"] > 0 and m["delta_mb"] >= 0 for m in results["comparison_memory"])
     assert len(results["targets"]) == len(results["comparison"]) + 3
+    dropout = results["attention_dropout"]["median_step_s"]
+    assert len(dropout) == 4 and all(value > 0 for value in dropout.values())
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
 
