@@ -807,14 +807,18 @@ def render_report(results: dict) -> str:
     if env["torch_threads"] < (env["cpu_count"] or 1):
         lines += [f"torch ran with {env['torch_threads']} thread(s) on {env['cpu_count']} cores: with the other "
                   "engineers' processes on the machine, 2 OpenMP threads made a training step about 4x *slower* "
-                  "than 1 thread (threads wait at every barrier for a descheduled peer; measured 9 s vs 2 s for a "
-                  "256-gene x 16 step at load 4.6), so 1 thread is the honest measure of this machine today.", ""]
+                  "than 1 thread (threads wait at every barrier for a descheduled peer; measured just before this run: "
+                  "9 s vs 2 s for a 256-gene x 16 step at load 4.6), so 1 thread is the honest measure of this machine today.", ""]
     lines += [
         "## Targets",
         "",
         markdown_table(["target", "measured", "met"],
-                       [[t["target"], fmt(t["value"], 2), "yes" if t["met"] else "**no**"]
+                       [[t["target"], fmt(t["value"], 3), "yes" if t["met"] else "**no**"]
                         for t in results["targets"]]),
+        "",
+        "A ratio is a strict comparison of medians: on this shared machine, repeated steps of one model vary by "
+        "1-2% at 1,024 genes and more (up to ~15%) at 256 genes, so a ratio within about 0.98-1.02 means the two "
+        "models cost the same (per-step times are in results.json).",
         "",
     ]
     lines += _comparison_section(results, arch, plan)
@@ -896,7 +900,8 @@ def _dropout_lines(results: dict) -> list[str]:
     names = list(medians)
     table = [[name, fmt(medians[name]), f"{medians[names[0]] / medians[name]:.2f}x"] for name in names]
     lines = ["### Profile: where a training step goes", "",
-             "torch.profiler on one fp32 step at 1,024 genes x 4, 1 thread: for *both* models about 60% of the step "
+             "torch.profiler (run by hand before this benchmark, same machine) on one fp32 step at 1,024 genes x 4, "
+             "1 thread: for *both* models about 60% of the step "
              "is `aten::_scaled_dot_product_attention_math` (bmm, softmax, the dropout mask's `bernoulli_` alone "
              "~16-20%). sdpa's fused CPU kernel does not implement dropout on the attention probabilities, so with "
              "`attention_probs_dropout_prob > 0` every training step materialises the L x L weights; inference "
@@ -1013,7 +1018,8 @@ def _cuda_section(results: dict) -> list[str]:
     cuda = results["cuda"]
     lines = ["## 6. CUDA", ""]
     if not cuda["run"]:
-        return lines + [f"**Not run**: {cuda['reason']}. On a CUDA machine the same command times the comparison "
+        reason = cuda["reason"].removesuffix(": not run")  # results written before the wording was shortened
+        return lines + [f"**Not run**: {reason}. On a CUDA machine the same command times the comparison "
                         "for the `base` preset (hidden 512, 8 layers, 8 heads) in bf16 and reports model FLOPs "
                         "utilisation (training FLOPs = 3 x forward matmul FLOPs, attention included, over the "
                         "device's dense bf16 peak).", ""]
