@@ -89,9 +89,8 @@ def line_plot(
                     linewidth=2.0 if name.lower().startswith("gexbert") else 1.2)
     if logx:
         ax.set_xscale("log", base=2)
-    if xticklabels is not None:
-        first = next(iter(series.values()))[0]
-        ax.set_xticks(list(first))
+    if xticklabels is not None:  # x values are positions 0..n-1 of these labels
+        ax.set_xticks(range(len(xticklabels)))
         ax.set_xticklabels(list(xticklabels))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -71,6 +71,9 @@ class BenchmarkArguments:
     finetune: bool = field(default=True, metadata={"help": "Also fine-tune GexBERT end to end on some panels."})
     finetune_panels: str = field(default="16,64", metadata={"help": "Panel sizes that get end-to-end fine-tuning."})
     finetune_epochs: float = field(default=4, metadata={"help": "Fine-tuning epochs (early stopping may end sooner)."})
+    finetune_learning_rate: float = field(default=1e-3, metadata={"help": "Fine-tuning peak learning rate."})
+    survival_finetune_types: int = field(default=4, metadata={
+        "help": "Fine-tune GexBertForSurvival on the largest-K panels of this many types (most events first)."})
     max_survival_types: int | None = field(default=None, metadata={"help": "At most this many cancer types."})
     max_features: int | None = field(default=None, metadata={"help": "Use a random subset of this many features "
                                                                       "(quick mode: 64)."})
@@ -269,6 +272,7 @@ def run_benchmark(args: BenchmarkArguments) -> int:
             model, record = pretrain(tokenizer, samples, args, embedding, base_mask, ablation_steps, workdir, device)
             record["validation"] = validation_scores(model, tokenizer, data, chunk=2 * args.max_genes)
             ablation.append(record)
+            _say(f"ablation {embedding} {base_mask}: {record['validation']}")
         chosen_embedding = min(ablation, key=lambda r: r["validation"]["combined"])["value_embedding"]
     else:
         chosen_embedding = embeddings[0]
@@ -285,6 +289,7 @@ def run_benchmark(args: BenchmarkArguments) -> int:
     results["ablation"] = {"runs": ablation, "steps_each": ablation_steps, "chosen_value_embedding": chosen_embedding,
                            "chosen_mask_fraction": chosen_mask}
     results["timings"]["ablation"] = time.perf_counter() - t0
+    _say(f"ablation done: {chosen_embedding}, mask {chosen_mask}; main pretraining ...")
 
     # ---- main pretraining: the measured choice, as long as the budget allows --------------------------------------
     t0 = time.perf_counter()
@@ -302,6 +307,7 @@ def run_benchmark(args: BenchmarkArguments) -> int:
         "max_genes", "value_embedding", "num_levels", "pooling")}, "n_parameters": sum(p.numel() for p in
                                                                                     model.parameters())}
     results["timings"]["pretraining"] = time.perf_counter() - t0
+    _say(f"pretrained {main_steps} steps: {record['validation']}")
     if args.keep_model:
         model.save_pretrained(output / "model")
         tokenizer.save_pretrained(output / "model")
@@ -354,10 +360,17 @@ def run_benchmark(args: BenchmarkArguments) -> int:
     return 0
 
 
+def _say(message: str) -> None:
+    """A timestamped progress line (long runs go to log files, where progress bars are off)."""
+    print(f"[{time.strftime('%H:%M:%S')}] benchmark: {message}", flush=True)
+
+
 def _guard(results: dict, task: str, run) -> None:
     """Run one task; a failure is recorded (and reported) instead of losing the other tasks' numbers."""
+    _say(f"{task} ...")
     try:
         results[task] = run()
+        _say(f"{task} done")
     except Exception as error:  # noqa: BLE001 - any failure must land in the report, not kill a 30-minute run
         results["errors"][task] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
         print(f"benchmark: task {task} failed: {error}")
@@ -396,7 +409,8 @@ def _finetune_arguments(args: BenchmarkArguments, task: str, workdir: Path, seed
     return FinetuneArguments(task=task, model="(in memory)", output_dir=str(workdir / f"finetune_{task}_{seed}"),
                              panel_size=panel_size, panel_seed=seed, query_unseen=True,
                              max_queries=min(args.max_queries, 64), epochs=1 if args.quick else args.finetune_epochs,
-                             batch_size=32 if task == "classify" else 64, learning_rate=5e-4, weight_decay=0.01,
+                             batch_size=32 if task == "classify" else 64,
+                             learning_rate=args.finetune_learning_rate, weight_decay=0.01,
                              warmup_ratio=0.1, early_stopping_patience=2, seed=seed, max_genes=None,
                              progress=False, overwrite_output_dir=True)
 
@@ -436,14 +450,16 @@ def _survival_finetuner(model, tokenizer, data: FolderData, args, workdir, devic
         return None
     largest = max(int(k) for k in args.survival_panel_sizes.split(","))
     time_column, event_column = data.time_column, data.event_column
+    known = data.clinical_train[time_column].notna() & data.clinical_train[event_column].notna()
+    events = data.clinical_train[known].groupby(data.label_column)[event_column].sum().sort_values(ascending=False)
+    chosen_types = set(events.index[:args.survival_finetune_types])
 
     def run(cancer: str, panel: list[str], seed: int):
-        if len(panel) != largest and len(panel) < largest:
+        if len(panel) < largest or cancer not in chosen_types:
             return None
-        rows = (data.clinical_train[data.label_column] == cancer).to_numpy() & \
-            data.clinical_train[time_column].notna().to_numpy()
-        test_rows = (data.clinical_test[data.label_column] == cancer).to_numpy() & \
-            data.clinical_test[time_column].notna().to_numpy()
+        rows = (data.clinical_train[data.label_column] == cancer).to_numpy() & known.to_numpy()
+        test_rows = ((data.clinical_test[data.label_column] == cancer) & data.clinical_test[time_column].notna()
+                     & data.clinical_test[event_column].notna()).to_numpy()
         clinical = data.clinical_train[rows]
         raw = data.raw_train[rows]
         events = clinical[event_column].to_numpy(int)

@@ -142,7 +142,6 @@ def write_report(results: dict, output: Path) -> Path:
             lines.append(markdown_table(["panel", *methods], rows) + "\n")
             series = {}
             keys = list(classification["per_panel"])
-            x = list(range(len(keys)))
             for method in methods:
                 xs, ms, ss = [], [], []
                 for i, key in enumerate(keys):
@@ -154,7 +153,7 @@ def write_report(results: dict, output: Path) -> Path:
                 if xs:
                     series[method] = (xs, ms, ss)
             line_plot(output / f"classification_{metric}.png", series, "panel size (features)", metric,
-                      f"{data['folder']}: {metric} vs panel size")
+                      f"{data['folder']}: {metric} vs panel size", xticklabels=keys)
             lines.append(f"![{metric}](classification_{metric}.png)\n")
         verdicts = classification_verdicts(classification)
         results.setdefault("verdicts", {})["classification"] = verdicts
@@ -182,7 +181,9 @@ def write_report(results: dict, output: Path) -> Path:
         for k, summary in survival["summary"].items():
             arms = list(summary["mean_c_index"])
             lines.append(f"**K = {k}**: mean test C-index over types: "
-                         + ", ".join(f"{arm} {fmt(value)}" for arm, value in summary["mean_c_index"].items()) + ".")
+                         + ", ".join(f"{arm} {fmt(value)}" + (f" (only {summary['n_types'][arm]} types)" if summary[
+                             "n_types"][arm] < len(survival["per_type"]) else "")
+                             for arm, value in summary["mean_c_index"].items()) + ".")
             lines.append(f"Types where the true anchors help (c − a ≥ 0.02): {len(summary['gap_types'])} "
                          f"({', '.join(summary['gap_types']) or 'none'}); others: "
                          f"{', '.join(summary['other_types']) or 'none'}.")

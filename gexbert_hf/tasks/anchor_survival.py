@@ -46,7 +46,7 @@ def predict_anchors_regression(kind: str, x_train: np.ndarray, a_train: np.ndarr
     if kind == "ridge":
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
     else:
-        model = GridSearchCV(make_pipeline(StandardScaler(), KNeighborsRegressor(weights="distance")),
+        model = GridSearchCV(make_pipeline(StandardScaler(), KNeighborsRegressor(weights="distance", algorithm="brute")),
                              {"kneighborsregressor__n_neighbors": [5, 15, 40]}, cv=3)
     model.fit(x_train, a_train)
     return [model.predict(x) for x in x_apply]
@@ -200,6 +200,7 @@ def summarise_gap(results: dict, gap_threshold: float) -> dict:
                 other_types.append(cancer)
         summary[key] = {
             "mean_c_index": {arm: float(np.mean(values)) for arm, values in arms.items()},
+            "n_types": {arm: len(values) for arm, values in arms.items()},
             "gap_types": gap_types,
             "other_types": other_types,
             "share_of_gap_closed": {arm: float(np.mean(values)) for arm, values in shares.items()},
