@@ -71,6 +71,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Tight layout, write the PNG (creating its folder), free the figure."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def line_plot(
     path: str | Path,
     series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
@@ -97,12 +108,7 @@ def line_plot(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def bar_plot(path: str | Path, labels: Sequence[str], groups: Mapping[str, Sequence[float]], ylabel: str,
@@ -121,12 +127,7 @@ def bar_plot(path: str | Path, labels: Sequence[str], groups: Mapping[str, Seque
     ax.set_title(title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def heatmap(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
@@ -140,9 +141,4 @@ def heatmap(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str], col
     ax.set_yticklabels(row_labels, fontsize=6)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=colorbar_label)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

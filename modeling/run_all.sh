@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
 for folder in tcga31_mirna_log2rpm tcga13_cbioportal_zscore tcga3_xena_log2tpm; do
     mkdir -p "reports/benchmark/$folder"
-    nohup python modeling/run_benchmark.py "modeling/configs/$folder.json" > "reports/benchmark/$folder/run.log" 2>&1 &
+    nohup "$PYTHON" modeling/run_benchmark.py "modeling/configs/$folder.json" > "reports/benchmark/$folder/run.log" 2>&1 &
 done
 wait

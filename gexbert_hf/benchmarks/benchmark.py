@@ -355,9 +355,24 @@ def run_benchmark(args: BenchmarkArguments) -> int:
         results["timings"]["attention"] = time.perf_counter() - t0
     results["timings"]["total"] = time.perf_counter() - started
     shutil.rmtree(workdir, ignore_errors=True)
-    write_report(results, output)  # adds the verdict tables to `results`
+    write_json(output / "results.json", results)  # first, so a report bug cannot lose the numbers
+    try:
+        write_report(results, output)  # adds the verdict tables to `results`
+    except Exception:  # noqa: BLE001 - the numbers are saved; `report_from_json` can retry
+        traceback.print_exc()
+        return 1
     write_json(output / "results.json", results)
+    _say(f"done in {results['timings']['total'] / 60:.1f} min: {output / 'report.md'}")
     return 0
+
+
+def report_from_json(output: str | Path) -> Path:
+    """Rewrite report.md and the plots from a finished run's results.json."""
+    output = Path(output)
+    results = json.loads((output / "results.json").read_text())
+    path = write_report(results, output)
+    write_json(output / "results.json", results)
+    return path
 
 
 def _say(message: str) -> None:

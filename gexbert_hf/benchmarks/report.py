@@ -63,6 +63,49 @@ def imputation_verdicts(imputation: dict) -> list[dict]:
     return verdicts
 
 
+def target_lines(results: dict) -> list[str]:
+    """The issue's three targets, each answered win or loss from the numbers (verdicts are added to `results`)."""
+    lines = []
+    classification = results.get("classification")
+    if classification and "per_panel" in classification:
+        verdicts = classification_verdicts(classification)
+        small = [v for v in verdicts if v["panel"] != "all" and int(v["panel"]) <= 64]
+        wins = [v["panel"] for v in small if v["win"]]
+        lines.append(f"- **Classification, panels ≤ 64**: GexBERT's best variant beats the best baseline at "
+                     f"{len(wins)} of {len(small)} panel sizes"
+                     + (f" ({', '.join(wins)})" if wins else "") + ": "
+                     + "; ".join(f"{v['panel']}: {fmt(v['gexbert_accuracy'])} vs {v['baseline']} "
+                                 f"{fmt(v['baseline_accuracy'])} ({v['delta_accuracy']:+.3f})" for v in small) + ".")
+    elif classification:
+        lines.append("- **Classification**: not applicable to this folder (see section 1).")
+    imputation = results.get("imputation")
+    if imputation and "per_scenario" in imputation:
+        verdicts = [v for v in imputation_verdicts(imputation)
+                    if not v["scenario"].startswith("MCAR") or int(v["scenario"].split()[1].rstrip("%")) >= 50]
+        lines.append(f"- **Imputation at ≥ 50% missing**: GexBERT wins RMSE in "
+                     f"{sum(v['win_rmse'] for v in verdicts)} of {len(verdicts)} scenarios and per-gene r in "
+                     f"{sum(v['win_per_gene_r'] for v in verdicts)} of {len(verdicts)}: "
+                     + "; ".join(f"{v['scenario']}: RMSE {fmt(v['gexbert_rmse'])} vs {v['best_rmse_baseline']} "
+                                 f"{fmt(v['best_baseline_rmse'])}, per-gene r {fmt(v['gexbert_per_gene_r'])} vs "
+                                 f"{v['best_r_baseline']} {fmt(v['best_baseline_per_gene_r'])}" for v in verdicts)
+                     + ".")
+    survival = results.get("survival")
+    if survival and survival.get("summary"):
+        for k, summary in survival["summary"].items():
+            shares = summary["share_of_gap_closed"]
+            ours = shares.get("b: panel + GexBERT anchors")
+            rivals = {arm: value for arm, value in shares.items() if arm.startswith("d:")}
+            best_rival = max(rivals, key=rivals.get) if rivals else None
+            if ours is None:
+                lines.append(f"- **Survival, K = {k}**: no type where the true anchors add ≥ 0.02 C-index.")
+                continue
+            met = ours >= 0.5 and (best_rival is None or ours > rivals[best_rival])
+            lines.append(f"- **Survival, K = {k}**: restored anchors close {fmt(ours, 2)} of the (a)→(c) gap on average "
+                         f"over {len(summary['gap_types'])} types where it is real; {best_rival} closes "
+                         f"{fmt(rivals.get(best_rival), 2)}: target {'met' if met else 'NOT met'}.")
+    return lines or ["- No task ran."]
+
+
 def write_report(results: dict, output: Path) -> Path:
     """Write report.md and the plots; adds the verdict tables to `results` (callers re-save results.json)."""
     output = Path(output)
@@ -181,8 +224,8 @@ def write_report(results: dict, output: Path) -> Path:
         for k, summary in survival["summary"].items():
             arms = list(summary["mean_c_index"])
             lines.append(f"**K = {k}**: mean test C-index over types: "
-                         + ", ".join(f"{arm} {fmt(value)}" + (f" (only {summary['n_types'][arm]} types)" if summary[
-                             "n_types"][arm] < len(survival["per_type"]) else "")
+                         + ", ".join(f"{arm} {fmt(value)}" + (f" (only {summary['n_types'][arm]} types)" if summary.get(
+                             "n_types", {}).get(arm, 10**9) < len(survival["per_type"]) else "")
                              for arm, value in summary["mean_c_index"].items()) + ".")
             lines.append(f"Types where the true anchors help (c − a ≥ 0.02): {len(summary['gap_types'])} "
                          f"({', '.join(summary['gap_types']) or 'none'}); others: "
@@ -280,7 +323,14 @@ def write_report(results: dict, output: Path) -> Path:
                     heat["genes"], f"{data['folder']}: excess attention received", "attention − all-type mean")
             lines.append("![attention heatmap](attention_heatmap.png)\n")
 
-    # ---- timings -----------------------------------------------------------------------------------------------------
+    # ---- targets, closing note, timings -------------------------------------------------------------------------------
+    targets = target_lines(results)
+    header_end = 2 + (len(results["errors"]) + 2 if results["errors"] else 0)
+    lines[header_end:header_end] = ["## Against the issue's targets\n", *targets, ""]
+    notes = output / "notes.md"
+    if notes.is_file():  # the closing note written after looking at the numbers (they are all in results.json)
+        lines.append("## Closing note\n")
+        lines.append(notes.read_text().strip() + "\n")
     lines.append("## Timings\n")
     lines.append(markdown_table(["stage", "minutes"], [[k, fmt(v / 60, 1)] for k, v in timings.items()]) + "\n")
     path = output / "report.md"
