@@ -152,6 +152,14 @@ def write_report(results: dict, output: Path) -> Path:
         lines.append(f"\nChosen by measurement: value embedding **{ablation['chosen_value_embedding']}**, mask rate "
                      f"**{ablation['chosen_mask_fraction']}**. Main run on validation: "
                      + ", ".join(f"{k} {fmt(v)}" for k, v in pre["validation"].items()) + ".\n")
+    length = results.get("pretraining_length")
+    if length:
+        lines.append(f"Pretraining length (same architecture, `{length['value_embedding']}`, mask rate "
+                     f"{length['mask_fraction']}; `modeling/pretraining_length.py`), scored on validation as above:\n")
+        keys = list(length["runs"][0]["validation"])
+        rows = [[run["steps"], fmt(run["seconds"] / 60, 1), fmt(run["final_loss"]),
+                 *[fmt(run["validation"][key]) for key in keys], run["source"]] for run in length["runs"]]
+        lines.append(markdown_table(["steps", "minutes", "train loss", *keys, "run"], rows) + "\n")
     curve = pre.get("loss_curve") or []
     if curve:
         steps, losses = zip(*curve, strict=False)
