@@ -37,6 +37,8 @@ from .report import write_report
 from .tasks import chunked_distribution, run_imputation
 
 TASKS = ("classification", "survival", "imputation", "attention")
+SKIP_STANDARDISED = ("values are standardised within each cancer type: cancer-type accuracy here would measure the "
+                     "normalisation, not biology")
 
 
 @dataclass
@@ -321,9 +323,7 @@ def run_benchmark(args: BenchmarkArguments) -> int:
         enabled = (args.classification == "on" or (args.classification == "auto" and types_train is not None
                                                    and not check.get("within_type_standardised", False)))
         if not enabled:
-            results["classification"] = {"skipped": "values are standardised within each cancer type (or no type "
-                                                    "labels): cancer-type accuracy here would measure the "
-                                                    "normalisation, not biology" if check else "no type labels"}
+            results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
         else:
             _guard(results, "classification", lambda: _classification(model, tokenizer, data, args, seeds, device,
                                                                        workdir))

@@ -239,8 +239,12 @@ def write_report(results: dict, output: Path) -> Path:
                          f"({', '.join(summary['gap_types']) or 'none'}); others: "
                          f"{', '.join(summary['other_types']) or 'none'}.")
             if summary["share_of_gap_closed"]:
+                have = {arm: sum(arm in survival["per_type"][c]["by_panel"][k]["arms"] for c in summary["gap_types"])
+                        for arm in summary["share_of_gap_closed"]}
                 lines.append("Share of the (a)→(c) gap closed, mean over those types (median in brackets): "
                              + ", ".join(f"{arm} {fmt(value, 2)} ({fmt(summary['share_of_gap_closed_median'][arm], 2)})"
+                                         + (f" [only {have[arm]} of them]" if have[arm] < len(summary["gap_types"])
+                                            else "")
                                          for arm, value in summary["share_of_gap_closed"].items()) + ".\n")
             rows = []
             for cancer, entry in survival["per_type"].items():
