@@ -199,5 +199,8 @@ def test_scaled_down_scale_probe(tmp_path):
     result = measure_build_scale(n_samples=1500, n_genes=5000, workdir=tmp_path, timeout=120)
     assert sum(result["splits"].values()) == 1500 and abs(result["splits"]["test"] - 300) <= 5
     allowance = 300 * 2**20  # library work buffers that do not grow with the matrix
-    assert result["peak_rss_bytes"] - result["baseline_rss_bytes"] < 3 * result["matrix_bytes"] + allowance
+    # Anonymous memory is what the process itself holds; total RSS also counts the Arrow files mapped back while
+    # saving, page cache the kernel can drop at will, which made this check flaky on a fresh machine.
+    assert result["peak_anon_bytes"] - result["baseline_anon_bytes"] < 3 * result["matrix_bytes"] + allowance
+    assert result["peak_rss_bytes"] - result["baseline_rss_bytes"] < 3 * result["matrix_bytes"] + 2 * allowance
     assert result["dataset_disk_bytes"] > 1500 * 5000 * 9  # int32 id + int8 level + float32 value per gene
