@@ -192,7 +192,7 @@ class GexBertTokenizer:
         kept_genes = list(frame.columns[~never_measured])
         values = values[:, ~never_measured]
 
-        # Odd quantiles are the level values (bin medians), even ones the edges between levels.
+        # Even quantiles are the edges between levels; odd ones (bin medians) stand in for empty levels.
         quantile_levels = np.arange(1, 2 * num_levels) / (2 * num_levels)
         n_genes = values.shape[1]
         quantiles = np.empty((n_genes, len(quantile_levels)))
@@ -206,11 +206,12 @@ class GexBertTokenizer:
         scale = (spread[:, 2] - spread[:, 0]) / 1.349  # the SD of a normal distribution with that IQR
         fallback = (spread[:, 4] - spread[:, 3]) / 4.653  # genes whose IQR is zero (mostly unexpressed)
         scale = np.where(scale > 1e-8, scale, np.where(fallback > 1e-8, fallback, 1.0))
+        edges = quantiles[:, 1::2]
         return cls(
             genes=kept_genes,
             normalization=normalization,
-            level_edges=quantiles[:, 1::2],
-            level_values=quantiles[:, 0::2],
+            level_edges=edges,
+            level_values=_level_means(values, edges, fallback=quantiles[:, 0::2]),
             center=center,
             scale=scale,
             value_clip=value_clip,
@@ -245,7 +246,7 @@ class GexBertTokenizer:
         """Level index in `[0, num_levels)` of normalised values (samples x genes); NaN -> -1."""
         levels = np.empty(normalized.shape, dtype=np.int64)
         for column, gene in enumerate(gene_index):
-            levels[:, column] = np.searchsorted(self.level_edges[gene], normalized[:, column], side="right")
+            levels[:, column] = _level_index(self.level_edges[gene], normalized[:, column])
         levels[np.isnan(normalized)] = -1
         return levels
 
@@ -409,6 +410,29 @@ class GexBertTokenizer:
     def __repr__(self) -> str:
         return (f"GexBertTokenizer(genes={len(self.genes)}, num_levels={self.num_levels}, "
                 f"normalization={self.normalization!r})")
+
+
+def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Level of each value. A value tied with edges (a mass of zeros spanning many quantiles) takes the lowest of
+    their levels, so the rare values above the tie still land in levels of their own: with 97% zeros every edge is
+    0, and counting ties upwards would put zeros and non-zeros into one top level."""
+    return np.searchsorted(edges, values, side="left")
+
+
+def _level_means(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per gene and level, the mean training value: the squared-error-optimal value to decode a level to (a
+    level's median is far off in the long tails of skewed genes). Empty levels keep the quantile midpoint."""
+    num_levels = edges.shape[1] + 1
+    means = fallback.copy()
+    for gene in range(values.shape[1]):
+        column = values[:, gene]
+        column = column[~np.isnan(column)]
+        levels = _level_index(edges[gene], column)
+        counts = np.bincount(levels, minlength=num_levels)
+        sums = np.bincount(levels, weights=column, minlength=num_levels)
+        filled = counts > 0
+        means[gene, filled] = sums[filled] / counts[filled]
+    return means
 
 
 def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarray:

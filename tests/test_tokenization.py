@@ -147,3 +147,18 @@ def test_interval_widens_with_uncertainty(counts):
     flat_low, flat_high = tokenizer.level_distribution_interval(flat, gene_ids)
     assert sharp_low == sharp_high
     assert flat_low < sharp_low and flat_high > sharp_high
+
+
+def test_zero_inflated_gene_keeps_rare_values_in_their_own_level():
+    """97% zeros make every quantile edge 0; the zeros and the rare expressed values must still get different
+    levels, and each level must decode to its training mean (not to the tie value)."""
+    values = np.zeros((200, 2))
+    values[:6, 0] = [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    values[:, 1] = np.arange(200)
+    tokenizer = GexBertTokenizer.fit(pd.DataFrame(values, columns=["rare", "dense"]), normalization="none",
+                                     num_levels=8)
+    levels = tokenizer.encode(pd.DataFrame(values, columns=["rare", "dense"]))["level_ids"][:, 0] - LEVEL_OFFSET
+    assert len(set(levels[:6])) == 1 and levels[0] != levels[6]
+    assert tokenizer.level_values[0, levels[0]] == pytest.approx(7.5)  # mean of the expressed values
+    assert tokenizer.level_values[0, levels[6]] == 0.0
+    assert tokenizer.level_values[1, 0] == pytest.approx(np.arange(25).mean())  # a level decodes to its mean
