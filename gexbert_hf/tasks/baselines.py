@@ -24,6 +24,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.extmath import randomized_svd
 
+from ..modeling_gexbert import concordance_index
+
 # ----------------------------------------------------------------------------------------------------------------------
 # classifiers
 # ----------------------------------------------------------------------------------------------------------------------
@@ -233,16 +235,12 @@ def univariate_cox_z(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
 
 
 def harrell_c(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
-    """Harrell's C (scikit-survival conventions), vectorised in numpy for bootstrap loops."""
-    risk, time, event = np.asarray(risk, float), np.asarray(time, float), np.asarray(event).astype(bool)
-    comparable = event[:, None] & ((time[:, None] < time[None, :]) |
-                                   ((time[:, None] == time[None, :]) & ~event[None, :]))
-    if not comparable.any():
+    """The model's C-index (scikit-survival conventions), NaN instead of an error where no pair is comparable (a
+    bootstrap resample or a validation fold without events)."""
+    try:
+        return concordance_index(risk, time, event)
+    except ValueError:
         return float("nan")
-    diff = risk[:, None] - risk[None, :]
-    tied = np.abs(diff) <= 1e-8
-    score = ((diff > 0) & ~tied) + 0.5 * tied
-    return float(score[comparable].sum() / comparable.sum())
 
 
 COX_PENALTIES = (0.1, 1.0, 10.0, 100.0, 1000.0)
