@@ -216,9 +216,11 @@ def univariate_cox_z(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
     """Cox score-test z statistic of every column at beta = 0, vectorised over genes (Breslow risk sets).
 
     The score test needs no fitting, so 1,500 genes x 31 types cost milliseconds; |z| ranks prognostic genes.
+    A missing value counts as the gene's mean (0 after standardising), so it adds nothing to the score.
     """
     x = np.asarray(x, dtype=float)
-    x = (x - x.mean(0)) / np.where(x.std(0) > 1e-12, x.std(0), 1.0)
+    spread = np.nanstd(x, 0)
+    x = np.nan_to_num((x - np.nanmean(x, 0)) / np.where(spread > 1e-12, spread, 1.0))
     order = np.argsort(-time, kind="stable")  # descending time: cumulative sums build the risk sets
     xs, ts, es = x[order], time[order], event[order].astype(bool)
     cum_n = np.arange(1, len(ts) + 1, dtype=float)

@@ -33,7 +33,7 @@ from ..tokenization_gexbert import GexBertTokenizer
 from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
 from ..training.presets import build_config
 from ..training.pretrain import PretrainArguments, pretrain_model
-from .baselines import impute_knn, impute_mean
+from .baselines import impute_knn, impute_mean, univariate_cox_z
 from .imputation import predict_distribution
 
 
@@ -117,22 +117,6 @@ def _validation_rows(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 # ----------------------------------------------------------------------------------------------------------------------
 # baselines and statistics
 # ----------------------------------------------------------------------------------------------------------------------
-def _univariate_cox_scores(values: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """|z| of the score test of each gene alone (standardised): a fast, train-only prognostic ranking."""
-    order = np.argsort(-time, kind="stable")  # descending: cumulative sums give the risk sets
-    x = (values - np.nanmean(values, 0)) / (np.nanstd(values, 0) + 1e-12)
-    x = np.nan_to_num(x)[order]
-    t, e = time[order], event[order].astype(bool)
-    count = np.arange(1, len(t) + 1)
-    # risk set of sample i = every sample with time >= t_i: in descending order, the prefix up to the last tie
-    last_tie = np.searchsorted(-t, -t, side="right") - 1
-    mean_at_risk = (np.cumsum(x, 0) / count[:, None])[last_tie]
-    var_at_risk = (np.cumsum(x**2, 0) / count[:, None])[last_tie] - mean_at_risk**2
-    score = (x[e] - mean_at_risk[e]).sum(0)
-    information = var_at_risk[e].sum(0)
-    return np.abs(score) / np.sqrt(np.maximum(information, 1e-12))
-
-
 def _fit_cox(x_train: np.ndarray, time: np.ndarray, event: np.ndarray, seed: int,
              alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[object, float]:
     """Ridge-penalised Cox (scikit-survival) on standardised features, penalty chosen by 5-fold CV on train."""
@@ -299,7 +283,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
     working = tokenizer.normalize(expression.to_numpy(), genes)  # the scale every comparison is made on
     surv_train = train_rows[survival_ok[train_rows]]
     surv_test = test_rows[survival_ok[test_rows]]
-    scores = _univariate_cox_scores(working[surv_train], time_values[surv_train], event_values[surv_train])
+    scores = np.abs(univariate_cox_z(working[surv_train], time_values[surv_train], event_values[surv_train]))
     anchor_index = np.argsort(-scores)[: args.num_anchors]
     anchors = [genes[i] for i in anchor_index]
     rng = np.random.default_rng([args.seed, 3])
