@@ -112,7 +112,7 @@ def load_folder(data_dir: str | Path, seed: int = 0, validation_fraction: float 
 
     `max_*` take seeded random subsets (quick mode); the split itself is never changed.
     """
-    from ..data.build import _auto_normalization
+    from ..data.build import auto_normalization
     from ..data.readers import load_cohort, load_split
 
     data_dir = Path(data_dir)
@@ -140,7 +140,7 @@ def load_folder(data_dir: str | Path, seed: int = 0, validation_fraction: float 
     return FolderData(
         name=data_dir.name, raw_train=expression.loc[train_index], raw_test=expression.loc[test_index],
         clinical_train=clinical.loc[train_index], clinical_test=clinical.loc[test_index], validation=validation,
-        normalization=_auto_normalization(expression.loc[train_index]), label_column=label,
+        normalization=auto_normalization(expression.loc[train_index]), label_column=label,
         time_column=cohort.time_column, event_column=cohort.event_column,
     )
 

@@ -103,7 +103,7 @@ def build_dataset(
 
     requested = normalization
     if normalization == "auto":
-        normalization = _auto_normalization(cohort.expression)
+        normalization = auto_normalization(cohort.expression)
     positions = pd.Series(np.arange(len(cohort.expression)), index=cohort.expression.index)
     tokenizer = fit_tokenizer(cohort.expression, positions[split.index[split == "train"]].to_numpy(),
                               normalization=normalization, num_levels=num_levels)
@@ -184,7 +184,7 @@ def _cohort(expression, clinical, label_column, time_column, event_column, aggre
                        expression_source, clinical_source, name=Path(expression_source).name)
 
 
-def _auto_normalization(expression: pd.DataFrame) -> str:
+def auto_normalization(expression: pd.DataFrame) -> str:
     values = expression.to_numpy()
     return "none" if np.nanmin(values) < 0 or np.nanmax(values) < 50 else "log1p"
 
