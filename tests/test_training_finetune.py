@@ -69,6 +69,25 @@ def test_classification_from_a_panel_with_queries_reports_metrics_and_saves_the_
                                                               query_unseen=True), rtol=1e-5, atol=1e-6)
 
 
+def test_encoder_learning_rate_ratio_scales_only_the_pretrained_encoder(
+        pretrained, embedded_tokenizer, embedded_cohort, tmp_path):
+    train, validation = (_samples(embedded_tokenizer, embedded_cohort, rows)
+                         for rows in (range(0, 130), range(130, 198)))
+    before = {name: value.clone() for name, value in pretrained.gexbert.state_dict().items()}
+    frozen = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
+                                 _arguments("classify", tmp_path / "frozen", epochs=1,
+                                            encoder_learning_rate_ratio=0.0), embedded_tokenizer.genes[:16])
+    for name, value in frozen.model.gexbert.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=f"encoder weight {name} moved")
+    still = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
+                               _arguments("classify", tmp_path / "still", epochs=1, learning_rate=0.0),
+                               embedded_tokenizer.genes[:16])
+    assert not torch.equal(frozen.model.classifier.weight, still.model.classifier.weight)  # the head did train
+    moving = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
+                                 _arguments("classify", tmp_path / "moving", epochs=1), embedded_tokenizer.genes[:16])
+    assert any(not torch.equal(value, before[name]) for name, value in moving.model.gexbert.state_dict().items())
+
+
 def test_survival_fine_tuning_reports_a_c_index(pretrained, embedded_tokenizer, embedded_cohort, tmp_path):
     train, validation = (_samples(embedded_tokenizer, embedded_cohort, rows)
                          for rows in (range(0, 130), range(130, 198)))

@@ -74,6 +74,8 @@ class BenchmarkArguments:
     finetune_panels: str = field(default="16,64", metadata={"help": "Panel sizes that get end-to-end fine-tuning."})
     finetune_epochs: float = field(default=4, metadata={"help": "Fine-tuning epochs (early stopping may end sooner)."})
     finetune_learning_rate: float = field(default=1e-3, metadata={"help": "Fine-tuning peak learning rate."})
+    finetune_encoder_lr_ratio: float = field(default=1.0, metadata={
+        "help": "The pretrained encoder's fine-tuning rate relative to the new head's."})
     survival_finetune_types: int = field(default=4, metadata={
         "help": "Fine-tune GexBertForSurvival on the largest-K panels of this many types (most events first)."})
     max_survival_types: int | None = field(default=None, metadata={"help": "At most this many cancer types."})
@@ -425,7 +427,8 @@ def _finetune_arguments(args: BenchmarkArguments, task: str, workdir: Path, seed
                              panel_size=panel_size, panel_seed=seed, query_unseen=True,
                              max_queries=min(args.max_queries, 64), epochs=1 if args.quick else args.finetune_epochs,
                              batch_size=32 if task == "classify" else 64,
-                             learning_rate=args.finetune_learning_rate, weight_decay=0.01,
+                             learning_rate=args.finetune_learning_rate,
+                             encoder_learning_rate_ratio=args.finetune_encoder_lr_ratio, weight_decay=0.01,
                              warmup_ratio=0.1, early_stopping_patience=2, seed=seed, max_genes=None,
                              progress=False, overwrite_output_dir=True)
 

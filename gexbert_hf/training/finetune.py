@@ -53,7 +53,10 @@ class FinetuneArguments:
     max_queries: int | None = field(default=None, metadata={"help": "At most this many query genes (seeded)."})
     epochs: float = field(default=10, metadata={"help": "Maximum training epochs (early stopping may end sooner)."})
     batch_size: int = field(default=32, metadata={"help": "Samples per batch."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate (of the new head)."})
+    encoder_learning_rate_ratio: float = field(default=1.0, metadata={
+        "help": "The pretrained encoder trains at learning_rate x this; below 1 keeps the fresh head's early, "
+                "noisy gradients from overwriting what pretraining learned."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
     early_stopping_patience: int = field(default=3, metadata={"help": "Epochs without improvement before stopping."})
@@ -227,9 +230,31 @@ class RowDataset(torch.utils.data.Dataset):
 class _PanelTrainer(Trainer):
     """`Trainer` whose evaluation and prediction batches come from their own deterministic collator."""
 
-    def __init__(self, *args, eval_collator: DataCollatorForMaskedExpression, **kwargs):
+    def __init__(self, *args, eval_collator: DataCollatorForMaskedExpression, encoder_learning_rate_ratio: float = 1.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.eval_collator = eval_collator
+        self.encoder_learning_rate_ratio = encoder_learning_rate_ratio
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the pretrained encoder (`gexbert.*`) in its own groups at a scaled rate."""
+        if self.optimizer is not None or self.encoder_learning_rate_ratio == 1.0:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        decay = set(self.get_decay_parameter_names(model))
+        groups = []
+        for encoder in (True, False):
+            for decayed in (True, False):
+                parameters = [parameter for name, parameter in model.named_parameters()
+                              if parameter.requires_grad and name.startswith("gexbert.") == encoder
+                              and (name in decay) == decayed]
+                if parameters:
+                    groups.append({"params": parameters, "weight_decay": self.args.weight_decay if decayed else 0.0,
+                                   "lr": self.args.learning_rate * (self.encoder_learning_rate_ratio if encoder
+                                                                    else 1.0)})
+        self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return self.optimizer
 
     def _with_eval_collator(self, make_loader, *args):
         training_collator = self.data_collator
@@ -312,6 +337,7 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
         model=head, args=training_arguments, data_collator=training_collator, eval_collator=eval_collator,
         train_dataset=RowDataset(train), eval_dataset=RowDataset(validation), compute_metrics=compute,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
+        encoder_learning_rate_ratio=args.encoder_learning_rate_ratio,
     )
     if not args.progress:  # quiet: no per-epoch log lines and no shard-writing bars
         trainer.remove_callback(PrinterCallback)
