@@ -18,7 +18,7 @@ def quick_run(shared_data_dir, tmp_path_factory):
 
     output = tmp_path_factory.mktemp("benchmark")
     code = main(["benchmark", "--data_dir", str(shared_data_dir / "tcga3_xena_log2tpm"), "--output", str(output),
-                 "--quick", "--seeds", "2", "--progress", "false"])
+                 "--quick", "--seeds", "2", "--progress", "false", "--keep_model", "true"])
     assert code == 0
     return output, json.loads((output / "results.json").read_text())
 
@@ -71,6 +71,24 @@ def test_quick_benchmark_numbers_are_sane(quick_run):
     attention = results["attention"]
     assert 0 <= attention["overlap_p_one_sided"] <= 1 and attention["total_overlap"] >= 0
     assert set(attention["per_type"]) == {"BLCA", "COADREAD", "STAD"}
+
+
+def test_a_kept_model_is_reused_without_pretraining(quick_run, shared_data_dir, tmp_path):
+    from gexbert_hf.cli import main
+
+    first, earlier = quick_run
+    code = main(["benchmark", "--data_dir", str(shared_data_dir / "tcga3_xena_log2tpm"), "--output", str(tmp_path),
+                 "--quick", "--seeds", "2", "--progress", "false", "--tasks", "imputation",
+                 "--pretrained_model", str(first / "model")])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["errors"] == {} and "ablation" not in results["timings"]
+    assert results["pretraining"]["loaded_from"] == str(first / "model")
+    assert results["pretraining"]["steps"] == earlier["pretraining"]["steps"]
+    # the same model, masks and seeds: the same imputation, to the last digit
+    again = results["imputation"]["per_scenario"]["MCAR 50%"]["methods"]["GexBERT"]["rmse"]
+    assert again == earlier["imputation"]["per_scenario"]["MCAR 50%"]["methods"]["GexBERT"]["rmse"]
+    assert "did not pretrain" in (tmp_path / "report.md").read_text()
 
 
 def test_within_type_standardisation_is_detected():

@@ -84,6 +84,12 @@ class BenchmarkArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Subsample train (quick mode: 500)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Subsample test (quick mode: 150)."})
     imputation_test_rows: int = field(default=400, metadata={"help": "Test samples used for imputation."})
+    imputation_genes_per_pass: int = field(default=1024, metadata={
+        "help": "Genes GexBERT reads per imputation pass (a profile with more is read in random groups). More is "
+                "better: measured genes are the context, and at 90% missing a 256-gene group holds ~25 of them."})
+    pretrained_model: str | None = field(default=None, metadata={
+        "help": "Reuse a GexBERT kept by an earlier run (its output/model) instead of the ablation and pretraining; "
+                "that run's pretraining record is carried over when its results.json sits beside the model."})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out and the pretraining."})
     keep_model: bool = field(default=False, metadata={"help": "Keep the pretrained model under output/model."})
@@ -258,6 +264,79 @@ def run_benchmark(args: BenchmarkArguments) -> int:
     results["timings"]["load"] = time.perf_counter() - started
     samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
 
+    if args.pretrained_model:
+        model, tokenizer = _load_pretrained(args.pretrained_model, data, results)
+        samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
+        work_train = pd.DataFrame(tokenizer.normalize(data.raw_train.to_numpy(), list(data.raw_train.columns)),
+                                  index=data.raw_train.index, columns=data.raw_train.columns)
+    else:
+        model = _ablate_and_pretrain(tokenizer, samples, data, args, results, budget, device, workdir, output)
+
+    # ---- tasks ----------------------------------------------------------------------------------------------------
+    types_train = data.clinical_train[data.label_column] if data.label_column else None
+    if "classification" in tasks:
+        t0 = time.perf_counter()
+        check = within_type_standardised(work_train, types_train) if types_train is not None else {}
+        results["classification_check"] = check
+        enabled = (args.classification == "on" or (args.classification == "auto" and types_train is not None
+                                                   and not check.get("within_type_standardised", False)))
+        if not enabled:
+            results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
+        else:
+            _guard(results, "classification", lambda: _classification(model, tokenizer, data, args, seeds, device,
+                                                                       workdir))
+        results["timings"]["classification"] = time.perf_counter() - t0
+    if "survival" in tasks and data.time_column:
+        t0 = time.perf_counter()
+        _guard(results, "survival", lambda: run_anchor_survival(
+            model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
+            data.label_column, data.time_column, data.event_column,
+            panel_sizes=[int(k) for k in args.survival_panel_sizes.split(",")], seeds=seeds,
+            min_train_events=8 if args.quick else 20, min_test_events=3 if args.quick else 5,
+            max_types=args.max_survival_types or (2 if args.quick else None), n_boot=30 if args.quick else 200,
+            finetune=_survival_finetuner(model, tokenizer, data, args, workdir, device) if args.finetune else None,
+            progress=args.progress))
+        results["timings"]["survival"] = time.perf_counter() - t0
+    if "imputation" in tasks:
+        t0 = time.perf_counter()
+        _guard(results, "imputation", lambda: run_imputation(
+            model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=seeds,
+            max_test_rows=60 if args.quick else args.imputation_test_rows,
+            max_reference_rows=200 if args.quick else 1200, chunk=args.imputation_genes_per_pass,
+            iterative_rounds=2 if args.quick else 3, progress=args.progress))
+        results["timings"]["imputation"] = time.perf_counter() - t0
+    if "attention" in tasks and types_train is not None:
+        t0 = time.perf_counter()
+        _guard(results, "attention", lambda: run_attention_analysis(
+            model, tokenizer, data.raw_train, types_train, samples_per_type=4 if args.quick else 24,
+            max_genes=512, progress=args.progress))
+        results["timings"]["attention"] = time.perf_counter() - t0
+    results["timings"]["total"] = time.perf_counter() - started
+    shutil.rmtree(workdir, ignore_errors=True)
+    write_json(output / "results.json", results)  # first, so a report bug cannot lose the numbers
+    try:
+        write_report(results, output)  # adds the verdict tables to `results`
+    except Exception:  # noqa: BLE001 - the numbers are saved; `report_from_json` can retry
+        traceback.print_exc()
+        return 1
+    write_json(output / "results.json", results)
+    _say(f"done in {results['timings']['total'] / 60:.1f} min: {output / 'report.md'}")
+    return 0
+
+
+def report_from_json(output: str | Path) -> Path:
+    """Rewrite report.md and the plots from a finished run's results.json."""
+    output = Path(output)
+    results = json.loads((output / "results.json").read_text())
+    path = write_report(results, output)
+    write_json(output / "results.json", results)
+    return path
+
+
+def _ablate_and_pretrain(tokenizer, samples, data: FolderData, args: BenchmarkArguments, results: dict,
+                         budget: float, device: str, workdir: Path, output: Path) -> GexBertForMaskedExpression:
+    """The measured design choices (value embedding, then mask rate) by short runs scored on validation, then the
+    main pretraining with the winner for the rest of the budget; records both in `results`."""
     # ---- ablation: value embedding, then masking rate, by short pretraining runs scored on validation --------------
     t0 = time.perf_counter()
     if args.quick:
@@ -306,75 +385,50 @@ def run_benchmark(args: BenchmarkArguments) -> int:
     model, record = pretrain(tokenizer, samples, args, chosen_embedding, chosen_mask, main_steps, workdir, device)
     record["validation"] = validation_scores(model, tokenizer, data, chunk=2 * args.max_genes)
     model = model.cpu().eval()
-    results["pretraining"] = {**record, "config": {k: model.config.to_dict()[k] for k in (
-        "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "decoder_num_layers",
-        "max_genes", "value_embedding", "num_levels", "pooling")}, "n_parameters": sum(p.numel() for p in
-                                                                                    model.parameters())}
+    results["pretraining"] = {**record, **_model_record(model)}
     results["timings"]["pretraining"] = time.perf_counter() - t0
     _say(f"pretrained {main_steps} steps: {record['validation']}")
     if args.keep_model:
         model.save_pretrained(output / "model")
         tokenizer.save_pretrained(output / "model")
 
-    # ---- tasks ----------------------------------------------------------------------------------------------------
-    types_train = data.clinical_train[data.label_column] if data.label_column else None
-    if "classification" in tasks:
-        t0 = time.perf_counter()
-        check = within_type_standardised(work_train, types_train) if types_train is not None else {}
-        results["classification_check"] = check
-        enabled = (args.classification == "on" or (args.classification == "auto" and types_train is not None
-                                                   and not check.get("within_type_standardised", False)))
-        if not enabled:
-            results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
-        else:
-            _guard(results, "classification", lambda: _classification(model, tokenizer, data, args, seeds, device,
-                                                                       workdir))
-        results["timings"]["classification"] = time.perf_counter() - t0
-    if "survival" in tasks and data.time_column:
-        t0 = time.perf_counter()
-        _guard(results, "survival", lambda: run_anchor_survival(
-            model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
-            data.label_column, data.time_column, data.event_column,
-            panel_sizes=[int(k) for k in args.survival_panel_sizes.split(",")], seeds=seeds,
-            min_train_events=8 if args.quick else 20, min_test_events=3 if args.quick else 5,
-            max_types=args.max_survival_types or (2 if args.quick else None), n_boot=30 if args.quick else 200,
-            finetune=_survival_finetuner(model, tokenizer, data, args, workdir, device) if args.finetune else None,
-            progress=args.progress))
-        results["timings"]["survival"] = time.perf_counter() - t0
-    if "imputation" in tasks:
-        t0 = time.perf_counter()
-        _guard(results, "imputation", lambda: run_imputation(
-            model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=seeds,
-            max_test_rows=60 if args.quick else args.imputation_test_rows,
-            max_reference_rows=200 if args.quick else 1200, chunk=2 * args.max_genes,
-            iterative_rounds=2 if args.quick else 3, progress=args.progress))
-        results["timings"]["imputation"] = time.perf_counter() - t0
-    if "attention" in tasks and types_train is not None:
-        t0 = time.perf_counter()
-        _guard(results, "attention", lambda: run_attention_analysis(
-            model, tokenizer, data.raw_train, types_train, samples_per_type=4 if args.quick else 24,
-            max_genes=512, progress=args.progress))
-        results["timings"]["attention"] = time.perf_counter() - t0
-    results["timings"]["total"] = time.perf_counter() - started
-    shutil.rmtree(workdir, ignore_errors=True)
-    write_json(output / "results.json", results)  # first, so a report bug cannot lose the numbers
-    try:
-        write_report(results, output)  # adds the verdict tables to `results`
-    except Exception:  # noqa: BLE001 - the numbers are saved; `report_from_json` can retry
-        traceback.print_exc()
-        return 1
-    write_json(output / "results.json", results)
-    _say(f"done in {results['timings']['total'] / 60:.1f} min: {output / 'report.md'}")
-    return 0
+    return model
 
 
-def report_from_json(output: str | Path) -> Path:
-    """Rewrite report.md and the plots from a finished run's results.json."""
-    output = Path(output)
-    results = json.loads((output / "results.json").read_text())
-    path = write_report(results, output)
-    write_json(output / "results.json", results)
-    return path
+def _model_record(model: GexBertForMaskedExpression) -> dict:
+    """The architecture the report states, and the parameter count."""
+    config = model.config.to_dict()
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "decoder_num_layers",
+            "max_genes", "value_embedding", "num_levels", "pooling")
+    return {"config": {key: config[key] for key in keys},
+            "n_parameters": sum(parameter.numel() for parameter in model.parameters())}
+
+
+def _load_pretrained(path: str, data: FolderData, results: dict) -> tuple[GexBertForMaskedExpression,
+                                                                         GexBertTokenizer]:
+    """A model and tokenizer kept by an earlier run; its pretraining record comes along when available."""
+    from ..errors import ExpressionInputError
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ExpressionInputError(f"{folder}: not a saved GexBERT (no config.json); pass a run's output/model")
+    model = GexBertForMaskedExpression.from_pretrained(folder).eval()
+    tokenizer = GexBertTokenizer.from_pretrained(folder)
+    missing = [gene for gene in data.raw_train.columns if gene not in tokenizer.gene_to_index]
+    if missing:
+        raise ExpressionInputError(f"{folder}: the model does not know {len(missing)} of this folder's genes "
+                                   f"(e.g. {missing[:3]}); it was pretrained on other data")
+    source = folder.parent / "results.json"
+    earlier = json.loads(source.read_text()) if source.is_file() else {}
+    record = earlier.get("pretraining") or {
+        "value_embedding": model.config.value_embedding, "mask_fraction": None, "steps": None, "seconds": 0.0,
+        "final_loss": None, "loss_curve": [], "validation": validation_scores(model, tokenizer, data)}
+    results["pretraining"] = {**record, **_model_record(model), "loaded_from": str(folder)}
+    results["ablation"] = {**earlier.get("ablation", {"runs": [], "steps_each": 0}), "loaded_from": str(folder)}
+    results["ablation"].setdefault("chosen_value_embedding", model.config.value_embedding)
+    results["ablation"].setdefault("chosen_mask_fraction", record.get("mask_fraction"))
+    _say(f"loaded the pretrained model of {folder} ({record.get('steps')} steps)")
+    return model, tokenizer
 
 
 def _say(message: str) -> None:

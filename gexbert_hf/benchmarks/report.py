@@ -136,6 +136,9 @@ def write_report(results: dict, output: Path) -> Path:
                  f"{pre['config']['max_genes']} genes per sample and step, value embedding "
                  f"`{pre['value_embedding']}`, mask rate {pre['mask_fraction']}, {pre['steps']} steps in "
                  f"{pre['seconds'] / 60:.1f} min (final loss {fmt(pre['final_loss'])}).\n")
+    if pre.get("loaded_from"):
+        lines.append(f"This run did not pretrain: it reused the model kept at `{pre['loaded_from']}`, whose "
+                     "pretraining (and ablation, when recorded) the lines here describe.\n")
     if ablation["runs"]:
         lines.append(f"Choices measured by short pretraining runs ({ablation['steps_each']} steps each), scored on the "
                      "validation part by the per-gene standardised RMSE of restoring all genes from a random 16-gene "
