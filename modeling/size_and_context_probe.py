@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--mask_fraction", type=float, default=0.5)
     parser.add_argument("--hidden_size", type=int, default=64)
     parser.add_argument("--num_hidden_layers", type=int, default=3)
+    parser.add_argument("--max_genes", type=int, default=128, help="genes sampled per sample and pretraining step")
     parser.add_argument("--chunks", default="256", help="comma-separated genes per inference pass ('all' allowed)")
     parser.add_argument("--rates", default="0.5,0.9")
     parser.add_argument("--rows", type=int, default=200, help="validation samples scored")
@@ -49,7 +50,7 @@ def main() -> None:
     tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization, num_levels=32)
     samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
     arguments = BenchmarkArguments(data_dir="", output="", progress=False, hidden_size=options.hidden_size,
-                                   num_hidden_layers=options.num_hidden_layers)
+                                   num_hidden_layers=options.num_hidden_layers, max_genes=options.max_genes)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
         model, record = pretrain(tokenizer, samples, arguments, options.value_embedding, options.mask_fraction,
