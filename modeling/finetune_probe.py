@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
-from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, load_folder
+from gexbert_hf.benchmarks.benchmark import load_folder
 from gexbert_hf.data.samples import EncodedSamples
 from gexbert_hf.training.finetune import FinetuneArguments, finetune_classifier, predict_classes
 
@@ -40,9 +40,9 @@ def main() -> None:
     torch.set_num_threads(1)
 
     run = Path(options.run)
-    arguments = BenchmarkArguments(**{**json.loads((run / "results.json").read_text())["arguments"]}) \
-        if (run / "results.json").is_file() else None
-    data_dir = arguments.data_dir if arguments else f"../shared/data/{run.name}"
+    results = run / "results.json"
+    data_dir = json.loads(results.read_text())["arguments"]["data_dir"] if results.is_file() \
+        else f"../shared/data/{run.name}"
     data = load_folder(data_dir)
     model = GexBertForMaskedExpression.from_pretrained(run / "model")
     tokenizer = GexBertTokenizer.from_pretrained(run / "model")

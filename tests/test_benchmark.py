@@ -91,6 +91,28 @@ def test_a_kept_model_is_reused_without_pretraining(quick_run, shared_data_dir, 
     assert "did not pretrain" in (tmp_path / "report.md").read_text()
 
 
+def test_a_directory_without_a_model_is_refused_by_name(shared_data_dir, tmp_path):
+    from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, run_benchmark
+    from gexbert_hf.errors import ExpressionInputError
+
+    args = BenchmarkArguments(data_dir=str(shared_data_dir / "tcga3_xena_log2tpm"), output=str(tmp_path / "out"),
+                              quick=True, progress=False, pretrained_model=str(tmp_path))
+    with pytest.raises(ExpressionInputError, match=f"{tmp_path}: not a saved GexBERT"):
+        run_benchmark(args)
+
+
+def test_a_model_kept_from_other_genes_is_refused_naming_them(quick_run, shared_data_dir, tmp_path):
+    from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, run_benchmark
+    from gexbert_hf.errors import ExpressionInputError
+
+    first, _ = quick_run  # quick mode keeps 64 random genes; another seed draws other genes
+    args = BenchmarkArguments(data_dir=str(shared_data_dir / "tcga3_xena_log2tpm"), output=str(tmp_path / "out"),
+                              quick=True, progress=False, seed=1, tasks="imputation",
+                              pretrained_model=str(first / "model"))
+    with pytest.raises(ExpressionInputError, match="pretrained on other data.*unknown to the tokenizer vocabulary"):
+        run_benchmark(args)
+
+
 def test_within_type_standardisation_is_detected():
     rng = np.random.default_rng(0)
     types = pd.Series(np.repeat(["A", "B", "C"], 50))

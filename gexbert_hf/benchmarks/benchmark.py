@@ -24,6 +24,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ..data.samples import EncodedSamples
+from ..errors import ExpressionInputError
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..reports import write_json
 from ..tasks.anchor_survival import run_anchor_survival
@@ -253,7 +254,12 @@ def run_benchmark(args: BenchmarkArguments) -> int:
         args.max_test_samples = args.max_test_samples or 150
     data = load_folder(args.data_dir, seed=args.seed, max_features=args.max_features,
                        max_train=args.max_train_samples, max_test=args.max_test_samples)
-    tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization, num_levels=args.num_levels)
+    if args.pretrained_model:  # the kept model's own tokenizer, not a refit
+        model, tokenizer = _load_pretrained(args.pretrained_model, data, results)
+    else:
+        model = None
+        tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization,
+                                         num_levels=args.num_levels)
     work_train = pd.DataFrame(tokenizer.normalize(data.raw_train.to_numpy(), list(data.raw_train.columns)),
                               index=data.raw_train.index, columns=data.raw_train.columns)
     results["data"] = {
@@ -262,14 +268,8 @@ def run_benchmark(args: BenchmarkArguments) -> int:
         "types": data.clinical_train[data.label_column].value_counts().to_dict() if data.label_column else {},
     }
     results["timings"]["load"] = time.perf_counter() - started
-    samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
-
-    if args.pretrained_model:
-        model, tokenizer = _load_pretrained(args.pretrained_model, data, results)
+    if model is None:
         samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
-        work_train = pd.DataFrame(tokenizer.normalize(data.raw_train.to_numpy(), list(data.raw_train.columns)),
-                                  index=data.raw_train.index, columns=data.raw_train.columns)
-    else:
         model = _ablate_and_pretrain(tokenizer, samples, data, args, results, budget, device, workdir, output)
 
     # ---- tasks ----------------------------------------------------------------------------------------------------
@@ -407,17 +407,15 @@ def _model_record(model: GexBertForMaskedExpression) -> dict:
 def _load_pretrained(path: str, data: FolderData, results: dict) -> tuple[GexBertForMaskedExpression,
                                                                          GexBertTokenizer]:
     """A model and tokenizer kept by an earlier run; its pretraining record comes along when available."""
-    from ..errors import ExpressionInputError
-
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise ExpressionInputError(f"{folder}: not a saved GexBERT (no config.json); pass a run's output/model")
     model = GexBertForMaskedExpression.from_pretrained(folder).eval()
     tokenizer = GexBertTokenizer.from_pretrained(folder)
-    missing = [gene for gene in data.raw_train.columns if gene not in tokenizer.gene_to_index]
-    if missing:
-        raise ExpressionInputError(f"{folder}: the model does not know {len(missing)} of this folder's genes "
-                                   f"(e.g. {missing[:3]}); it was pretrained on other data")
+    try:
+        tokenizer.convert_genes_to_ids(list(data.raw_train.columns))
+    except ExpressionInputError as error:
+        raise ExpressionInputError(f"{folder}: pretrained on other data than {data.name}; {error}") from None
     source = folder.parent / "results.json"
     earlier = json.loads(source.read_text()) if source.is_file() else {}
     record = earlier.get("pretraining") or {
