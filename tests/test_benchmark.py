@@ -149,3 +149,19 @@ def test_soft_impute_beats_column_mean_on_low_rank_data():
     soft = impute_soft(reference, incomplete, penalty=0.02)
     mean = impute_mean(reference, incomplete)
     assert np.sqrt(np.mean((soft[mask] - test[mask]) ** 2)) < 0.5 * np.sqrt(np.mean((mean[mask] - test[mask]) ** 2))
+
+
+def test_verdicts_call_ties_ties_within_the_tolerance():
+    from gexbert_hf.benchmarks.report import TIE_TOLERANCE, classification_verdicts, imputation_verdicts, outcome
+
+    assert outcome(0.7 + 1e-16, 0.7) == "tie"            # a float difference is not a win
+    assert outcome(0.7, 0.7) == "tie"                    # nor an exact tie a loss
+    assert outcome(0.7 + 2 * TIE_TOLERANCE, 0.7) == "win"
+    assert outcome(0.70, 0.71, higher_is_better=False) == "win"
+    panel = {"GexBERT LR": {"accuracy": [0.5, 0.6], "macro_f1": [0.4, 0.5]},
+             "MLP": {"accuracy": [0.55, 0.55 + 1e-16], "macro_f1": [0.4, 0.5]}}
+    (verdict,) = classification_verdicts({"panel_sizes": ["16"], "per_panel": {"16": {"methods": panel}}})
+    assert verdict["outcome"] == "tie"
+    methods = {"GexBERT": {"rmse": [0.60], "per_gene_r": [0.70]}, "KNN": {"rmse": [0.60], "per_gene_r": [0.80]}}
+    (verdict,) = imputation_verdicts({"per_scenario": {"MCAR 50%": {"methods": methods}}})
+    assert (verdict["outcome_rmse"], verdict["outcome_per_gene_r"]) == ("tie", "loss")
