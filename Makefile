@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gexbert demo --output reports/demo
+	$(BIN)/gexbert demo --output reports/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

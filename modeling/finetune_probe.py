@@ -81,7 +81,7 @@ def main() -> None:
                     task="classify", model="(in memory)", output_dir=output, query_unseen=True, max_queries=64,
                     epochs=epochs, batch_size=32, learning_rate=options.learning_rate,
                     encoder_learning_rate_ratio=ratio, weight_decay=0.01, warmup_ratio=0.1,
-                    early_stopping_patience=2, seed=panel_seed, progress=False, overwrite_output_dir=True)
+                    early_stopping_patience=2, seed=panel_seed, progress=False, overwrite=True)
                 result = finetune_classifier(model, tokenizer, train, stop, names, finetune_args, panel_genes=panel)
                 probabilities = predict_classes(result.model, tokenizer, score, panel_genes=panel, query_unseen=True)
             accuracy = float((probabilities.argmax(1) == y[score_rows]).mean())

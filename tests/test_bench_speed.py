@@ -15,6 +15,7 @@ from gexbert_hf.benchmarks.speed import (
     training_flops,
 )
 from gexbert_hf.cli import SUBCOMMANDS
+from gexbert_hf.outputs import OUTPUT_MARKER, read_marker
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_num_layers=1)
 
@@ -32,7 +33,9 @@ def test_quick_run_writes_report_json_and_plots(quick_run):
         path = directory / name
         assert path.is_file() and path.stat().st_size > 0, name
     assert (directory / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(directory.glob(".*")), "atomic writes left temporary files behind"
+    hidden = {path.name for path in directory.glob(".*")}
+    assert hidden == {OUTPUT_MARKER}, "atomic writes left temporary files behind"  # the marker is issue #14's
+    assert {"report.md", "results.json", "throughput.png"} <= set(read_marker(directory)["files"])
     stored = json.loads((directory / "results.json").read_text())
     assert stored["quick"] is True and len(stored["load_start"]) == 3
     report = (directory / "report.md").read_text()

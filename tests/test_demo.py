@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from gexbert_hf.cli import main
+from gexbert_hf.outputs import OUTPUT_MARKER, read_marker
 
 
 def test_demo_quick_writes_report_plots_and_results(tmp_path, capsys):
@@ -25,3 +26,6 @@ def test_demo_quick_writes_report_plots_and_results(tmp_path, capsys):
     report = (output / "report.md").read_text()
     assert "quick mode" in report and "## Summary" in report and "![imputation](imputation.png)" in report
     assert "| task | GexBERT | baseline | difference |" in capsys.readouterr().out
+    marker = read_marker(output)  # issue #14: the next --overwrite removes exactly these
+    assert marker["command"] == "demo" and marker["complete"]
+    assert sorted(marker["files"]) == sorted(path.name for path in output.iterdir() if path.name != OUTPUT_MARKER)

@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError
 from ..modeling_gexbert import GexBertForMaskedExpression
+from ..outputs import claim_output_dir
 from ..reports import write_json
 from ..tasks.anchor_survival import run_anchor_survival
 from ..tasks.attention import run_attention_analysis
@@ -95,6 +96,9 @@ class BenchmarkArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out and the pretraining."})
     keep_model: bool = field(default=False, metadata={"help": "Keep the pretrained model under output/model."})
     progress: bool = field(default=True, metadata={"help": "Progress bars."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier benchmark report in --output (only "
+                                                             "the files it wrote; never a folder holding "
+                                                             "--pretrained_model or --data_dir)."})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -231,11 +235,16 @@ def validation_scores(model, tokenizer: GexBertTokenizer, data: FolderData, pane
 # ----------------------------------------------------------------------------------------------------------------------
 def run_benchmark(args: BenchmarkArguments) -> int:
     """Run every requested task on one folder and write report.md, results.json and plots under `args.output`."""
+    inputs = {"--data_dir": args.data_dir, "--pretrained_model": args.pretrained_model}
+    folder = claim_output_dir(args.output, "benchmark", inputs, args.overwrite)
+    with folder.writing() as output:
+        return _run_benchmark(args, output)
+
+
+def _run_benchmark(args: BenchmarkArguments, output: Path) -> int:
     started = time.perf_counter()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     workdir = output / "_work"
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
     unknown = [task for task in tasks if task not in TASKS]
@@ -482,7 +491,7 @@ def _finetune_arguments(args: BenchmarkArguments, task: str, workdir: Path, seed
                              learning_rate=args.finetune_learning_rate,
                              encoder_learning_rate_ratio=args.finetune_encoder_lr_ratio, weight_decay=0.01,
                              warmup_ratio=0.1, early_stopping_patience=2, seed=seed, max_genes=None,
-                             progress=False, overwrite_output_dir=True)
+                             progress=False, overwrite=True)
 
 
 def _classification_finetuner(model, tokenizer, data: FolderData, y_train, raw_test, class_names, args, workdir,

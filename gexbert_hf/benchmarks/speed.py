@@ -31,6 +31,7 @@ from transformers import AttentionInterface, BertConfig, BertForMaskedLM
 
 from ..configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, GexBertConfig
 from ..modeling_gexbert import GexBertForMaskedExpression
+from ..outputs import claim_output_dir
 from ..reports import fmt, markdown_table, to_jsonable
 
 NO_ATTENTION = "gexbert_bench_no_attention"
@@ -66,8 +67,11 @@ class SpeedBenchmarkArguments:
     imputation_fp32_samples: int = field(default=64, metadata={"help": "test samples GexBERT imputes in fp32"})
     peak_tflops: float | None = field(default=None, metadata={"help": "accelerator bf16 peak, for MFU on CUDA"})
     render_only: bool = field(
-        default=False, metadata={"help": "re-render report.md and the plots from output_dir/results.json, no measuring"}
+        default=False, metadata={"help": "re-render report.md and the plots from output_dir/results.json, no measuring "
+                                         "(implies --overwrite of that bench-speed report)"}
     )
+    overwrite: bool = field(default=False, metadata={"help": "replace an earlier bench-speed report in output_dir "
+                                                             "(only the files it wrote)"})
     num_threads: int | None = field(
         default=None,
         metadata={"help": "torch CPU threads (None = torch's default). On a machine shared with other work, use "
@@ -630,11 +634,22 @@ def environment() -> dict:
 
 
 def run_speed_benchmark(args: SpeedBenchmarkArguments) -> dict:
-    """Measure everything in one run and write report.md, results.json and the PNG plots to `args.output_dir`."""
+    """Measure everything in one run and write report.md, results.json and the PNG plots to `args.output_dir`.
+
+    An existing report folder is replaced only with `overwrite` (or `render_only`), and only if bench-speed wrote it.
+    """
+    folder = claim_output_dir(args.output_dir, "bench-speed", {"--data_dir": args.data_dir},
+                              args.overwrite or args.render_only, argument="--output_dir")
     if args.render_only:  # wording changes without re-measuring: the numbers stay those of the stored run
-        results = json.loads((Path(args.output_dir) / "results.json").read_text())
-        write_report(results, Path(args.output_dir))
+        results = json.loads((folder.path / "results.json").read_text())
+        with folder.writing() as output:
+            write_report(results, output)
         return results
+    with folder.writing() as output:
+        return _measure_and_report(args, output)
+
+
+def _measure_and_report(args: SpeedBenchmarkArguments, output: Path) -> dict:
     if args.quick:  # seconds, not minutes: in-process memory points and a short measuring budget
         args.isolate_memory = False
         args.point_seconds = min(args.point_seconds, 0.2)
@@ -665,8 +680,8 @@ def run_speed_benchmark(args: SpeedBenchmarkArguments) -> dict:
     results["load_end"] = os.getloadavg()
     results["total_s"] = time.perf_counter() - started
     results["targets"] = evaluate_targets(results)
-    write_report(results, Path(args.output_dir))
-    log(f"wrote {args.output_dir}/report.md, results.json and plots in {results['total_s']:.0f}s")
+    write_report(results, output)
+    log(f"wrote {output}/report.md, results.json and plots in {results['total_s']:.0f}s")
     return results
 
 

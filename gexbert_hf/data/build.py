@@ -1,8 +1,9 @@
 """`gexbert build-dataset`: expression + clinical (+ split) files -> a tokenized `DatasetDict` and its tokenizer.
 
 Everything is validated before anything is written, the output is assembled in a temporary folder beside the target
-and renamed into place at the end, so bad input or a crash leaves nothing half-written, and an existing output is
-replaced only with `overwrite=True`.
+and moved into place at the end, so bad input or a crash leaves nothing half-written. An existing output is replaced
+only with `overwrite=True`, and then only the files an earlier build wrote there (`gexbert_hf.outputs`): never a
+folder holding the input files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from ..errors import OutputExistsError
+from ..outputs import claim_output_dir
 from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame
 from .embedded import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
@@ -49,7 +50,8 @@ class BuildDatasetArguments:
                                                                 "samples_x_genes."})
     missing_clinical: str = field(default="error", metadata={"help": "Samples with a missing label/time/event: "
                                                                       "error | drop | keep."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace an existing output folder."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier build in that folder (only the "
+                                                             "files it wrote; never a folder holding the inputs)."})
     seed: int = field(default=0, metadata={"help": "Seed of the stratified split (when no split table)."})
     test_fraction: float = field(default=0.2, metadata={"help": "Test share of the stratified split."})
 
@@ -81,8 +83,9 @@ def build_dataset(
     """
     started = time.perf_counter()
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise OutputExistsError(f"{output}: already exists; pass overwrite=True (--overwrite) to replace it")
+    inputs = {label: value for label, value in (("--expression", expression), ("--clinical", clinical),
+                                                ("--split", split)) if isinstance(value, (str, Path))}
+    folder = claim_output_dir(output, "build-dataset", inputs, overwrite, flag="overwrite=True (--overwrite)")
     if normalization not in (*NORMALIZATIONS, "auto"):
         raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, 'auto')}, got {normalization!r}")
 
@@ -130,7 +133,7 @@ def build_dataset(
                            time.perf_counter() - started)
         (staged / SUMMARY_NAME).write_text(json.dumps(summary, indent=1))
         del splits
-        _replace(staged, output, workspace)
+        folder.publish(staged)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     if verbose:
@@ -246,17 +249,6 @@ def _summary(cohort: Cohort, split: pd.Series, tokenizer, class_names, normaliza
     if cohort.event_column:
         summary["events"] = int(np.nansum(cohort.clinical.loc[split.index, cohort.event_column].to_numpy()))
     return summary
-
-
-def _replace(staged: Path, output: Path, workspace: Path) -> None:
-    """Move the finished folder into place; an old output is set aside first and removed only afterwards."""
-    old = None
-    if output.exists():
-        old = workspace / "previous"
-        output.rename(old)
-    staged.rename(output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["BuildDatasetArguments", "build_dataset", "build_dataset_from_arguments", "format_summary"]

@@ -28,6 +28,7 @@ from ..data.embedded import Cohort, load_embedded_cohort
 from ..data.samples import EncodedSamples
 from ..errors import ClinicalInputError
 from ..modeling_gexbert import GexBertForMaskedExpression, concordance_index
+from ..outputs import claim_output_dir
 from ..reports import bar_plot, fmt, line_plot, markdown_table, write_json
 from ..tokenization_gexbert import GexBertTokenizer
 from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
@@ -54,6 +55,8 @@ class DemoArguments:
     pretrain_steps: int | None = field(default=None, metadata={"help": "Pretraining steps (default by mode)."})
     seed: int = field(default=0, metadata={"help": "Seed of split, panel, masking and training."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier demo report in --output (only the "
+                                                             "files it wrote)."})
 
 
 @dataclass
@@ -205,11 +208,11 @@ def run_demo(args: DemoArguments) -> dict:
     """Run every step, write `report.md`, PNGs and `results.json` under `args.output`, return the results."""
     started = time.perf_counter()
     setting = QUICK if args.quick else FULL
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
+    folder = claim_output_dir(args.output, "demo", {"--data_dir": args.data_dir}, args.overwrite)
     workspace = Path(tempfile.mkdtemp(prefix="gexbert-demo-"))  # checkpoints and models: not part of the report
     try:
-        return _run_demo(args, setting, output, workspace, started)
+        with folder.writing() as output:
+            return _run_demo(args, setting, output, workspace, started)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 
@@ -303,7 +306,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
         task="classify", model="(pretrained in memory)", output_dir=str(workspace / "classifier"),
         epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
         early_stopping_patience=8, seed=args.seed, query_unseen=True, max_queries=64, progress=False,
-        overwrite_output_dir=True,
+        overwrite=True,
     )
     tuned = finetune_classifier(model, tokenizer, samples(fit_c), samples(val_c), class_names, finetune_args,
                                 panel_genes=panel)

@@ -1,7 +1,8 @@
 """Using a trained model from files: `gexbert impute`, `gexbert predict` and `gexbert export`.
 
 Each reads with the data layer's readers (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad), never modifies its
-input, and refuses to replace an existing output unless asked.
+input, and refuses to replace an existing output unless asked; `export --overwrite` replaces only an earlier
+export (see `gexbert_hf.outputs`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 from ..configuration_gexbert import GexBertConfig
 from ..data.readers import read_expression
 from ..data.samples import EncodedSamples
-from ..errors import ExpressionInputError, OutputExistsError, preview
+from ..errors import ExpressionInputError, preview
 from ..modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -27,6 +28,7 @@ from ..modeling_gexbert import (
     GexBertModel,
     GexBertPreTrainedModel,
 )
+from ..outputs import check_output_file, claim_output_dir
 from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
 from .finetune import read_gene_list
 
@@ -70,13 +72,11 @@ def sidecar_path(output: str | Path, tag: str) -> Path:
     return output.with_name(output.name[: -len(suffix)] + f".{tag}" + output.name[-len(suffix):])
 
 
-def _check_outputs(input_path: Path, outputs: list[Path], overwrite: bool) -> None:
+def _check_outputs(inputs: dict[str, str | Path | None], outputs: list[Path], overwrite: bool) -> None:
+    """Every output file named in a known format, none a folder or an input, none replaced without consent."""
     for output in outputs:
         _suffix(output)
-        if output.resolve() == input_path.resolve():
-            raise OutputExistsError(f"{output}: is the input file; the input is never modified, choose another output")
-        if output.exists() and not overwrite:
-            raise OutputExistsError(f"{output}: already exists; pass --overwrite to replace it")
+        check_output_file(output, inputs, overwrite)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -124,7 +124,7 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path]:
 
     input_path = Path(args.input)
     output, uncertainty_path = Path(args.output), sidecar_path(args.output, "uncertainty")
-    _check_outputs(input_path, [output, uncertainty_path], args.overwrite)
+    _check_outputs({"input file": input_path, "gene list": args.genes}, [output, uncertainty_path], args.overwrite)
     model, tokenizer = load_model_and_tokenizer(args.model)
     if not isinstance(model, GexBertForMaskedExpression):
         raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
@@ -201,7 +201,7 @@ def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, fr
 
 def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
-    _check_outputs(input_path, [output], args.overwrite)
+    _check_outputs({"input file": input_path}, [output], args.overwrite)
     model, tokenizer = load_model_and_tokenizer(args.model)
     if not isinstance(model, (GexBertForSequenceClassification, GexBertForSurvival)):
         raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
@@ -226,7 +226,8 @@ class ExportArguments:
 
     model: str = field(metadata={"help": "A GexBERT model directory (any head)."})
     output: str = field(metadata={"help": "Export folder."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace an existing export folder."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier export in that folder (only the "
+                                                             "files it wrote; never a folder holding the model)."})
 
 
 EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", "configuration_gexbert.py", "modeling_gexbert.py",
@@ -234,12 +235,9 @@ EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", "configuratio
 
 
 def export_model(args: ExportArguments) -> Path:
-    """Write the export to a temporary folder beside `output`, check it holds every hub file, then rename it."""
+    """Write the export to a temporary folder beside `output`, check it holds every hub file, then move it in."""
     output = Path(args.output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
-        raise OutputExistsError(f"{output}: already exists; pass --overwrite to replace it")
-    if output.resolve() == Path(args.model).resolve():
-        raise OutputExistsError(f"{output}: is the model directory itself; export to another folder")
+    folder = claim_output_dir(output, "export", {"the model": args.model}, args.overwrite)
     model, tokenizer = load_model_and_tokenizer(args.model)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
@@ -249,9 +247,7 @@ def export_model(args: ExportArguments) -> Path:
         absent = [name for name in EXPORTED_FILES if not (staging / name).is_file()]
         if absent:
             raise RuntimeError(f"export of {args.model} is missing {preview(absent)}")
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
+        folder.publish(staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     config = json.loads((output / "config.json").read_text())

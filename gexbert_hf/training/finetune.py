@@ -31,6 +31,7 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
     concordance_index,
 )
+from ..outputs import claim_output_dir, take_deprecated_overwrite
 from ..tokenization_gexbert import GexBertTokenizer
 
 TASKS = ("classify", "survival")
@@ -68,7 +69,12 @@ class FinetuneArguments:
                                                                    "uses this cap too, or every gene when unset."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing fine-tuned model."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing fine-tuned model (only in a "
+                                                             "folder an earlier gexbert finetune wrote)."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Deprecated spelling of --overwrite."})
+
+    def __post_init__(self):
+        take_deprecated_overwrite(self)
 
 
 @dataclass
@@ -315,8 +321,10 @@ def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgumen
 def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str, config_overrides: dict
               ) -> FinetuneResult:
     output_dir = Path(args.output_dir)
-    if (output_dir / "config.json").exists() and not args.overwrite_output_dir:
-        raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite_output_dir to replace it")
+    if (output_dir / "config.json").exists() and not args.overwrite:
+        raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite to replace it")
+    inputs = {"--model": model if isinstance(model, (str, Path)) else None, "--dataset": args.dataset}
+    claim_output_dir(output_dir, "finetune", inputs, args.overwrite, argument="--output_dir").mark()
     if len(train) == 0 or len(validation) == 0:
         raise ClinicalInputError(f"fine-tuning needs training and validation samples, got {len(train)} and "
                                  f"{len(validation)}")

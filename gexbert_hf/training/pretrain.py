@@ -24,6 +24,7 @@ from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
+from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import latest_complete_checkpoint, publish_checkpoint, temporary_checkpoint_dir
 
@@ -61,9 +62,14 @@ class PretrainArguments:
     save_steps: int = field(default=200, metadata={"help": "Steps between checkpoints (0 = none)."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (newest)."})
     resume: bool = field(default=False, metadata={"help": "Continue from the newest complete checkpoint."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a finished run."})
+    overwrite: bool = field(default=False, metadata={"help": "Allow replacing a finished run (only in a folder an "
+                                                             "earlier gexbert pretrain wrote)."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Deprecated spelling of --overwrite."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to upload the final model to."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+    def __post_init__(self):
+        take_deprecated_overwrite(self)
 
 
 @dataclass
@@ -268,15 +274,17 @@ def _log(output_dir: Path, record: dict, writer) -> None:
                 writer.add_scalar(f"pretrain/{key}", value, record["step"])
 
 
-def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
-    """A finished run (config.json present) is never replaced unless asked; a resumable one needs `resume`."""
+def check_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs: InputPaths | None = None) -> None:
+    """A finished run (config.json present) is never replaced unless asked; a resumable one needs `resume`; only a
+    folder an earlier `gexbert pretrain` marked is overwritten, never one holding `inputs` (the dataset). Marks it."""
     if (output_dir / "config.json").exists() and not overwrite:
-        raise OutputExistsError(f"{output_dir} already holds a trained model; pass --overwrite_output_dir to replace it")
+        raise OutputExistsError(f"{output_dir} already holds a trained model; pass --overwrite to replace it")
     if (output_dir / CHECKPOINT_DIR).exists() and not resume and not overwrite:
         raise OutputExistsError(
             f"{output_dir} holds checkpoints of an unfinished run; pass --resume to continue it or "
-            "--overwrite_output_dir to start again"
+            "--overwrite to start again"
         )
+    claim_output_dir(output_dir, "pretrain", inputs, overwrite, resume=resume, argument="--output_dir").mark()
 
 
 def pretrain(args: PretrainArguments) -> PretrainResult:
@@ -294,7 +302,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if not (dataset_dir / "dataset_dict.json").is_file():
         raise ExpressionInputError(f"{dataset_dir}: not a `gexbert build-dataset` output (no dataset_dict.json)")
     output_dir = Path(args.output_dir)
-    check_output_dir(output_dir, args.resume, args.overwrite_output_dir)
+    check_output_dir(output_dir, args.resume, args.overwrite, {"--dataset": dataset_dir})
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
     splits = datasets.load_from_disk(str(dataset_dir))
