@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -235,6 +236,39 @@ def test_a_crash_during_the_final_pretrain_save_leaves_no_model_and_resume_finis
     assert main([*arguments, "--resume"]) == 0
     model, tokenizer = GexBertForMaskedExpression.from_pretrained(output), GexBertTokenizer.from_pretrained(output)
     assert model.config.vocab_size == tokenizer.vocab_size
+
+
+def test_a_crash_during_the_final_finetune_save_leaves_no_model(embedded_tokenizer, embedded_cohort, tmp_path,
+                                                                 monkeypatch):
+    import numpy as np
+
+    from gexbert_hf.training.finetune import FinetuneArguments, finetune_classifier
+
+    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=4, intermediate_size=64, max_genes=64)
+    torch.manual_seed(0)
+    pretrained = GexBertForMaskedExpression(config)
+    labels = (embedded_cohort.clinical["er"] == "positive").to_numpy(np.int64)
+    train, validation = (EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[rows],
+                                                   {"label": labels[rows]}) for rows in (slice(0, 130),
+                                                                                         slice(130, 198)))
+    arguments = FinetuneArguments(task="classify", model="(in memory)", output_dir=str(tmp_path), epochs=1,
+                                  batch_size=32, progress=False)
+
+    trainer_save = GexBertTokenizer.save_pretrained
+
+    def disk_full_at_the_final_save(self, directory):  # the Trainer's own checkpoints save the tokenizer too
+        if Path(directory).name.startswith("checkpoint-"):
+            return trainer_save(self, directory)
+        raise OSError("disk full")
+
+    # the final save writes the tokenizer after the model's config and weights
+    monkeypatch.setattr(GexBertTokenizer, "save_pretrained", disk_full_at_the_final_save)
+    with pytest.raises(OSError, match="disk full"):
+        finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"], arguments,
+                            embedded_tokenizer.genes[:16])
+    assert not (tmp_path / "config.json").exists() and not (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob(".final-*"))
 
 
 def test_a_failed_final_save_keeps_the_previous_model(tmp_path):
