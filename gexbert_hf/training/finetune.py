@@ -33,6 +33,7 @@ from ..modeling_gexbert import (
 )
 from ..outputs import claim_output_dir, take_deprecated_overwrite
 from ..tokenization_gexbert import GexBertTokenizer
+from .checkpoints import save_final_model
 
 TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
@@ -361,9 +362,12 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
     history = list(trainer.state.log_history)
     best = trainer.model
     if trainer.args.should_save:
-        best.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-        (output_dir / HISTORY_FILE).write_text(json.dumps({"metrics": metrics, "history": history}, indent=1))
+        def write_final_model(folder: Path) -> None:
+            best.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            (folder / HISTORY_FILE).write_text(json.dumps({"metrics": metrics, "history": history}, indent=1))
+
+        save_final_model(output_dir, write_final_model)  # staged, config.json moved in last
         shutil.rmtree(output_dir / TRAINER_DIR, ignore_errors=True)  # the best model is saved above
     return FinetuneResult(model=best, metrics=metrics, history=history)
 

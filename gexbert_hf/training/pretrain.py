@@ -2,12 +2,16 @@
 
 The loop owns its data order (a seeded permutation per epoch, sharded by rank) instead of a DataLoader, so a
 checkpoint records the exact data position and `resume` ends with the same weights as an uninterrupted run.
+Checkpoints hold weights, optimizer, scheduler, RNG and collator states in safetensors + JSON (see `train_state`
+and `state_files`): resuming never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,11 +29,24 @@ from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
-from ..tokenization_gexbert import GexBertTokenizer
-from .checkpoints import latest_complete_checkpoint, publish_checkpoint, temporary_checkpoint_dir
+from ..tokenization_gexbert import TOKENIZER_ARRAYS_NAME, TOKENIZER_CONFIG_NAME, GexBertTokenizer
+from .checkpoints import CONFIG_FILE, STAGING_PREFIX, latest_usable_checkpoint, list_checkpoints, save_final_model
+from .train_state import (
+    TrainingParts,
+    checkpoint_files,
+    read_checkpoint,
+    restore,
+    run_arguments,
+    save_checkpoint,
+)
+
+logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", "configuration_gexbert.py",
+                     "modeling_gexbert.py", TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME)
 
 
 class TrainingArgumentError(GexBertError, ValueError):
@@ -170,20 +187,13 @@ def pretrain_model(
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * args.max_steps),
                                                 args.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    parts = TrainingParts(accelerator, model, optimizer, scheduler, collator)
+    run = run_arguments(accelerator.unwrap_model(model).config, tokenizer, train_samples, args, max_genes,
+                        accelerator.num_processes)
+    step, position, history = _start_or_resume(parts, output_dir, run, args)
 
-    step, position, history = 0, 0, []
-    if args.resume:
-        found = latest_complete_checkpoint(checkpoint_root)
-        if found is not None:
-            path, state = found
-            accelerator.load_state(str(path))
-            step, position = state["step"], state["position"]
-            collator.load_state_dict(state["collators"][accelerator.process_index])
-            history = state.get("history", [])
-            accelerator.print(f"resumed from {path} at step {step}")
-
-    writer = _tensorboard_writer(output_dir) if accelerator.is_main_process else None
+    writer = (_tensorboard_writer(output_dir, purge_step=step + 1 if step else None)
+              if accelerator.is_main_process else None)
     progress = tqdm(total=args.max_steps, initial=step, desc="pretraining", unit="step",
                     disable=not (args.progress and accelerator.is_main_process))
     model.train()
@@ -226,7 +236,8 @@ def pretrain_model(
                 _log(output_dir, record, writer)
 
         if args.save_steps and step % args.save_steps == 0 and step < args.max_steps:
-            _save_checkpoint(accelerator, checkpoint_root, step, position, collator, history, args.save_total_limit)
+            save_checkpoint(parts, checkpoint_root, step,
+                            {"position": position, "history": history, "run": run}, args.save_total_limit)
     progress.close()
     if writer is not None:
         writer.close()
@@ -236,32 +247,56 @@ def pretrain_model(
                           history=history)
 
 
-def _save_checkpoint(accelerator: Accelerator, root: Path, step: int, position: int,
-                     collator: DataCollatorForMaskedExpression, history: list[dict], keep_last: int) -> None:
-    temporary = temporary_checkpoint_dir(root, step)
-    if accelerator.is_main_process:
-        if temporary.exists():
-            shutil.rmtree(temporary)
-        temporary.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
-    states = [None] * accelerator.num_processes
-    if accelerator.num_processes > 1:
-        torch.distributed.all_gather_object(states, collator.state_dict())
+def _start_or_resume(parts: TrainingParts, output_dir: Path, run: dict, args: PretrainArguments
+                     ) -> tuple[int, int, list[dict]]:
+    """(step, data position, history) to start from: the newest usable checkpoint of this run, or zero."""
+    root = output_dir / CHECKPOINT_DIR
+    if not args.resume:
+        if args.save_steps and list_checkpoints(root):
+            raise OutputExistsError(f"{root} holds checkpoints of an earlier run; resume it, or remove them "
+                                    "(`gexbert pretrain --overwrite`) before starting a new one")
+        return 0, 0, []
+    found = latest_usable_checkpoint(root, checkpoint_files(parts.accelerator.num_processes),
+                                     lambda path, state: read_checkpoint(parts, path, state, run))
+    state = {"step": 0, "position": 0, "history": []}
+    if found is None:
+        if list_checkpoints(root):
+            logger.warning("no usable checkpoint in %s: starting from step 0", root)
     else:
-        states = [collator.state_dict()]
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        publish_checkpoint(root, step, {"position": position, "collators": states, "history": history}, keep_last)
-    accelerator.wait_for_everyone()
+        path, state, loaded = found
+        restore(parts, loaded)
+        parts.accelerator.print(f"resumed from {path} at step {state['step']}")
+    if parts.accelerator.is_main_process:
+        _truncate_metrics(output_dir, state["step"])
+    return state["step"], state["position"], state.get("history", [])
 
 
-def _tensorboard_writer(output_dir: Path):
+def _truncate_metrics(output_dir: Path, step: int) -> None:
+    """Drop the records logged after the resumed step (they are logged again), atomically, so every step appears
+    once; a line torn by the crash goes too."""
+    path = output_dir / METRICS_FILE
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    rewritten = path.with_name(path.name + ".tmp")
+    rewritten.write_text("".join(kept))
+    os.replace(rewritten, path)
+
+
+def _tensorboard_writer(output_dir: Path, purge_step: int | None = None):
+    """`purge_step`: after a resume, events from that step on (the old run's tail) are dropped."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional: metrics.jsonl always has everything
         return None
-    return SummaryWriter(log_dir=str(output_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(output_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
 
 def _log(output_dir: Path, record: dict, writer) -> None:
@@ -287,6 +322,23 @@ def check_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs: In
     claim_output_dir(output_dir, "pretrain", inputs, overwrite, resume=resume, argument="--output_dir").mark()
 
 
+def clear_previous_run(output_dir: Path) -> None:
+    """What `--overwrite` removes, by name: the previous run's checkpoints, metrics, TensorBoard logs,
+    staging folders and final model (its README.md model card only beside its config.json). Anything else in the
+    folder is not this command's and stays."""
+    names = [CHECKPOINT_DIR, METRICS_FILE, f"{METRICS_FILE}.tmp", TENSORBOARD_DIR, *FINAL_MODEL_FILES]
+    if (output_dir / CONFIG_FILE).is_file():
+        names.append("README.md")
+    names += [path.name for path in output_dir.glob("model-*-of-*.safetensors")]
+    names += [path.name for path in output_dir.glob(f"{STAGING_PREFIX}*")]
+    for name in names:
+        path = output_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+
+
 def pretrain(args: PretrainArguments) -> PretrainResult:
     """`gexbert pretrain` / `train/pretrain.py`: a build-dataset folder in, a `from_pretrained`-ready model out.
 
@@ -302,6 +354,9 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if not (dataset_dir / "dataset_dict.json").is_file():
         raise ExpressionInputError(f"{dataset_dir}: not a `gexbert build-dataset` output (no dataset_dict.json)")
     output_dir = Path(args.output_dir)
+    if args.resume and args.overwrite:
+        raise TrainingArgumentError("--resume continues the run in the output folder and --overwrite "
+                                    "discards it; pass one of them")
     check_output_dir(output_dir, args.resume, args.overwrite, {"--dataset": dataset_dir})
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
@@ -315,6 +370,9 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
         raise TrainingArgumentError(str(error)) from error
     set_seed(args.seed)  # the initial weights
     model = GexBertForMaskedExpression(config)
+    if args.overwrite and accelerator.is_main_process and output_dir.is_dir():
+        clear_previous_run(output_dir)  # only once the data and model are known to be usable
+    accelerator.wait_for_everyone()
     accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(splits['train'])} samples x "
                       f"{len(tokenizer.genes)} genes with {accelerator.num_processes} process(es) on {accelerator.device}; "
                       f"held-out restoration on {held_out or 'nothing'}")
@@ -322,8 +380,11 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
                             eval_samples=splits[held_out] if held_out else None, accelerator=accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        result.model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        def write_final_model(folder: Path) -> None:
+            result.model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+
+        save_final_model(output_dir, write_final_model)
         accelerator.print(f"saved the pretrained model to {output_dir} ({result.steps} steps, "
                           f"{result.seconds:.0f} s, final loss {result.final_loss:.3f}"
                           + (f", held-out loss {result.eval_loss:.3f})" if result.eval_loss is not None else ")"))
