@@ -8,8 +8,10 @@ level edges and level values, and a robust per-gene centre and scale for the con
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,30 +36,16 @@ def as_expression_frame(
     samples: Sequence[str] | None = None,
     aggregate: str | None = None,
     source: str = "expression matrix",
+    layer: str | None = None,
+    gene_column: str | None = None,
 ) -> pd.DataFrame:
     """Validate a samples x genes matrix and return it as a float64 DataFrame; NaN stays as 'not measured'.
 
+    `data` is a DataFrame, a numpy array with `genes`, or an AnnData (obs x var = samples x genes; `layer` picks a
+    layer instead of `X`, `gene_column` a var column naming the genes instead of `var_names`).
     Raises `ExpressionInputError` naming the gene, sample or shape at fault.
     """
-    if isinstance(data, pd.DataFrame):
-        if genes is not None:
-            raise ExpressionInputError(f"{source}: pass `genes` only with a numpy array; a DataFrame names its columns")
-        frame = data
-    else:
-        array = np.asarray(data)
-        if array.ndim != 2:
-            raise ExpressionInputError(f"{source}: expected a 2-D samples x genes matrix, got shape {array.shape}")
-        if genes is None:
-            raise ExpressionInputError(f"{source}: a numpy array needs `genes`, one name per column")
-        if len(genes) != array.shape[1]:
-            raise ExpressionInputError(
-                f"{source}: {len(genes)} gene names for {array.shape[1]} columns; shapes must match"
-            )
-        if samples is not None and len(samples) != array.shape[0]:
-            raise ExpressionInputError(
-                f"{source}: {len(samples)} sample ids for {array.shape[0]} rows; shapes must match"
-            )
-        frame = pd.DataFrame(array, columns=list(genes), index=samples)
+    frame = _unvalidated_frame(data, genes, samples, source, layer, gene_column)
     frame = frame.copy(deep=False)
     frame.columns = frame.columns.map(str)
     frame.index = frame.index.map(str)
@@ -103,6 +91,129 @@ def as_expression_frame(
         named = preview(empty) if len(empty) else "every sample"
         raise ExpressionInputError(f"{source}: no measured gene in sample(s) {named}")
     return frame
+
+
+def _unvalidated_frame(data, genes, samples, source: str, layer: str | None, gene_column: str | None) -> pd.DataFrame:
+    """DataFrame, AnnData or numpy array + names -> a DataFrame with the right shape and names, values unchecked."""
+    if is_anndata(data):
+        if genes is not None or samples is not None:
+            raise ExpressionInputError(f"{source}: an AnnData names its genes and samples; pass no `genes`/`samples`")
+        return anndata_frame(data, layer=layer, gene_column=gene_column, source=source)
+    if layer is not None or gene_column is not None:
+        raise ExpressionInputError(f"{source}: `layer` and `gene_column` apply to an AnnData only, got a "
+                                   f"{type(data).__name__}")
+    if isinstance(data, pd.DataFrame):
+        if genes is not None:
+            raise ExpressionInputError(f"{source}: pass `genes` only with a numpy array; a DataFrame names its columns")
+        return data
+    array = np.asarray(data)
+    if array.ndim != 2:
+        raise ExpressionInputError(f"{source}: expected a 2-D samples x genes matrix, got shape {array.shape}")
+    if genes is None:
+        raise ExpressionInputError(f"{source}: a numpy array needs `genes`, one name per column")
+    if len(genes) != array.shape[1]:
+        raise ExpressionInputError(f"{source}: {len(genes)} gene names for {array.shape[1]} columns; shapes must match")
+    if samples is not None and len(samples) != array.shape[0]:
+        raise ExpressionInputError(f"{source}: {len(samples)} sample ids for {array.shape[0]} rows; shapes must match")
+    return pd.DataFrame(array, columns=list(genes), index=samples)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# AnnData, duck-typed: this file travels as remote code, so it imports neither anndata nor the rest of the package
+# ----------------------------------------------------------------------------------------------------------------------
+_DENSE_CHUNK = 1024  # rows densified at a time from a sparse or backed matrix
+
+
+def is_anndata(data) -> bool:
+    """An AnnData, or anything shaped like one (`.obs`, `.var`, `.X`)."""
+    return all(hasattr(data, name) for name in ("obs", "var", "X")) and not isinstance(data, pd.DataFrame)
+
+
+def anndata_frame(adata, layer: str | None = None, gene_column: str | None = None,
+                  source: str = "AnnData") -> pd.DataFrame:
+    """obs x var of an AnnData -> samples x genes DataFrame (values not yet validated).
+
+    A sparse matrix is densified a chunk of rows at a time; its zeros are measured zeros, not missing values.
+    """
+    if layer is None:
+        matrix = adata.X
+        if matrix is None:
+            raise ExpressionInputError(f"{source}: the AnnData has no X; name a layer (layer=, --layer)")
+    else:
+        layers = adata.layers
+        if layer not in layers:
+            raise ExpressionInputError(f"{source}: no layer {layer!r}; its layers are "
+                                       f"{preview(list(layers.keys())) or '(none)'}")
+        matrix = layers[layer]
+    genes = anndata_gene_names(adata, gene_column, source)
+    n_samples = len(adata.obs_names)
+    values = np.empty((n_samples, len(genes)), dtype=np.float64)
+    for start in range(0, n_samples, _DENSE_CHUNK):
+        block = matrix[start : start + _DENSE_CHUNK]
+        values[start : start + _DENSE_CHUNK] = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+    return pd.DataFrame(values, index=pd.Index(adata.obs_names.astype(str), name="sample"), columns=genes)
+
+
+def anndata_gene_names(adata, gene_column: str | None = None, source: str = "AnnData") -> list[str]:
+    """Gene name of each var: `var_names`, or the var column `gene_column` (e.g. `gene_symbols`)."""
+    if gene_column is None:
+        return [str(name) for name in adata.var_names]
+    if gene_column not in adata.var.columns:
+        raise ExpressionInputError(f"{source}: no var column {gene_column!r}; var columns are "
+                                   f"{preview(adata.var.columns, 12) or '(none)'}")
+    names = adata.var[gene_column]
+    blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        raise ExpressionInputError(f"{source}: var column {gene_column!r} is empty for {blank.sum()} genes: "
+                                   f"{preview(adata.var_names[blank])}")
+    return [str(name) for name in names]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# gene and sample ids: what kind of ids a list holds, Ensembl version suffixes
+# ----------------------------------------------------------------------------------------------------------------------
+SAMPLE_ID_KINDS = {
+    "TCGA sample barcodes": r"TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}.*",
+    "GTEx sample ids": r"GTEX-[A-Z0-9]+.*",
+    "GEO sample accessions": r"GSM\d+",
+    "SRA/ENA run accessions": r"[SED]RR\d{6,}",
+}
+GENE_ID_KINDS = {
+    "Ensembl gene ids": r"ENS[A-Z]*G\d{6,}(\.\d+)?(_PAR_Y)?",
+    "Ensembl transcript ids": r"ENS[A-Z]*T\d{6,}(\.\d+)?(_PAR_Y)?",
+    "miRNA ids": r"[a-z]{3}-(mir|miR|let)-[0-9a-zA-Z-]+",
+    "Affymetrix probe ids": r"X?\d+(_[a-z])?_at",
+    "Entrez gene ids": r"\d+",
+    "gene symbols": r"(?=(?:[0-9-]*[A-Za-z]){2})[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*",
+}
+_ENSEMBL_VERSION = r"^(ENS[A-Z]*[GTP]\d{6,})\.\d+$"
+_KIND_SAMPLE = 1000  # ids looked at to name the kind of a list
+
+
+def id_kind(names: Sequence[str]) -> str | None:
+    """The kind of ids (a key of SAMPLE_ID_KINDS or GENE_ID_KINDS) that most of `names` match, else None."""
+    names = pd.Series([str(name) for name in list(names)[:_KIND_SAMPLE]], dtype=object)
+    if names.empty:
+        return None
+    for kind, pattern in {**SAMPLE_ID_KINDS, **GENE_ID_KINDS}.items():
+        if names.str.fullmatch(pattern).mean() > 0.5:
+            return kind
+    return None
+
+
+def looks_like_sample_ids(names: Sequence[str]) -> bool:
+    return id_kind(names) in SAMPLE_ID_KINDS
+
+
+def describe_ids(names: Sequence[str], count: int = 3) -> str:
+    """`Ensembl gene ids such as ENSG..., ENSG..., ENSG...`: what a list of ids is, with examples."""
+    kind = id_kind(names) or "ids"
+    return f"{kind} such as {preview(list(names)[:count], count)}"
+
+
+def strip_version(gene: str) -> str:
+    """`ENSG00000141510.16` -> `ENSG00000141510`; any other id unchanged."""
+    return re.sub(_ENSEMBL_VERSION, r"\1", gene)
 
 
 class GexBertTokenizer:
@@ -170,17 +281,20 @@ class GexBertTokenizer:
         num_levels: int = 32,
         aggregate: str | None = None,
         value_clip: float = 8.0,
+        layer: str | None = None,
+        gene_column: str | None = None,
     ) -> GexBertTokenizer:
         """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
 
         Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level.
         Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
+        Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         if num_levels < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}")
-        frame = as_expression_frame(data, genes, aggregate=aggregate, source="training matrix")
+        frame = _training_frame(data, genes, aggregate, layer, gene_column)
         values = _normalize(frame, normalization, source="training matrix")
         never_measured = np.isnan(values).all(axis=0)
         if never_measured.any():
@@ -220,19 +334,50 @@ class GexBertTokenizer:
     # ------------------------------------------------------------------------------------------------------------------
     # encoding
     # ------------------------------------------------------------------------------------------------------------------
+    def vocabulary_name(self, gene: str) -> str | None:
+        """The vocabulary gene `gene` stands for, ignoring Ensembl version suffixes on either side; None if unknown."""
+        if gene in self.gene_to_index:
+            return gene
+        return self._unversioned_genes.get(strip_version(gene))
+
+    @cached_property
+    def _unversioned_genes(self) -> dict[str, str]:
+        return {strip_version(name): name for name in reversed(self.genes)}
+
     def select_known(self, frame: pd.DataFrame, source: str = "expression matrix") -> pd.DataFrame:
-        """Keep the genes of the vocabulary, with one warning naming a few of those dropped."""
-        unknown = [gene for gene in frame.columns if gene not in self.gene_to_index]
+        """Keep the genes of the vocabulary, under their vocabulary names, with one warning naming those dropped."""
+        names = {gene: self.vocabulary_name(gene) for gene in frame.columns}
+        unknown = [gene for gene, name in names.items() if name is None]
+        if len(unknown) == frame.shape[1]:
+            raise ExpressionInputError(self._no_known_genes_message(list(frame.columns), source))
         if unknown:
             warnings.warn(
                 f"{source}: {len(unknown)} of {frame.shape[1]} genes are unknown to the tokenizer vocabulary "
                 f"and are dropped: {preview(unknown)}",
                 stacklevel=3,
             )
-            frame = frame.loc[:, [gene for gene in frame.columns if gene in self.gene_to_index]]
-        if frame.shape[1] == 0:
-            raise ExpressionInputError(f"{source}: none of its genes is in the tokenizer vocabulary")
+            frame = frame.loc[:, [gene for gene, name in names.items() if name is not None]]
+        renamed = {gene: names[gene] for gene in frame.columns if names[gene] != gene}
+        if renamed:
+            frame = frame.rename(columns=renamed)
+            twice = frame.columns[frame.columns.duplicated()].unique()
+            if len(twice):
+                raise ExpressionInputError(
+                    f"{source}: several of its genes are the same vocabulary gene once Ensembl version suffixes are "
+                    f"stripped: {preview([gene for gene in renamed if renamed[gene] in set(twice)])}"
+                )
         return frame
+
+    def _no_known_genes_message(self, genes: list[str], source: str) -> str:
+        """Why nothing matched: the ids the input holds, those the model expects, and the likely fix."""
+        message = (f"{source}: none of its {len(genes)} genes is in the tokenizer vocabulary: it holds "
+                   f"{describe_ids(genes)}; the model expects {describe_ids(self.genes)}")
+        if looks_like_sample_ids(genes):
+            return message + ". The column names look like sample ids: is the table transposed?"
+        if id_kind(genes) != id_kind(self.genes):
+            return message + (". Map the ids to the model's with a gene-id mapping (a two-column file from,to: "
+                              "--gene_map; an AnnData var column: gene_column=, --gene_column)")
+        return message
 
     def normalize(self, values: np.ndarray, genes: Sequence[str] | None = None) -> np.ndarray:
         """Raw values -> the tokenizer's working scale (log1p or unchanged)."""
@@ -256,14 +401,20 @@ class GexBertTokenizer:
         return np.clip(standardized, -self.value_clip, self.value_clip)
 
     def encode(
-        self, data: pd.DataFrame | np.ndarray, genes: Sequence[str] | None = None, aggregate: str | None = None
+        self,
+        data: pd.DataFrame | np.ndarray,
+        genes: Sequence[str] | None = None,
+        aggregate: str | None = None,
+        layer: str | None = None,
+        gene_column: str | None = None,
     ) -> dict[str, np.ndarray | list[str]]:
-        """Matrix -> per-gene arrays without padding or CLS: the form a `datasets.Dataset` stores.
+        """Matrix (or AnnData) -> per-gene arrays without padding or CLS: the form a `datasets.Dataset` stores.
 
         Returns `gene_ids` (genes,), `level_ids` and `values` (samples x genes), and the `samples` and `genes` kept.
         NaN becomes the MISSING level with value 0: an input that is never a restoration target.
         """
-        frame = self.select_known(as_expression_frame(data, genes, aggregate=aggregate))
+        frame = self.select_known(as_expression_frame(data, genes, aggregate=aggregate, layer=layer,
+                                                      gene_column=gene_column))
         gene_index = self.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
         normalized = _normalize(frame, self.normalization, source="expression matrix")
         levels = self.levels_of(normalized, gene_index)
@@ -284,13 +435,16 @@ class GexBertTokenizer:
         queries: Sequence[str] | None = None,
         return_tensors: str | None = "pt",
         aggregate: str | None = None,
+        layer: str | None = None,
+        gene_column: str | None = None,
     ) -> BatchEncoding:
         """Model inputs for every sample of `data`: `input_ids`, `level_ids`, `values`, `attention_mask`.
 
+        `data` is samples x genes: a DataFrame, a numpy array with `genes`, or an AnnData (`layer`, `gene_column`).
         `queries` are genes to restore: they enter with the MASK level (replacing any measured value) and the
         model predicts them, whether or not `data` holds them.
         """
-        encoded = self.encode(data, genes, aggregate=aggregate)
+        encoded = self.encode(data, genes, aggregate=aggregate, layer=layer, gene_column=gene_column)
         n_samples = len(encoded["samples"])
         gene_ids = np.broadcast_to(encoded["gene_ids"], encoded["level_ids"].shape)
         level_ids, values = encoded["level_ids"], encoded["values"]
@@ -412,6 +566,22 @@ class GexBertTokenizer:
                 f"normalization={self.normalization!r})")
 
 
+def _training_frame(data, genes, aggregate: str | None, layer: str | None, gene_column: str | None) -> pd.DataFrame:
+    """The validated training matrix, Ensembl version suffixes stripped; refuses a table whose genes are samples."""
+    frame = as_expression_frame(data, genes, aggregate=aggregate, source="training matrix", layer=layer,
+                                gene_column=gene_column)
+    if looks_like_sample_ids(frame.columns):
+        raise ExpressionInputError(
+            f"training matrix: the column names look like sample ids ({describe_ids(list(frame.columns))}): is the "
+            "table transposed? fit expects samples x genes (rows = samples, columns = genes)"
+        )
+    unversioned = frame.columns.map(strip_version)
+    if not unversioned.equals(frame.columns):
+        frame = as_expression_frame(frame.set_axis(unversioned, axis=1), aggregate=aggregate,
+                                    source="training matrix (Ensembl version suffixes stripped)")
+    return frame
+
+
 def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Level of each value. A value tied with edges (a mass of zeros spanning many quantiles) takes the lowest of
     their levels, so the rare values above the tie still land in levels of their own: with 97% zeros every edge is
@@ -450,4 +620,4 @@ def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarr
     return np.log1p(values)
 
 
-__all__ = ["GexBertTokenizer", "as_expression_frame"]
+__all__ = ["GexBertTokenizer", "anndata_frame", "as_expression_frame", "id_kind", "is_anndata", "strip_version"]

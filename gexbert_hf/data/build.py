@@ -19,11 +19,21 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from ..errors import ClinicalInputError
 from ..outputs import claim_output_dir
-from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame
+from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, is_anndata
 from .embedded import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
-from .readers import apply_split, join_cohort, read_clinical, read_expression, read_split, stratified_split
+from .gene_ids import map_genes
+from .readers import (
+    apply_split,
+    join_cohort,
+    read_clinical,
+    read_expression,
+    read_gene_map,
+    read_split,
+    stratified_split,
+)
 
 SUMMARY_NAME = "build_summary.json"
 
@@ -34,8 +44,10 @@ class BuildDatasetArguments:
 
     expression: str = field(metadata={"help": "Expression file: Xena genes x samples TSV(.gz), samples x genes "
                                               "CSV/TSV/Parquet, or AnnData .h5ad."})
-    clinical: str = field(metadata={"help": "Clinical table (TSV/CSV/Parquet), one row per sample, column `sample`."})
     output: str = field(metadata={"help": "Output folder for the DatasetDict and the fitted tokenizer."})
+    clinical: str | None = field(default=None, metadata={"help": "Clinical table (TSV/CSV/Parquet, one row per "
+                                                                 "sample, column `sample`; or an .h5ad, its obs). "
+                                                                 "Default with an .h5ad expression: its obs."})
     label_column: str | None = field(default=None, metadata={"help": "Clinical column holding the class label."})
     time_column: str | None = field(default=None, metadata={"help": "Clinical column holding the survival time."})
     event_column: str | None = field(default=None, metadata={"help": "Clinical column holding the event (1/0)."})
@@ -48,6 +60,11 @@ class BuildDatasetArguments:
                                                                    "max, sum or first (default: error)."})
     orientation: str = field(default="auto", metadata={"help": "Expression orientation: auto | genes_x_samples | "
                                                                 "samples_x_genes."})
+    layer: str | None = field(default=None, metadata={"help": "AnnData expression: the layer to read instead of X."})
+    gene_column: str | None = field(default=None, metadata={"help": "AnnData expression: the var column naming the "
+                                                                     "genes (e.g. gene_symbols) instead of var_names."})
+    gene_map: str | None = field(default=None, metadata={"help": "Gene-id mapping: a two-column table with a header "
+                                                                  "line, the expression's ids then the ones to use."})
     missing_clinical: str = field(default="error", metadata={"help": "Samples with a missing label/time/event: "
                                                                       "error | drop | keep."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an earlier build in that folder (only the "
@@ -57,7 +74,7 @@ class BuildDatasetArguments:
 
 
 def build_dataset(
-    expression: str | Path | pd.DataFrame | Cohort,
+    expression,
     clinical: str | Path | pd.DataFrame | None = None,
     *,
     output: str | Path,
@@ -74,12 +91,17 @@ def build_dataset(
     seed: int = 0,
     test_fraction: float = 0.2,
     verbose: bool = True,
+    layer: str | None = None,
+    gene_column: str | None = None,
+    gene_map: str | Path | dict | None = None,
 ) -> dict:
     """Write `output/` = `DatasetDict.save_to_disk` (one split per name in the split) + the tokenizer fitted on train.
 
-    `expression` is a file, a samples x genes DataFrame, or a `Cohort` (whose registered columns are used unless
-    given). Returns the summary (samples, genes, classes, events, missing fraction), also saved as
-    `build_summary.json` and printed when `verbose`.
+    `expression` is a file, a samples x genes DataFrame, an AnnData (obs x var; `layer`, `gene_column`), or a
+    `Cohort` (whose registered columns are used unless given). Without `clinical`, an AnnData's (or `.h5ad`'s) obs
+    holds the label / time / event columns; `gene_map` (a two-column file or a dict) renames genes. Returns the
+    summary (samples, genes, classes, events, missing fraction), also saved as `build_summary.json` and printed
+    when `verbose`.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -89,8 +111,9 @@ def build_dataset(
     if normalization not in (*NORMALIZATIONS, "auto"):
         raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, 'auto')}, got {normalization!r}")
 
-    cohort = _cohort(expression, clinical, label_column, time_column, event_column, aggregate, orientation,
-                     missing_clinical)
+    reading = {"aggregate": aggregate, "orientation": orientation, "layer": layer, "gene_column": gene_column,
+               "gene_map": read_gene_map(gene_map) if isinstance(gene_map, (str, Path)) else gene_map}
+    cohort = _cohort(expression, clinical, label_column, time_column, event_column, missing_clinical, reading)
     if isinstance(split, (str, Path)):
         split_source = str(split)
         split = read_split(split)
@@ -110,7 +133,7 @@ def build_dataset(
     positions = pd.Series(np.arange(len(cohort.expression)), index=cohort.expression.index)
     tokenizer = fit_tokenizer(cohort.expression, positions[split.index[split == "train"]].to_numpy(),
                               normalization=normalization, num_levels=num_levels)
-    vocabulary = cohort.expression.columns.isin(tokenizer.genes)
+    vocabulary = np.array([tokenizer.vocabulary_name(gene) is not None for gene in cohort.expression.columns])
     expression_frame = cohort.expression if vocabulary.all() else cohort.expression.loc[:, vocabulary]
 
     sample_features, sample_columns, class_names = _clinical_columns(cohort)
@@ -165,8 +188,7 @@ def format_summary(summary: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-def _cohort(expression, clinical, label_column, time_column, event_column, aggregate, orientation,
-            missing_clinical) -> Cohort:
+def _cohort(expression, clinical, label_column, time_column, event_column, missing_clinical, reading) -> Cohort:
     """Read and join the inputs; a Cohort passes through (re-checked) with its own registered columns."""
     if isinstance(expression, Cohort):
         cohort = expression
@@ -174,17 +196,43 @@ def _cohort(expression, clinical, label_column, time_column, event_column, aggre
                            time_column or cohort.time_column, event_column or cohort.event_column,
                            missing_clinical, cohort.name, f"{cohort.name} clinical", name=cohort.name)
     if clinical is None:
-        raise ValueError("build_dataset needs a clinical table (or a Cohort)")
+        return _anndata_cohort(expression, label_column, time_column, event_column, missing_clinical, reading)
     clinical_source = str(clinical) if isinstance(clinical, (str, Path)) else "clinical table"
     clinical = read_clinical(clinical) if isinstance(clinical, (str, Path)) else clinical
     if isinstance(expression, (str, Path)):
         expression_source = str(expression)
-        expression = read_expression(expression, orientation, aggregate, sample_ids=clinical.index)
+        expression = read_expression(expression, sample_ids=clinical.index, **reading)
     else:
         expression_source = "expression matrix"
-        expression = as_expression_frame(expression, aggregate=aggregate)
+        expression = _in_memory_frame(expression, reading)
     return join_cohort(expression, clinical, label_column, time_column, event_column, missing_clinical,
                        expression_source, clinical_source, name=Path(expression_source).name)
+
+
+def _anndata_cohort(expression, label_column, time_column, event_column, missing_clinical, reading) -> Cohort:
+    """No clinical table: an AnnData (object or .h5ad) whose obs holds the registered columns."""
+    from .anndata import load_anndata, obs_table
+
+    is_file = isinstance(expression, (str, Path))
+    if is_file and str(expression).lower().endswith(".h5ad"):
+        adata, source = load_anndata(expression), str(expression)
+    elif not is_file and is_anndata(expression):
+        adata, source = expression, "AnnData"
+    else:
+        raise ClinicalInputError("build_dataset needs a clinical table (--clinical), unless the expression is an "
+                                 "AnnData / .h5ad whose obs holds the label, time and event columns")
+    frame = _in_memory_frame(adata, reading, source=source)
+    return join_cohort(frame, obs_table(adata, source), label_column, time_column, event_column, missing_clinical,
+                       source, f"{source} obs", name=Path(source).name)
+
+
+def _in_memory_frame(expression, reading: dict, source: str = "expression matrix") -> pd.DataFrame:
+    """A DataFrame or AnnData (with its layer / gene column) -> validated samples x genes, genes mapped if asked."""
+    frame = as_expression_frame(expression, aggregate=reading["aggregate"], source=source, layer=reading["layer"],
+                                gene_column=reading["gene_column"])
+    if reading["gene_map"] is None:
+        return frame
+    return map_genes(frame, reading["gene_map"], reading["aggregate"], source=source)
 
 
 def auto_normalization(expression: pd.DataFrame) -> str:

@@ -10,19 +10,19 @@ from __future__ import annotations
 import gzip
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ClinicalInputError, ExpressionInputError, preview
-from ..tokenization_gexbert import as_expression_frame
+from ..tokenization_gexbert import as_expression_frame, describe_ids
 from .embedded import Cohort
+from .gene_ids import ORIENTATIONS, detect_orientation, gene_map_from_table, map_genes
 
 logger = logging.getLogger(__name__)
 
-ORIENTATIONS = ("auto", "genes_x_samples", "samples_x_genes")
 MISSING_CLINICAL = ("error", "drop", "keep")
 SPLIT_NAMES = ("train", "validation", "test")
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -36,34 +36,55 @@ def read_expression(
     orientation: str = "auto",
     aggregate: str | None = None,
     sample_ids: Sequence[str] | None = None,
+    vocabulary: Sequence[str] | None = None,
+    layer: str | None = None,
+    gene_column: str | None = None,
+    gene_map: str | Path | Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Any supported expression file -> validated samples x genes float64 DataFrame (NaN = not measured).
 
-    `.h5ad` is AnnData (obs = samples); `.csv` / `.parquet` are samples x genes tables; tab-separated files are Xena
-    genes x samples unless `orientation` says otherwise or, with `orientation='auto'`, the header overlaps
-    `sample_ids` (e.g. the clinical table's) less than the first column does.
+    `.h5ad` is AnnData (obs = samples; `layer` instead of `X`, `gene_column` a var column naming the genes). Tables
+    (TSV / CSV / Parquet, first column = row names) may be either way round: with `orientation='auto'` the axis whose
+    names overlap `vocabulary` (the model's genes) holds the genes, else the axis overlapping `sample_ids` (the
+    clinical table's) holds the samples, else id patterns decide (TCGA barcodes, Ensembl ids, gene symbols...), else
+    the format: tab-separated files are Xena genes x samples, CSV / Parquet samples x genes. `gene_map` (a
+    two-column file or a dict, from -> to) renames the genes.
     """
     path = _existing(path, ExpressionInputError)
     if orientation not in ORIENTATIONS:
         raise ExpressionInputError(f"{path}: orientation must be one of {ORIENTATIONS}, got {orientation!r}")
-    name = path.name.lower()
-    if name.endswith(".h5ad"):
-        return read_h5ad(path, aggregate=aggregate)
-    if orientation == "auto":
-        orientation = "samples_x_genes" if name.endswith(_TABLE_SUFFIXES) else "genes_x_samples"
-        if orientation == "genes_x_samples" and sample_ids is not None:
-            orientation = _guess_orientation(path, sample_ids)
-    if orientation == "genes_x_samples":
-        return read_xena_tsv(path, aggregate=aggregate)
-    return read_expression_table(path, aggregate=aggregate)
+    gene_map = read_gene_map(gene_map) if isinstance(gene_map, (str, Path)) else gene_map
+    if path.name.lower().endswith(".h5ad"):
+        frame = read_h5ad(path, aggregate=aggregate, layer=layer, gene_column=gene_column)
+        _check_anndata_orientation(path, frame, orientation, vocabulary, sample_ids, gene_map)
+    else:
+        if layer is not None or gene_column is not None:
+            raise ExpressionInputError(f"{path}: `layer` and `gene_column` apply to an AnnData (.h5ad) input only")
+        if orientation == "auto":
+            rows, columns = _file_axes(path)
+            orientation = detect_orientation(rows, columns, vocabulary, sample_ids, gene_map, source=str(path)) or (
+                "samples_x_genes" if path.name.lower().endswith(_TABLE_SUFFIXES) else "genes_x_samples")
+        if orientation == "genes_x_samples":
+            frame = read_xena_tsv(path, aggregate=aggregate)
+        else:
+            frame = read_expression_table(path, aggregate=aggregate)
+    return frame if gene_map is None else map_genes(frame, gene_map, aggregate, source=str(path))
 
 
 def read_xena_tsv(path: str | Path, aggregate: str | None = None) -> pd.DataFrame:
-    """UCSC-Xena layout (header `sample` + one column per sample; each row a gene), plain or gzip -> samples x genes."""
+    """Genes x samples (UCSC-Xena layout: header `sample` + one column per sample; each row a gene) -> samples x genes.
+
+    Tab-separated by default, comma-separated for `.csv`, plain or gzip; Parquet with the genes as index or first
+    column.
+    """
     path = _existing(path, ExpressionInputError)
-    header = _header(path, "\t")
-    _check_header(path, header, axis="sample", first="gene")
-    raw = pd.read_csv(path, sep="\t", index_col=0, engine="c", low_memory=False)
+    if _is_parquet(path):
+        raw = _read_parquet(path, what="gene")
+        header = [str(raw.index.name)] + [str(column) for column in raw.columns]
+    else:
+        header = _header(path, _separator(path))
+        _check_header(path, header, axis="sample", first="gene")
+        raw = pd.read_csv(path, sep=_separator(path), index_col=0, engine="c", low_memory=False)
     _check_identifiers(path, raw.index, what="gene", column=header[0])
     _check_duplicated_rows(path, raw.index, what="gene", aggregate=aggregate)
     _check_numeric(path, raw, row_kind="gene", column_kind="sample")
@@ -73,40 +94,34 @@ def read_xena_tsv(path: str | Path, aggregate: str | None = None) -> pd.DataFram
 def read_expression_table(path: str | Path, aggregate: str | None = None) -> pd.DataFrame:
     """Samples x genes CSV / TSV / Parquet, first column (or the Parquet index) = sample id -> samples x genes."""
     path = _existing(path, ExpressionInputError)
-    if path.name.lower().endswith((".parquet", ".pq")):
-        raw = pd.read_parquet(path)
-        if isinstance(raw.index, pd.RangeIndex):
-            if raw.shape[1] == 0 or pd.api.types.is_numeric_dtype(raw.dtypes.iloc[0]):
-                raise ExpressionInputError(
-                    f"{path}: no sample column: the index is a row number and the first column "
-                    f"{str(raw.columns[0]) if raw.shape[1] else '(none)'!r} holds numbers"
-                )
-            raw = raw.set_index(raw.columns[0])
+    if _is_parquet(path):
+        raw = _read_parquet(path, what="sample")
         header = [str(raw.index.name)] + [str(column) for column in raw.columns]
     else:
-        sep = "," if ".csv" in path.name.lower() else "\t"
-        header = _header(path, sep)
+        header = _header(path, _separator(path))
         _check_header(path, header, axis="gene", first="sample")
-        raw = pd.read_csv(path, sep=sep, index_col=0, engine="c", low_memory=False)
+        raw = pd.read_csv(path, sep=_separator(path), index_col=0, engine="c", low_memory=False)
     _check_identifiers(path, raw.index, what="sample", column=header[0])
     _check_duplicated_rows(path, raw.index, what="sample", aggregate=None)
     _check_numeric(path, raw, row_kind="sample", column_kind="gene")
     return as_expression_frame(raw, aggregate=aggregate, source=f"{path} (samples x genes)")
 
 
-def read_h5ad(path: str | Path, aggregate: str | None = None, layer: str | None = None) -> pd.DataFrame:
-    """AnnData `.h5ad` (obs = samples, var = genes; `X` or a named layer) -> samples x genes."""
+def read_h5ad(
+    path: str | Path, aggregate: str | None = None, layer: str | None = None, gene_column: str | None = None
+) -> pd.DataFrame:
+    """AnnData `.h5ad` (obs = samples, var = genes; `X` or a named layer; genes named by var_names or a var column)."""
+    from .anndata import anndata_to_frame, load_anndata
+
     path = _existing(path, ExpressionInputError)
-    try:
-        import anndata
-    except ImportError as error:  # an optional extra
-        raise ImportError(f"{path}: reading .h5ad needs anndata: pip install 'gexbert-hf[anndata]'") from error
-    adata = anndata.read_h5ad(path)
-    matrix = adata.X if layer is None else adata.layers[layer]
-    if hasattr(matrix, "toarray"):  # sparse counts: zeros are measured zeros, not missing
-        matrix = matrix.toarray()
-    frame = pd.DataFrame(np.asarray(matrix), index=adata.obs_names.astype(str), columns=adata.var_names.astype(str))
-    return as_expression_frame(frame, aggregate=aggregate, source=f"{path} (AnnData)")
+    return anndata_to_frame(load_anndata(path), layer=layer, gene_column=gene_column, aggregate=aggregate,
+                            source=f"{path} (AnnData)")
+
+
+def read_gene_map(path: str | Path) -> dict[str, str]:
+    """Gene-id mapping file: two columns with a header line, the input's ids (from) then the model's (to)."""
+    path = _existing(path, ExpressionInputError)
+    return gene_map_from_table(_read_table(path), source=str(path))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -115,6 +130,10 @@ def read_h5ad(path: str | Path, aggregate: str | None = None, layer: str | None 
 def read_clinical(path: str | Path, sample_column: str | None = None) -> pd.DataFrame:
     """Clinical table (TSV / CSV / Parquet), one row per sample, indexed by sample id (`sample`, else column 1)."""
     path = _existing(path, ClinicalInputError)
+    if path.name.lower().endswith(".h5ad"):  # the obs of an AnnData: indexed by sample already
+        from .anndata import load_anndata, obs_table
+
+        return obs_table(load_anndata(path), source=str(path))
     table = _read_table(path)
     if sample_column is None:
         sample_column = "sample" if "sample" in table.columns else str(table.columns[0])
@@ -306,6 +325,52 @@ def _existing(path: str | Path, error: type[Exception]) -> Path:
     return path
 
 
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def _separator(path: Path) -> str:
+    return "," if ".csv" in path.name.lower() else "\t"
+
+
+def _read_parquet(path: Path, what: str) -> pd.DataFrame:
+    """Parquet with its row names as index (as pandas writes it) or, failing that, as first column."""
+    raw = pd.read_parquet(path)
+    if isinstance(raw.index, pd.RangeIndex):
+        if raw.shape[1] == 0 or pd.api.types.is_numeric_dtype(raw.dtypes.iloc[0]):
+            raise ExpressionInputError(
+                f"{path}: no {what} column: the index is a row number and the first column "
+                f"{str(raw.columns[0]) if raw.shape[1] else '(none)'!r} holds numbers"
+            )
+        raw = raw.set_index(raw.columns[0])
+    return raw
+
+
+def _file_axes(path: Path) -> tuple[pd.Index, pd.Index]:
+    """Row names (first column) and column names of a table, without parsing its values."""
+    if _is_parquet(path):
+        raw = _read_parquet(path, what="row-name")
+        return raw.index.astype(str), raw.columns.astype(str)
+    header = _header(path, _separator(path))
+    rows = pd.read_csv(path, sep=_separator(path), usecols=[0], dtype=str, engine="c").iloc[:, 0]
+    return pd.Index(rows.dropna().astype(str)), pd.Index(header[1:])
+
+
+def _check_anndata_orientation(path: Path, frame: pd.DataFrame, orientation: str, vocabulary, sample_ids,
+                               gene_map) -> None:
+    """An AnnData is obs x var = samples x genes; refuse one whose obs, not var, are the genes."""
+    if orientation == "genes_x_samples":
+        raise ExpressionInputError(f"{path}: an AnnData is obs x var = samples x genes; store the transpose "
+                                   "(adata.T) or drop the orientation option")
+    if orientation == "auto" and detect_orientation(frame.index, frame.columns, vocabulary, sample_ids, gene_map,
+                                                    source=str(path)) == "genes_x_samples":
+        raise ExpressionInputError(
+            f"{path}: the AnnData looks transposed: its obs names ({describe_ids(list(frame.index))}) look like the "
+            f"genes and its var names ({describe_ids(list(frame.columns))}) like the samples; obs must be samples "
+            "and var genes (store adata.T)"
+        )
+
+
 def _open_text(path: Path):
     return gzip.open(path, "rt") if path.name.lower().endswith(".gz") else open(path)
 
@@ -377,12 +442,10 @@ def _check_numeric(path: Path, raw: pd.DataFrame, row_kind: str, column_kind: st
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
+    if _is_parquet(path):
         table = pd.read_parquet(path)
         return table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
-    sep = "," if ".csv" in name else "\t"
-    return pd.read_csv(path, sep=sep, engine="c", dtype={"sample": str})
+    return pd.read_csv(path, sep=_separator(path), engine="c", dtype={"sample": str})
 
 
 def _numeric_column(clinical: pd.DataFrame, column: str, source: str) -> pd.Series:
@@ -396,21 +459,12 @@ def _numeric_column(clinical: pd.DataFrame, column: str, source: str) -> pd.Seri
     return values.astype(np.float64)
 
 
-def _guess_orientation(path: Path, sample_ids: Sequence[str]) -> str:
-    header = set(_header(path, "\t")[1:])
-    known = set(map(str, sample_ids))
-    if len(header & known):
-        return "genes_x_samples"
-    first_column = pd.read_csv(path, sep="\t", usecols=[0], engine="c").iloc[:, 0].astype(str)
-    return "samples_x_genes" if first_column.isin(known).any() else "genes_x_samples"
-
-
 def _lines(positions) -> list[int]:
     """0-based data row positions -> 1-based file line numbers (line 1 is the header)."""
     return [int(position) + 2 for position in positions]
 
 
 __all__ = [
-    "apply_split", "join_cohort", "load_cohort", "load_split", "read_clinical", "read_expression",
-    "read_expression_table", "read_h5ad", "read_split", "read_xena_tsv", "stratified_split",
+    "ORIENTATIONS", "apply_split", "join_cohort", "load_cohort", "load_split", "read_clinical", "read_expression",
+    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv", "stratified_split",
 ]

@@ -42,11 +42,19 @@ def predict_distribution(
     batch_size: int = 64,
     coverage: float = 0.8,
     progress: bool = False,
+    layer: str | None = None,
+    gene_column: str | None = None,
 ) -> RestoredDistribution:
-    """Predict every missing value of `data` and every gene of `genes` absent from it (working scale)."""
+    """Predict every missing value of `data` and every gene of `genes` absent from it (working scale).
+
+    `data` is a samples x genes DataFrame or an AnnData (`layer`, `gene_column`); the input's genes keep their
+    names in the result even where they match the vocabulary only without an Ensembl version suffix.
+    """
     if not hasattr(model, "level_head"):
         raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
-    frame = tokenizer.select_known(as_expression_frame(data), source="imputation input")
+    given = as_expression_frame(data, source="imputation input", layer=layer, gene_column=gene_column)
+    frame = tokenizer.select_known(given, source="imputation input")
+    input_names = {tokenizer.vocabulary_name(gene): gene for gene in given.columns}
     requested = list(dict.fromkeys(genes or []))
     tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
     absent = [gene for gene in requested if gene not in frame.columns]
@@ -79,7 +87,7 @@ def predict_distribution(
     model.train(was_training)
     raw = np.where(observed_mask, frame.to_numpy(), np.nan)
     return RestoredDistribution(
-        samples=list(frame.index), genes=list(frame.columns), raw=raw,
+        samples=list(frame.index), genes=[input_names.get(gene, gene) for gene in frame.columns], raw=raw,
         observed=tokenizer.normalize(raw, list(frame.columns)),
         mean=mean, std=std, lower=lower, upper=upper,
     )
@@ -92,8 +100,13 @@ def impute(
     genes: Sequence[str] | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    layer: str | None = None,
+    gene_column: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return `(filled, uncertainty)`, DataFrames shaped like the input plus any requested absent genes.
+
+    `data` is a samples x genes DataFrame or an AnnData (obs x var; `layer` instead of `X`, `gene_column` a var
+    column naming the genes); the frames are indexed by sample (obs names) either way.
 
     Measured values are kept as given; each NaN (and each absent requested gene) is replaced by the mean of its
     predicted distribution, back on the input's scale. `uncertainty` is that distribution's standard deviation on
@@ -101,10 +114,11 @@ def impute(
     """
     if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
         raise ExpressionInputError("imputation input: no samples")
-    restored = predict_distribution(model, tokenizer, data, genes=genes, batch_size=batch_size, progress=progress)
+    restored = predict_distribution(model, tokenizer, data, genes=genes, batch_size=batch_size, progress=progress,
+                                    layer=layer, gene_column=gene_column)
     measured = ~np.isnan(restored.raw)
     filled = np.where(measured, restored.raw, tokenizer.denormalize(restored.mean))
     uncertainty = np.where(measured, 0.0, restored.std)
-    index = pd.Index(restored.samples, name=getattr(data, "index", pd.Index([])).name)
+    index = pd.Index(restored.samples, name=data.index.name if isinstance(data, pd.DataFrame) else "sample")
     return (pd.DataFrame(filled, index=index, columns=restored.genes),
             pd.DataFrame(uncertainty, index=index, columns=restored.genes))

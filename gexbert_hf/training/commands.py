@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..configuration_gexbert import GexBertConfig
-from ..data.readers import read_expression
+from ..data.readers import read_expression, read_gene_map
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError, preview
 from ..modeling_gexbert import (
@@ -29,7 +29,7 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from ..outputs import check_output_file, claim_output_dir
-from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
+from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer, describe_ids
 from .finetune import read_gene_list
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
@@ -72,11 +72,39 @@ def sidecar_path(output: str | Path, tag: str) -> Path:
     return output.with_name(output.name[: -len(suffix)] + f".{tag}" + output.name[-len(suffix):])
 
 
-def _check_outputs(inputs: dict[str, str | Path | None], outputs: list[Path], overwrite: bool) -> None:
-    """Every output file named in a known format, none a folder or an input, none replaced without consent."""
+def _check_outputs(inputs: dict[str, str | Path | None], outputs: list[Path], overwrite: bool,
+                   h5ad: bool = False) -> None:
+    """Every output file named in a known format (or .h5ad where allowed), none a folder or an input, none replaced
+    without consent."""
     for output in outputs:
-        _suffix(output)
+        if not (h5ad and _is_h5ad(output)):
+            _suffix(output)
         check_output_file(output, inputs, overwrite)
+
+
+def _is_h5ad(path: Path) -> bool:
+    return path.name.lower().endswith(".h5ad")
+
+
+@dataclass(kw_only=True)
+class InputArguments:
+    """How to read an expression file: the options `impute` and `predict` share (keyword-only: listed last)."""
+
+    orientation: str = field(default="auto", metadata={"help": "Orientation of a table input: auto (the axis whose "
+                                                                "names are model genes holds the genes) | "
+                                                                "samples_x_genes | genes_x_samples."})
+    layer: str | None = field(default=None, metadata={"help": "AnnData input: the layer to read instead of X."})
+    gene_column: str | None = field(default=None, metadata={"help": "AnnData input: the var column naming the "
+                                                                     "genes (e.g. gene_symbols) instead of var_names."})
+    gene_map: str | None = field(default=None, metadata={"help": "Gene-id mapping: a two-column table with a header "
+                                                                  "line, the input's ids then the model's (e.g. "
+                                                                  "Ensembl -> symbol)."})
+
+
+def read_input(args: InputArguments, path: Path, tokenizer: GexBertTokenizer) -> pd.DataFrame:
+    """The expression file as samples x genes, oriented against the model's vocabulary unless told otherwise."""
+    return read_expression(path, orientation=args.orientation, vocabulary=tokenizer.genes, layer=args.layer,
+                           gene_column=args.gene_column, gene_map=args.gene_map)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -103,13 +131,16 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 # impute
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass
-class ImputeArguments:
+class ImputeArguments(InputArguments):
     """`gexbert impute`: fill every missing value (and absent model gene) of an expression file."""
 
     model: str = field(metadata={"help": "A pretrained GexBERT directory (masked-expression head)."})
-    input: str = field(metadata={"help": "Expression file (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad)."})
-    output: str = field(metadata={"help": "Filled samples x genes table (.csv, .tsv, .parquet); the uncertainty "
-                                          "goes beside it as NAME.uncertainty.EXT."})
+    input: str = field(metadata={"help": "Expression file: a table either way round (TSV/CSV/Parquet, see "
+                                         "--orientation) or AnnData .h5ad."})
+    output: str = field(metadata={"help": "Filled samples x genes table (.csv, .tsv, .parquet); the uncertainty goes "
+                                          "beside it as NAME.uncertainty.EXT. Or .h5ad: a copy of the input AnnData "
+                                          "with the model's genes added, the filled values in layer "
+                                          "`gexbert_imputed` and the uncertainty in layer `gexbert_uncertainty`."})
     genes: str | None = field(default=None, metadata={"help": "File of genes to restore (one a line); default: "
                                                                "every model gene absent from the input."})
     only_input_genes: bool = field(default=False, metadata={"help": "Fill NaNs only; restore no absent gene."})
@@ -118,36 +149,57 @@ class ImputeArguments:
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
-def impute_file(args: ImputeArguments) -> tuple[Path, Path]:
+def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     """Read, impute with the model's predictive distribution, write filled values and their uncertainty."""
     from ..tasks.imputation import impute
 
-    input_path = Path(args.input)
-    output, uncertainty_path = Path(args.output), sidecar_path(args.output, "uncertainty")
-    _check_outputs({"input file": input_path, "gene list": args.genes}, [output, uncertainty_path], args.overwrite)
+    input_path, output = Path(args.input), Path(args.output)
+    uncertainty_path = None if _is_h5ad(output) else sidecar_path(output, "uncertainty")
+    _check_outputs({"input file": input_path, "gene list": args.genes, "gene map": args.gene_map},
+                   [output] + ([uncertainty_path] if uncertainty_path else []), args.overwrite, h5ad=True)
     model, tokenizer = load_model_and_tokenizer(args.model)
     if not isinstance(model, GexBertForMaskedExpression):
         raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
                                    f"directory holds a {type(model).__name__}")
-    frame = read_expression(input_path)
+    frame = read_input(args, input_path, tokenizer)
+    names = {gene: tokenizer.vocabulary_name(gene) for gene in frame.columns}
+    unknown = [gene for gene, name in names.items() if name is None]
     requested = read_gene_list(args.genes) if args.genes else None
     if requested is None and not args.only_input_genes:
-        requested = [gene for gene in tokenizer.genes if gene not in set(frame.columns)]
+        measured = set(names.values())
+        requested = [gene for gene in tokenizer.genes if gene not in measured]
+    if len(unknown) == frame.shape[1]:
+        tokenizer.select_known(frame, source=str(input_path))  # raises, naming the ids the model expects
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
-        known = tokenizer.select_known(frame, source=str(input_path))
-    unknown = [gene for gene in frame.columns if gene not in tokenizer.gene_to_index]
-    filled, uncertainty = impute(model, tokenizer, known, genes=requested, batch_size=args.batch_size,
-                                 progress=args.progress)
+        filled, uncertainty = impute(model, tokenizer, frame, genes=requested, batch_size=args.batch_size,
+                                     progress=args.progress)
     if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
         filled = filled.join(frame[unknown])
         uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))
-    write_table(filled, output)
-    write_table(uncertainty, uncertainty_path)
-    print(f"imputed {int(np.isnan(known.to_numpy()).sum())} missing values and restored "
-          f"{len(requested or [])} absent genes for {len(filled)} samples -> {output} (uncertainty: "
-          f"{uncertainty_path}" + (f"; {len(unknown)} genes unknown to the model passed through)" if unknown else ")"))
+    if uncertainty_path is None:
+        _write_imputed_h5ad(args, input_path, frame, filled, uncertainty, output)
+    else:
+        write_table(filled, output)
+        write_table(uncertainty, uncertainty_path)
+    missing = int(np.isnan(frame.drop(columns=unknown).to_numpy()).sum())
+    print(f"imputed {missing} missing values and restored {len(requested or [])} absent genes for {len(filled)} "
+          f"samples -> {output} (uncertainty: {uncertainty_path or 'layer gexbert_uncertainty'}"
+          + (f"; {len(unknown)} genes unknown to the model passed through)" if unknown else ")"))
     return output, uncertainty_path
+
+
+def _write_imputed_h5ad(args: ImputeArguments, input_path: Path, frame: pd.DataFrame, filled: pd.DataFrame,
+                        uncertainty: pd.DataFrame, output: Path) -> None:
+    """A copy of the input AnnData (or one built from the input table) with the imputation in two layers."""
+    from ..data.anndata import anndata_from_frame, imputed_anndata, load_anndata, var_gene_names, write_h5ad
+
+    if _is_h5ad(input_path):
+        source = load_anndata(input_path)
+        gene_names = var_gene_names(source, args.gene_column, read_gene_map(args.gene_map) if args.gene_map else None)
+    else:
+        source, gene_names = anndata_from_frame(frame), None
+    write_h5ad(imputed_anndata(source, filled, uncertainty, gene_names), output)
 
 
 def impute_from_arguments(args: ImputeArguments) -> int:
@@ -159,11 +211,12 @@ def impute_from_arguments(args: ImputeArguments) -> int:
 # predict
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass
-class PredictArguments:
+class PredictArguments(InputArguments):
     """`gexbert predict`: classes with probabilities, or Cox risk scores, for every sample of a file."""
 
     model: str = field(metadata={"help": "A fine-tuned GexBERT directory (classification or survival)."})
-    input: str = field(metadata={"help": "Expression file (Xena TSV, samples x genes CSV/TSV/Parquet, h5ad)."})
+    input: str = field(metadata={"help": "Expression file: a table either way round (TSV/CSV/Parquet, see "
+                                         "--orientation) or AnnData .h5ad."})
     output: str = field(metadata={"help": "Predictions table (.csv, .tsv, .parquet)."})
     batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing output file."})
@@ -176,10 +229,12 @@ def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, fr
 
     panel = getattr(model.config, "panel_genes", None)
     if panel is not None:
-        absent = [gene for gene in panel if gene not in set(frame.columns)]
+        measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
+        absent = [gene for gene in panel if gene not in measured]
         if len(absent) == len(panel):
             raise ExpressionInputError(f"{source}: none of the model's {len(panel)} panel genes is measured "
-                                       f"(e.g. {preview(panel, 3)})")
+                                       f"(e.g. {preview(panel, 3)}); the input holds "
+                                       f"{describe_ids(list(frame.columns))}")
         if absent:
             warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
                           f"missing: {preview(absent)}", stacklevel=2)
@@ -201,12 +256,13 @@ def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, fr
 
 def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
-    _check_outputs({"input file": input_path}, [output], args.overwrite)
+    _check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
     model, tokenizer = load_model_and_tokenizer(args.model)
     if not isinstance(model, (GexBertForSequenceClassification, GexBertForSurvival)):
         raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
                                    f"this directory holds a {type(model).__name__}")
-    table = predict_frame(model, tokenizer, read_expression(input_path), args.batch_size, source=str(input_path))
+    frame = read_input(args, input_path, tokenizer)
+    table = predict_frame(model, tokenizer, frame, args.batch_size, source=str(input_path))
     write_table(table, output)
     print(f"predicted {len(table)} samples -> {output}")
     return output
