@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..configuration_gexbert import MASK_LEVEL_ID
 from ..errors import ExpressionInputError
+from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer, as_expression_frame
 
 
@@ -44,6 +45,7 @@ def predict_distribution(
     progress: bool = False,
 ) -> RestoredDistribution:
     """Predict every missing value of `data` and every gene of `genes` absent from it (working scale)."""
+    configure_threads()
     if not hasattr(model, "level_head"):
         raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
     frame = tokenizer.select_known(as_expression_frame(data), source="imputation input")

@@ -24,6 +24,7 @@ from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
+from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import latest_complete_checkpoint, publish_checkpoint, temporary_checkpoint_dir
 
@@ -147,6 +148,7 @@ def pretrain_model(
     accelerator: Accelerator | None = None,
 ) -> PretrainResult:
     """Train `model` in place on `train_samples` (an `EncodedSamples` or a tokenized `datasets.Dataset`)."""
+    configure_threads()
     accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
