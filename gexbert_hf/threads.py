@@ -19,8 +19,8 @@ transformer layer's forward, backward and AdamW step on 32x96 tokens:
 So: `OMP_WAIT_POLICY=PASSIVE` alone removes the collapse, and one thread is never materially slower for models
 this size. The package therefore (1) sets `OMP_WAIT_POLICY=PASSIVE` on import, before torch loads its OpenMP
 runtime, unless the user set it; (2) at the start of every training and inference loop (and in the CLI) uses as
-many threads as there are cores not busy with other processes, measured once per process; `OMP_NUM_THREADS`, a
-count set with `torch.set_num_threads`, and an explicit `threads` argument always win.
+many threads as there are cores not busy with other processes, measured once per process; `OMP_NUM_THREADS`, an
+explicit `threads` argument and a non-default count set with `torch.set_num_threads` win.
 """
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ def choose_thread_count(cores: int, busy: float, runtime_default: int, spinning:
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count for a training or inference loop and return it.
 
-    An explicit `threads`, `OMP_NUM_THREADS`, or a count already set with `torch.set_num_threads` is kept;
-    otherwise the count is chosen once per process from the cores other processes leave free (see module doc).
+    An explicit `threads`, `OMP_NUM_THREADS`, or a count set with `torch.set_num_threads` is kept (one equal to
+    torch's default cannot be told apart from it: pass `threads` to pin that); otherwise the count is chosen once
+    per process from the cores other processes leave free (see the module doc).
     """
     global _chosen
     import torch
