@@ -1,5 +1,7 @@
 """gexbert_hf: GexBERT, a transformers-native foundation model for bulk tumour transcriptomes."""
 
+# first: importing .threads sets OMP_WAIT_POLICY=PASSIVE before the imports below load torch's OpenMP runtime
+from . import threads  # noqa: F401
 from .configuration_gexbert import GexBertConfig
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
@@ -14,6 +16,7 @@ from .modeling_gexbert import (
     concordance_index,
     cox_partial_log_likelihood_loss,
 )
+from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 
 register_auto_classes()
@@ -36,4 +39,5 @@ __all__ = [
     "ExpressionInputError",
     "ClinicalInputError",
     "OutputExistsError",
+    "configure_threads",
 ]

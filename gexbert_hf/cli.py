@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from transformers import HfArgumentParser
 
 from .errors import GexBertError
+from .threads import configure_threads
 
 # subcommand -> (module, arguments dataclass, function taking that dataclass)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (arguments,) = parser.parse_json_file(rest[0])
     else:
         (arguments,) = parser.parse_args_into_dataclasses(rest)
+    configure_threads()  # a thread count and wait policy that degrade gracefully on a busy machine
     try:
         result = getattr(module, function_name)(arguments)
     except GexBertError as error:  # bad input: a clear message, not a traceback

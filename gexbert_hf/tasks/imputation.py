@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..configuration_gexbert import MASK_LEVEL_ID
 from ..errors import ExpressionInputError
+from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer, as_expression_frame
 
 
@@ -50,6 +51,7 @@ def predict_distribution(
     `data` is a samples x genes DataFrame or an AnnData (`layer`, `gene_column`); the input's genes keep their
     names in the result even where they match the vocabulary only without an Ensembl version suffix.
     """
+    configure_threads()
     if not hasattr(model, "level_head"):
         raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
     given = as_expression_frame(data, source="imputation input", layer=layer, gene_column=gene_column)

@@ -32,6 +32,7 @@ from ..modeling_gexbert import (
     concordance_index,
 )
 from ..outputs import claim_output_dir, take_deprecated_overwrite
+from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
 
@@ -321,6 +322,7 @@ def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgumen
 
 def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str, config_overrides: dict
               ) -> FinetuneResult:
+    configure_threads()
     output_dir = Path(args.output_dir)
     if (output_dir / "config.json").exists() and not args.overwrite:
         raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite to replace it")
@@ -411,6 +413,7 @@ def finetune_survival(
 @torch.no_grad()
 def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, max_queries=None,
                  max_genes=None, output: str = "logits") -> np.ndarray:
+    configure_threads()
     if panel_genes is None:
         panel_genes = getattr(model.config, "panel_genes", None)
     if max_queries is None:  # the query cap (and its seed, below) the model was fine-tuned with

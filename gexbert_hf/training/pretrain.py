@@ -29,6 +29,7 @@ from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
+from ..threads import configure_threads
 from ..tokenization_gexbert import TOKENIZER_ARRAYS_NAME, TOKENIZER_CONFIG_NAME, GexBertTokenizer
 from .checkpoints import CONFIG_FILE, STAGING_PREFIX, latest_usable_checkpoint, list_checkpoints, save_final_model
 from .train_state import (
@@ -170,6 +171,7 @@ def pretrain_model(
     accelerator: Accelerator | None = None,
 ) -> PretrainResult:
     """Train `model` in place on `train_samples` (an `EncodedSamples` or a tokenized `datasets.Dataset`)."""
+    configure_threads()
     accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
