@@ -20,6 +20,7 @@ from ..configuration_gexbert import GexBertConfig
 from ..data.readers import read_expression
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError, OutputExistsError, preview
+from ..hub import REMOTE_CODE_FILES
 from ..modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -27,7 +28,12 @@ from ..modeling_gexbert import (
     GexBertModel,
     GexBertPreTrainedModel,
 )
-from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
+from ..tokenization_gexbert import (
+    FEATURE_EXTRACTOR_NAME,
+    TOKENIZER_ARRAYS_NAME,
+    TOKENIZER_CONFIG_NAME,
+    GexBertTokenizer,
+)
 from .finetune import read_gene_list
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
@@ -229,8 +235,9 @@ class ExportArguments:
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing export folder."})
 
 
-EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", "configuration_gexbert.py", "modeling_gexbert.py",
-                  TOKENIZER_CONFIG_NAME)
+# the tokenizer's code travels too: `AutoFeatureExtractor.from_pretrained(export, trust_remote_code=True)` needs no package
+EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", *REMOTE_CODE_FILES, TOKENIZER_CONFIG_NAME,
+                  TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
 
 
 def export_model(args: ExportArguments) -> Path:
@@ -257,7 +264,8 @@ def export_model(args: ExportArguments) -> Path:
     config = json.loads((output / "config.json").read_text())
     print(f"exported {type(model).__name__} ({model.num_parameters():,} parameters) to {output}: "
           f"{', '.join(sorted(path.name for path in output.iterdir()))}\n"
-          f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) "
+          f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) and its tokenizer with "
+          f"AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True) "
           f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
     return output
 
