@@ -1,6 +1,7 @@
 """gexbert_hf: GexBERT, a transformers-native foundation model for bulk tumour transcriptomes."""
 
 from .configuration_gexbert import GexBertConfig
+from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
 from .modeling_gexbert import (
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "GexBertConfig",
     "GexBertTokenizer",
+    "DataCollatorForExpressionFinetuning",
+    "DataCollatorForMaskedExpression",
     "GexBertModel",
     "GexBertPreTrainedModel",
     "GexBertForMaskedExpression",
