@@ -83,22 +83,29 @@ class FinetuneResult:
 # metrics through `evaluate` (defined locally: `evaluate.load` needs the hub, which a laptop or cluster may lack)
 # ----------------------------------------------------------------------------------------------------------------------
 class ClassificationMetric(evaluate.Metric):
-    """Accuracy, macro-F1 and, for two classes, ROC AUC of the positive class."""
+    """Accuracy, macro-F1 and, for two classes given as scores, ROC AUC of the positive class.
+
+    `predictions` are class scores `(samples, classes)` or predicted classes `(samples,)`; with the latter it takes
+    the inputs of `evaluate.load("accuracy")`, which needs the Hub, and so stands in for it offline.
+    """
 
     def _info(self) -> evaluate.MetricInfo:
+        references = datasets.Value("int64")
         return evaluate.MetricInfo(
-            description="accuracy, macro-F1 and binary ROC AUC", citation="", inputs_description="class scores",
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")),
-                                        "references": datasets.Value("int64")}),
+            description="accuracy, macro-F1 and binary ROC AUC", citation="",
+            inputs_description="class scores or predicted classes",
+            features=[datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")),
+                                         "references": references}),
+                      datasets.Features({"predictions": datasets.Value("int64"), "references": references})],
         )
 
     def _compute(self, predictions, references) -> dict[str, float]:
         scores = np.asarray(predictions, dtype=np.float64)
         references = np.asarray(references)
-        predicted = scores.argmax(-1)
+        predicted = scores.argmax(-1) if scores.ndim == 2 else scores.astype(np.int64)
         result = {"accuracy": float(accuracy_score(references, predicted)),
                   "macro_f1": float(f1_score(references, predicted, average="macro"))}
-        if scores.shape[1] == 2 and len(np.unique(references)) == 2:
+        if scores.ndim == 2 and scores.shape[1] == 2 and len(np.unique(references)) == 2:
             result["roc_auc"] = float(roc_auc_score(references, scores[:, 1]))
         return result
 
