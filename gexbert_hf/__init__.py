@@ -3,6 +3,7 @@
 # first: importing .threads sets OMP_WAIT_POLICY=PASSIVE before the imports below load torch's OpenMP runtime
 from . import threads  # noqa: F401
 from .configuration_gexbert import GexBertConfig
+from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
 from .modeling_gexbert import (
@@ -26,6 +27,8 @@ __version__ = "0.1.0"
 __all__ = [
     "GexBertConfig",
     "GexBertTokenizer",
+    "DataCollatorForExpressionFinetuning",
+    "DataCollatorForMaskedExpression",
     "GexBertModel",
     "GexBertPreTrainedModel",
     "GexBertForMaskedExpression",

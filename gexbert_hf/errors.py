@@ -1,12 +1,10 @@
-"""One small error hierarchy: every message names the file, gene, sample or column at fault."""
+"""One small error hierarchy: every message names the file, gene, sample or column at fault.
 
+`GexBertError`, `ExpressionInputError` and `preview` live in `errors_gexbert.py`, which travels with checkpoints as
+remote code (the tokenizer raises them); they are re-exported here, so there is one class of each.
+"""
 
-class GexBertError(Exception):
-    """Base of every error this package raises on purpose."""
-
-
-class ExpressionInputError(GexBertError, ValueError):
-    """An expression matrix that cannot be used as given (non-numeric cells, inf, duplicates, empty samples...)."""
+from .errors_gexbert import ExpressionInputError, GexBertError, preview
 
 
 class ClinicalInputError(GexBertError, ValueError):
@@ -17,8 +15,4 @@ class OutputExistsError(GexBertError, FileExistsError):
     """An output path that already holds something the user wrote; nothing is overwritten without consent."""
 
 
-def preview(names, limit: int = 5) -> str:
-    """`a, b, c and 12 more`: enough names to find the problem without flooding the terminal."""
-    names = [str(name) for name in names]
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+__all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "OutputExistsError", "preview"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
@@ -21,6 +22,8 @@ from .modeling_gexbert import (
     GexBertForSequenceClassification,
     GexBertModel,
 )
+from .tokenization_gexbert import AUTO_CLASS as TOKENIZER_AUTO_CLASS
+from .tokenization_gexbert import GexBertTokenizer
 
 # Masked-expression restoration is the closest fit to masked language modelling. Survival has no Auto class in
 # transformers; its checkpoints load with `GexBertForSurvival.from_pretrained` or, via `auto_map`, remote code.
@@ -30,7 +33,8 @@ AUTO_CLASSES = {
     "AutoModelForSequenceClassification": GexBertForSequenceClassification,
 }
 MODEL_CARD_TEMPLATE = "model_card.md"
-REMOTE_CODE_FILES = ("configuration_gexbert.py", "modeling_gexbert.py")
+# The tokenizer travels too (with the errors it raises), so a checkpoint turns a table into inputs without the package.
+REMOTE_CODE_FILES = ("configuration_gexbert.py", "modeling_gexbert.py", "tokenization_gexbert.py", "errors_gexbert.py")
 
 
 def register_auto_classes() -> None:
@@ -39,7 +43,9 @@ def register_auto_classes() -> None:
     AutoModel.register(GexBertConfig, GexBertModel, exist_ok=True)
     AutoModelForMaskedLM.register(GexBertConfig, GexBertForMaskedExpression, exist_ok=True)
     AutoModelForSequenceClassification.register(GexBertConfig, GexBertForSequenceClassification, exist_ok=True)
+    AutoFeatureExtractor.register(GexBertConfig, GexBertTokenizer, exist_ok=True)
     GexBertConfig.register_for_auto_class()
+    GexBertTokenizer.register_for_auto_class(TOKENIZER_AUTO_CLASS)
     for auto_class, model_class in AUTO_CLASSES.items():
         model_class.register_for_auto_class(auto_class)
 
@@ -49,6 +55,7 @@ def full_auto_map() -> dict[str, str]:
     code (`AutoModel.from_pretrained(dir_of_a_classifier, trust_remote_code=True)` gives the encoder)."""
     auto_map = {"AutoConfig": "configuration_gexbert.GexBertConfig"}
     auto_map.update({auto: f"modeling_gexbert.{model.__name__}" for auto, model in AUTO_CLASSES.items()})
+    auto_map.update(GexBertTokenizer.auto_class_entry()["auto_map"])
     return auto_map
 
 
@@ -75,8 +82,8 @@ def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = Non
 
 
 def complete_checkpoint(model: PreTrainedModel, save_directory: str | Path) -> None:
-    """After `save_pretrained`: README.md from the model card, the full `auto_map`, and the two model files, so
-    that every head (survival included, which has no Auto class to trigger the copy) travels as remote code."""
+    """After `save_pretrained`: README.md from the model card, the full `auto_map`, and the remote-code files, so
+    that every head (survival included, which has no Auto class to trigger the copy) and the tokenizer travel."""
     directory = Path(save_directory)
     (directory / "README.md").write_text(render_model_card(model))
     package = resources.files("gexbert_hf")

@@ -3,6 +3,12 @@
 A fitted tokenizer holds everything learned from the training samples (scikit-learn's `fit` then `transform`
 contract, so test samples never shape the level edges): the gene vocabulary, the normalisation, per-gene quantile
 level edges and level values, and a robust per-gene centre and scale for the continuous value input.
+
+This file travels with every checkpoint as hub remote code (`AutoFeatureExtractor.from_pretrained(path,
+trust_remote_code=True)` where `gexbert_hf` is not installed), so it imports only numpy, transformers, safetensors,
+the standard library and its siblings `configuration_gexbert` and `errors_gexbert`. pandas, which reads and
+validates the matrices, is imported where installed (inside `try`, which the remote-code import check skips): the
+file loads without it and says what to install when a matrix is given.
 """
 
 from __future__ import annotations
@@ -15,15 +21,32 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from safetensors.numpy import load_file, save_file
 from transformers import BatchEncoding
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.feature_extraction_utils import FeatureExtractionMixin
+from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
 
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
-from .errors import ExpressionInputError, preview
+from .errors_gexbert import ExpressionInputError, preview
+
+
+class _PandasMissing:
+    """Stands in for pandas where it is not installed: the tokenizer loads, and reading a matrix says what to do."""
+
+    def __getattr__(self, name: str):
+        raise ImportError("GexBertTokenizer reads expression matrices with pandas, which is not installed: "
+                          "pip install pandas")
+
+
+try:
+    import pandas as pd
+except ImportError:  # remote code on a machine without pandas
+    pd = _PandasMissing()
 
 TOKENIZER_CONFIG_NAME = "gexbert_tokenizer.json"
 TOKENIZER_ARRAYS_NAME = "gexbert_tokenizer.safetensors"
+AUTO_CLASS = "AutoFeatureExtractor"
 NORMALIZATIONS = ("log1p", "none")
 AGGREGATIONS = ("mean", "median", "max", "sum", "first")
 SPECIAL_TOKENS = ("[PAD]", "[CLS]")
@@ -216,8 +239,15 @@ def strip_version(gene: str) -> str:
     return re.sub(_ENSEMBL_VERSION, r"\1", gene)
 
 
-class GexBertTokenizer:
-    """Fitted gene vocabulary + expression levels; `__call__` turns a matrix into `model(**inputs)` tensors."""
+class GexBertTokenizer(FeatureExtractionMixin):
+    """Fitted gene vocabulary + expression levels; `__call__` turns a matrix into `model(**inputs)` tensors.
+
+    It is a transformers feature extractor, loadable with `AutoFeatureExtractor`: its input is a matrix of numbers,
+    as an audio model's is, and `FeatureExtractionMixin` gives exactly the save/load/hub/remote-code machinery such
+    a preprocessor needs. `AutoTokenizer` would not fit: it expects text and a (slow or fast) string tokenizer
+    backend, of which this has neither. `save_pretrained` writes `preprocessor_config.json` (the Auto-class entry
+    point, with its `auto_map`) beside the vocabulary and level arrays, and copies this file and its siblings.
+    """
 
     pad_token_id = 0
     cls_token_id = 1
@@ -526,12 +556,11 @@ class GexBertTokenizer:
         return standardized * self.scale[gene_index] + self.center[gene_index]
 
     # ------------------------------------------------------------------------------------------------------------------
-    # persistence: JSON + safetensors, no pickle
+    # persistence: JSON + safetensors, no pickle; the Auto-class entry point and the code travel along
     # ------------------------------------------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | Path) -> list[str]:
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {
+    def to_dict(self) -> dict:
+        """The JSON part of the tokenizer, as `gexbert_tokenizer.json` holds it (the arrays go to safetensors)."""
+        return {
             "tokenizer_class": type(self).__name__,
             "genes": self.genes,
             "normalization": self.normalization,
@@ -539,21 +568,41 @@ class GexBertTokenizer:
             "value_clip": self.value_clip,
             "special_tokens": list(SPECIAL_TOKENS),
         }
-        (directory / TOKENIZER_CONFIG_NAME).write_text(json.dumps(config, indent=1))
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
+        """Vocabulary and settings (JSON), level arrays (safetensors), `preprocessor_config.json` with the
+        `auto_map` that `AutoFeatureExtractor` follows, and this file with its siblings as remote code.
+
+        Other keyword arguments (which transformers' hub upload passes to every `save_pretrained`) are ignored.
+        """
+        if kwargs.get("push_to_hub"):
+            raise ValueError("save_pretrained does not upload; use tokenizer.push_to_hub(repo_id) or "
+                             "model.push_to_hub(repo_id, tokenizer=tokenizer)")
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / TOKENIZER_CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=1))
         arrays = {"level_edges": self.level_edges, "level_values": self.level_values, "center": self.center,
                   "scale": self.scale}
         save_file({key: np.ascontiguousarray(value) for key, value in arrays.items()},
                   str(directory / TOKENIZER_ARRAYS_NAME))
-        return [str(directory / TOKENIZER_CONFIG_NAME), str(directory / TOKENIZER_ARRAYS_NAME)]
+        (directory / FEATURE_EXTRACTOR_NAME).write_text(json.dumps(self.auto_class_entry(), indent=2) + "\n")
+        code_files = custom_object_save(self, directory) or []  # this module and its relative imports
+        return [str(directory / name) for name in (TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME,
+                                                   FEATURE_EXTRACTOR_NAME)] + [str(path) for path in code_files]
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> GexBertTokenizer:
-        directory = Path(directory)
-        config_path = directory / TOKENIZER_CONFIG_NAME
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: no GexBERT tokenizer saved in {directory}")
-        config = json.loads(config_path.read_text())
-        arrays = load_file(str(directory / TOKENIZER_ARRAYS_NAME))
+    def auto_class_entry(cls) -> dict:
+        """What `preprocessor_config.json` holds: the class and where its code is (`module.Class`, remote code)."""
+        module = cls.__module__.rsplit(".", 1)[-1]
+        return {"feature_extractor_type": cls.__name__, "auto_map": {AUTO_CLASS: f"{module}.{cls.__name__}"}}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> GexBertTokenizer:
+        """A saved tokenizer from a directory or a hub repo id. Hub options (`revision`, `token`, `cache_dir`...)
+        pass to transformers' file resolution; others (those `AutoFeatureExtractor` adds) are ignored."""
+        config_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_CONFIG_NAME, kwargs)
+        config = json.loads(Path(config_path).read_text())
+        arrays = load_file(_saved_file(pretrained_model_name_or_path, TOKENIZER_ARRAYS_NAME, kwargs))
         return cls(
             genes=config["genes"],
             normalization=config["normalization"],
@@ -580,6 +629,23 @@ def _training_frame(data, genes, aggregate: str | None, layer: str | None, gene_
         frame = as_expression_frame(frame.set_axis(unversioned, axis=1), aggregate=aggregate,
                                     source="training matrix (Ensembl version suffixes stripped)")
     return frame
+
+
+_HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _saved_file(location: str | Path, name: str, options: dict) -> str:
+    """Path of a tokenizer file in a local directory, or downloaded (and cached) from a hub repo."""
+    directory = Path(location)
+    if directory.is_dir():
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name}: no GexBERT tokenizer saved in {directory}")
+        return str(directory / name)
+    hub_options = {key: options[key] for key in _HUB_OPTIONS if key in options}
+    path = cached_file(str(location), name, _raise_exceptions_for_missing_entries=False, **hub_options)
+    if path is None:
+        raise FileNotFoundError(f"{location}: no GexBERT tokenizer ({name}) in this hub repository")
+    return path
 
 
 def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:

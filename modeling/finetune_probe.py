@@ -58,7 +58,7 @@ def main() -> None:
     frame = data.raw_train
 
     def encoded(rows: np.ndarray, with_labels: bool = True) -> EncodedSamples:
-        return EncodedSamples.from_frame(tokenizer, frame.iloc[rows], {"label": y[rows]} if with_labels else None)
+        return EncodedSamples.from_frame(tokenizer, frame.iloc[rows], {"labels": y[rows]} if with_labels else None)
 
     train, stop, score = encoded(fit_rows), encoded(stop_rows), encoded(score_rows, with_labels=False)
     from sklearn.linear_model import LogisticRegression

@@ -118,8 +118,8 @@ def test_build_dataset_takes_labels_time_and_event_from_obs(adata, embedded_coho
     tokenizer = GexBertTokenizer.from_pretrained(output)
     assert tokenizer.genes == list(embedded_cohort.expression.columns)
     clinical = embedded_cohort.clinical.loc[built["sample"]]
-    names = built.features["label"].names
-    assert [names[label] for label in built["label"]] == clinical["er"].tolist()
+    names = built.features["labels"].names
+    assert [names[label] for label in built["labels"]] == clinical["er"].tolist()
     np.testing.assert_allclose(built["survival_time"], clinical["time"].to_numpy(), rtol=1e-6)
     np.testing.assert_array_equal(built["event"], clinical["event"].to_numpy())
 

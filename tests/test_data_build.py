@@ -41,7 +41,7 @@ def test_tcga31_counts_equal_split_file(shared_data_dir, tcga31_build):
     built = datasets.load_from_disk(str(output))
     assert {name: built[name].num_rows for name in built} == split.value_counts().to_dict()
     assert set(built["test"]["sample"]) == set(split.index[split == "test"])
-    assert built["train"].features["label"].num_classes == 31 == len(summary["classes"])
+    assert built["train"].features["labels"].num_classes == 31 == len(summary["classes"])
     assert summary["genes"] == 680 and summary["normalization"] == "none"  # log2 values: used as given
     assert summary["missing_fraction"] == 0.0
     survival = np.concatenate([built[name]["survival_time"] for name in built])
@@ -67,7 +67,7 @@ def test_tcga3_build_and_train_only_tokenizer(shared_data_dir, tmp_path):
 
     row = built["test"][0]
     encoded = reference.encode(expression.loc[[row["sample"]]])
-    np.testing.assert_array_equal(row["gene_ids"], encoded["gene_ids"])
+    np.testing.assert_array_equal(row["input_ids"], encoded["gene_ids"])
     np.testing.assert_array_equal(row["level_ids"], encoded["level_ids"][0])
     np.testing.assert_allclose(row["values"], encoded["values"][0], rtol=1e-6)
 
@@ -77,9 +77,9 @@ def test_embedded_cohort_build(embedded_cohort, tmp_path, capsys):
     assert "samples: 198 (train 158, test 40" in capsys.readouterr().out
     built = datasets.load_from_disk(str(tmp_path / "gse7390"))
     assert built["train"].num_rows + built["test"].num_rows == 198 and summary["genes"] == 76
-    assert built["train"].features["label"].names == sorted(embedded_cohort.clinical["er"].unique())
+    assert built["train"].features["labels"].names == sorted(embedded_cohort.clinical["er"].unique())
     assert summary["events"] == int(embedded_cohort.clinical["event"].sum())
-    labels = np.asarray(built["test"]["label"])  # stratified: the test share of each class is about 20 %
+    labels = np.asarray(built["test"]["labels"])  # stratified: the test share of each class is about 20 %
     counts = embedded_cohort.clinical["er"].value_counts().sort_index().to_numpy()
     np.testing.assert_allclose(np.bincount(labels, minlength=len(counts)), 0.2 * counts, atol=1)
 
@@ -92,7 +92,7 @@ def test_missing_values_stored_as_absent_and_log1p_chosen(tmp_path):
     tokenizer = GexBertTokenizer.from_pretrained(tmp_path / "out")
     for row in built["train"].select(range(5)):
         measured = cohort.expression.loc[row["sample"]].dropna().index
-        assert tokenizer.convert_ids_to_genes(row["gene_ids"]) == list(measured)
+        assert tokenizer.convert_ids_to_genes(row["input_ids"]) == list(measured)
         assert min(row["level_ids"]) >= LEVEL_OFFSET
 
 

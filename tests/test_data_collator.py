@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gexbert_hf.configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
-from gexbert_hf.data.collator import DataCollatorForMaskedExpression
+from gexbert_hf.data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from gexbert_hf.data.synthetic import make_synthetic_cohort
 from gexbert_hf.tokenization_gexbert import GexBertTokenizer
 
@@ -111,3 +111,46 @@ def test_invalid_settings(tokenized):
         DataCollatorForMaskedExpression(tokenizer, mask_fraction=1.0)
     with pytest.raises(ValueError, match="max_genes"):
         DataCollatorForMaskedExpression(tokenizer, max_genes=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the fine-tuning collator and the dataset column names (issue #13, section 2)
+# ----------------------------------------------------------------------------------------------------------------------
+def test_finetuning_collator_masks_nothing_and_passes_the_targets_through(tokenized):
+    tokenizer, rows = tokenized
+    samples = [{"sample": f"S{i}", "input_ids": row["gene_ids"], "level_ids": row["level_ids"],
+                "values": row["values"], "labels": i % 2, "survival_time": 10.0 + i, "event": float(i % 2)}
+               for i, row in enumerate(rows[:6])]
+    batch = DataCollatorForExpressionFinetuning(tokenizer)(samples)
+    assert set(batch) == {"input_ids", "level_ids", "values", "attention_mask", "labels", "survival_time", "event"}
+    assert batch["labels"].tolist() == [0, 1, 0, 1, 0, 1] and batch["labels"].dtype == torch.int64
+    assert batch["survival_time"].tolist() == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
+    assert (batch["level_ids"] != MASK_LEVEL_ID).all()  # no restoration target in fine-tuning
+    known = truth(rows[:6])
+    for s in range(6):
+        for gene, level in zip(batch["input_ids"][s, 1:], batch["level_ids"][s, 1:], strict=True):
+            if gene != tokenizer.pad_token_id:
+                assert known[(s, int(gene))][0] == int(level)
+    with pytest.raises(TypeError):
+        DataCollatorForExpressionFinetuning(tokenizer, mask_fraction=0.15)
+
+
+def test_finetuning_collator_reads_the_label_aliases_and_legacy_columns(tokenized):
+    tokenizer, rows = tokenized
+    for alias in ("label", "label_ids"):
+        samples = [{"gene_ids": row["gene_ids"], "level_ids": row["level_ids"], "values": row["values"], alias: 1}
+                   for row in rows[:3]]
+        assert DataCollatorForExpressionFinetuning(tokenizer)(samples)["labels"].tolist() == [1, 1, 1]
+
+
+def test_datasets_built_with_the_old_column_names_are_renamed():
+    import datasets
+
+    from gexbert_hf.data.encoding import with_model_column_names
+
+    legacy = datasets.Dataset.from_dict({"gene_ids": [[2, 3]], "level_ids": [[4, 5]], "label": [1]})
+    assert with_model_column_names(legacy).column_names == ["input_ids", "level_ids", "labels"]
+    renamed = with_model_column_names(datasets.DatasetDict({"train": legacy, "test": legacy}))
+    assert renamed["test"].column_names == ["input_ids", "level_ids", "labels"]
+    current = datasets.Dataset.from_dict({"input_ids": [[2, 3]], "labels": [0]})
+    assert with_model_column_names(current) is current

@@ -135,3 +135,175 @@ def test_push_to_hub_uploads_weights_code_card_and_tokenizer(tiny_config, embedd
                  "README.md", "gexbert_tokenizer.json", "gexbert_tokenizer.safetensors"):
         assert name in calls["files"]
     assert "tags:\n  - gexbert" in calls["card"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the tokenizer travels with the checkpoint (issue #13, section 1)
+# ----------------------------------------------------------------------------------------------------------------------
+BLOCK_GEXBERT = """
+import importlib.abc, sys
+class BlockGexbert(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "gexbert_hf" or name.startswith("gexbert_hf."):
+            raise ModuleNotFoundError(f"blocked: {name}")
+sys.meta_path.insert(0, BlockGexbert())
+try:
+    import gexbert_hf
+    raise SystemExit("gexbert_hf is importable: the test would prove nothing")
+except ModuleNotFoundError:
+    pass
+"""
+
+
+def _run_without_package(script: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", BLOCK_GEXBERT + textwrap.dedent(script)], capture_output=True,
+                          text=True, env=env, timeout=180, cwd=tmp_path)
+
+
+@pytest.fixture()
+def exported(tiny_config, embedded_tokenizer, tmp_path):
+    """A masked-expression model and its tokenizer, saved then exported with `gexbert export`."""
+    from gexbert_hf.training.commands import ExportArguments, export_model
+
+    torch.manual_seed(0)
+    model = GexBertForMaskedExpression(tiny_config).eval()
+    model.save_pretrained(tmp_path / "model")
+    embedded_tokenizer.save_pretrained(tmp_path / "model")
+    export_model(ExportArguments(model=str(tmp_path / "model"), output=str(tmp_path / "export")))
+    return model, tmp_path / "export"
+
+
+def test_checkpoint_carries_the_tokenizer_code_and_its_auto_map(exported):
+    _, export = exported
+    for name in ("tokenization_gexbert.py", "errors_gexbert.py", "configuration_gexbert.py", "preprocessor_config.json"):
+        assert (export / name).is_file(), name
+    entry = json.loads((export / "preprocessor_config.json").read_text())
+    assert entry["auto_map"]["AutoFeatureExtractor"] == "tokenization_gexbert.GexBertTokenizer"
+    config = json.loads((export / "config.json").read_text())
+    assert config["auto_map"]["AutoFeatureExtractor"] == "tokenization_gexbert.GexBertTokenizer"
+    for name in ("tokenization_gexbert.py", "errors_gexbert.py"):
+        for imported, relative in _imports((export / name).read_text()):
+            if relative:  # a sibling: it must travel too
+                assert (export / f"{imported}.py").is_file(), (name, imported)
+            else:
+                assert imported in REMOTE_IMPORTS or imported in sys.stdlib_module_names, (name, imported)
+
+
+REMOTE_IMPORTS = {"numpy", "torch", "transformers", "safetensors", "pandas"}
+
+
+def _imports(source: str) -> list[tuple[str, bool]]:
+    """(top-level module, is relative) of every import statement of a source file."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name.split(".")[0], False) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append(((node.module or "").split(".")[0], node.level > 0))
+    return found
+
+
+def test_auto_feature_extractor_gives_the_package_tokenizer_where_installed(exported, embedded_tokenizer):
+    from transformers import AutoFeatureExtractor
+
+    from gexbert_hf import GexBertTokenizer
+
+    loaded = AutoFeatureExtractor.from_pretrained(exported[1])
+    assert type(loaded) is GexBertTokenizer and loaded.genes == embedded_tokenizer.genes
+    np.testing.assert_array_equal(loaded.level_edges, embedded_tokenizer.level_edges)
+
+
+def test_auto_tokenizer_and_model_work_without_the_package(exported, embedded_tokenizer, embedded_cohort, tmp_path):
+    model, export = exported
+    frame = embedded_cohort.expression.iloc[:5].copy()
+    frame.iloc[0, :10] = np.nan  # not measured: MISSING tokens
+    frame.iloc[2, 30] = np.nan
+    frame.to_csv(tmp_path / "frame.csv")
+    np.save(tmp_path / "array.npy", frame.to_numpy())
+    expected = {}
+    with torch.no_grad():
+        for name, inputs in (("frame", embedded_tokenizer(frame)),
+                             ("array", embedded_tokenizer(frame.to_numpy(), genes=list(frame.columns)))):
+            outputs = model(**inputs)
+            expected[f"{name}_input_ids"] = inputs["input_ids"].numpy()
+            expected[f"{name}_level_ids"] = inputs["level_ids"].numpy()
+            expected[f"{name}_logits"] = outputs.level_logits.numpy()
+            expected[f"{name}_values"] = outputs.value_predictions.numpy()
+    np.savez(tmp_path / "expected.npz", **expected)
+    result = _run_without_package(f"""
+        import numpy as np, pandas as pd, torch
+        from transformers import AutoFeatureExtractor, AutoModelForMaskedLM
+        tokenizer = AutoFeatureExtractor.from_pretrained({str(export)!r}, trust_remote_code=True)
+        model = AutoModelForMaskedLM.from_pretrained({str(export)!r}, trust_remote_code=True).eval()
+        for thing in (tokenizer, model):
+            assert type(thing).__module__.startswith("transformers_modules"), type(thing).__module__
+        expected = np.load("expected.npz")
+        frame = pd.read_csv("frame.csv", index_col=0)
+        array = np.load("array.npy")
+        for name, inputs in (("frame", tokenizer(frame)), ("array", tokenizer(array, genes=list(frame.columns)))):
+            with torch.no_grad():
+                outputs = model(**inputs)
+            np.testing.assert_array_equal(inputs["input_ids"].numpy(), expected[name + "_input_ids"])
+            np.testing.assert_array_equal(inputs["level_ids"].numpy(), expected[name + "_level_ids"])
+            np.testing.assert_allclose(outputs.level_logits.numpy(), expected[name + "_logits"], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(outputs.value_predictions.numpy(), expected[name + "_values"], rtol=1e-5,
+                                       atol=1e-6)
+        try:
+            tokenizer(frame.assign(**{{frame.columns[0]: np.inf}}))
+        except ValueError as error:
+            assert type(error).__name__ == "ExpressionInputError" and frame.columns[0] in str(error), error
+        else:
+            raise AssertionError("inf was accepted")
+        print("remote", type(tokenizer).__module__, type(model).__module__)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "remote transformers_modules" in result.stdout
+
+
+def test_remote_tokenizer_loads_without_pandas_and_says_what_to_install(exported, tmp_path):
+    result = _run_without_package(f"""
+        class BlockPandas(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "pandas" or name.startswith("pandas."):
+                    raise ModuleNotFoundError(f"blocked: {{name}}")
+        sys.modules.pop("pandas", None)
+        sys.meta_path.insert(0, BlockPandas())
+        import numpy as np
+        from transformers import AutoFeatureExtractor
+        tokenizer = AutoFeatureExtractor.from_pretrained({str(exported[1])!r}, trust_remote_code=True)
+        assert "pandas" not in sys.modules and len(tokenizer.genes) == 76, tokenizer
+        try:
+            tokenizer(np.ones((2, 3)), genes=tokenizer.genes[:3])
+        except ImportError as error:
+            print("refused:", error)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused: GexBertTokenizer reads expression matrices with pandas" in result.stdout
+
+
+def test_tokenizer_from_pretrained_resolves_hub_repo_files(embedded_tokenizer, tmp_path, monkeypatch):
+    """A repo id (not a directory) goes through transformers' `cached_file` with the hub options it was given."""
+    import gexbert_hf.tokenization_gexbert as tokenization
+    from gexbert_hf import GexBertTokenizer
+
+    embedded_tokenizer.save_pretrained(tmp_path / "snapshot")
+    requests = []
+
+    def cached_file(repo_id, filename, _raise_exceptions_for_missing_entries=True, **options):
+        requests.append((repo_id, filename, options))
+        path = tmp_path / "snapshot" / filename
+        return str(path) if path.is_file() else None
+
+    monkeypatch.setattr(tokenization, "cached_file", cached_file)
+    loaded = GexBertTokenizer.from_pretrained("someone/gexbert-tiny", revision="v1", _from_auto=True)
+    assert loaded.genes == embedded_tokenizer.genes
+    assert [(repo, name) for repo, name, _ in requests] == [
+        ("someone/gexbert-tiny", "gexbert_tokenizer.json"), ("someone/gexbert-tiny", "gexbert_tokenizer.safetensors")]
+    assert all(options == {"revision": "v1"} for _, _, options in requests)
+    (tmp_path / "snapshot" / "gexbert_tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match="someone/gexbert-tiny: no GexBERT tokenizer"):
+        GexBertTokenizer.from_pretrained("someone/gexbert-tiny")

@@ -1,11 +1,20 @@
 """The heads work with transformers' Trainer unchanged: no subclass, only a data collator."""
 
+import datasets
 import numpy as np
+import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
-from gexbert_hf import GexBertForSequenceClassification, GexBertForSurvival
-from gexbert_hf.data.collator import DataCollatorForMaskedExpression
+from gexbert_hf import (
+    DataCollatorForExpressionFinetuning,
+    DataCollatorForMaskedExpression,
+    GexBertConfig,
+    GexBertForMaskedExpression,
+    GexBertForSequenceClassification,
+    GexBertForSurvival,
+    GexBertTokenizer,
+)
 from gexbert_hf.data.samples import EncodedSamples
 
 
@@ -51,3 +60,64 @@ def test_trainer_passes_survival_targets(tiny_config, embedded_tokenizer, embedd
     output = trainer.predict(rows[:64])
     assert output.predictions.shape == (64,)
     assert np.isfinite(output.metrics["test_loss"])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the stock Trainer on a `gexbert build-dataset` output, default arguments (issue #13, section 2)
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(embedded_cohort, tmp_path_factory):
+    from gexbert_hf.data.build import build_dataset
+
+    output = tmp_path_factory.mktemp("built") / "gse7390"
+    build_dataset(embedded_cohort, output=output, verbose=False)
+    return datasets.load_from_disk(str(output)), GexBertTokenizer.from_pretrained(output)
+
+
+def _tiny(model_class, tokenizer, **kwargs):
+    torch.manual_seed(0)
+    config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                          intermediate_size=64, **kwargs)
+    return model_class(config)
+
+
+def _stock_arguments(tmp_path, **kwargs) -> TrainingArguments:
+    """Nothing GexBERT-specific: in particular `remove_unused_columns` keeps its default (True)."""
+    return TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=4, learning_rate=1e-3,
+                             report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True, **kwargs)
+
+
+def test_stock_trainer_fine_tunes_a_classifier_on_a_built_dataset(built, tmp_path):
+    ds, tokenizer = built
+    assert {"input_ids", "level_ids", "values", "labels"} <= set(ds["train"].column_names)
+    model = _tiny(GexBertForSequenceClassification, tokenizer, num_labels=2)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, _stock_arguments(tmp_path), train_dataset=ds["train"], eval_dataset=ds["test"],
+                      data_collator=DataCollatorForExpressionFinetuning(tokenizer))
+    trainer.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    output = trainer.predict(ds["test"])
+    assert output.predictions.shape == (ds["test"].num_rows, 2) and np.isfinite(output.metrics["test_loss"])
+    np.testing.assert_array_equal(output.label_ids, ds["test"]["labels"])
+
+
+def test_stock_trainer_fine_tunes_survival_on_a_built_dataset(built, tmp_path):
+    ds, tokenizer = built
+    model = _tiny(GexBertForSurvival, tokenizer)
+    arguments = _stock_arguments(tmp_path, label_names=["survival_time", "event"])  # no "label" in their names
+    trainer = Trainer(model, arguments, train_dataset=ds["train"],
+                      data_collator=DataCollatorForExpressionFinetuning(tokenizer))
+    trainer.train()
+    output = trainer.predict(ds["test"])
+    assert output.predictions.shape == (ds["test"].num_rows,) and np.isfinite(output.metrics["test_loss"])
+    np.testing.assert_allclose(output.label_ids[0], ds["test"]["survival_time"])
+    np.testing.assert_array_equal(output.label_ids[1], ds["test"]["event"])
+
+
+def test_stock_trainer_pretrains_on_a_built_dataset(built, tmp_path):
+    ds, tokenizer = built
+    model = _tiny(GexBertForMaskedExpression, tokenizer)
+    trainer = Trainer(model, _stock_arguments(tmp_path), train_dataset=ds["train"], eval_dataset=ds["test"],
+                      data_collator=DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.3))
+    trainer.train()
+    assert np.isfinite(trainer.evaluate()["eval_loss"])

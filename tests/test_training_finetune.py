@@ -128,3 +128,15 @@ def test_finetune_command_on_a_built_dataset(synthetic_cohort, tmp_path, capsys)
     assert main(["finetune", "classify", "--model", str(model_dir), "--dataset", str(dataset), "--output_dir",
                  str(output), "--epochs", "1", "--progress", "false"]) == 2
     assert "already holds a model" in capsys.readouterr().err
+
+
+def test_classification_metric_takes_predicted_classes_as_evaluate_accuracy_does():
+    """The offline stand-in for `evaluate.load("accuracy")` in the README's Trainer example."""
+    from gexbert_hf.training.finetune import ClassificationMetric
+
+    references = np.array([0, 1, 0, 0, 1])
+    from_classes = ClassificationMetric().compute(predictions=np.array([0, 1, 1, 0, 1]), references=references)
+    assert from_classes["accuracy"] == pytest.approx(0.8) and "roc_auc" not in from_classes
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    from_scores = ClassificationMetric().compute(predictions=scores, references=references)
+    assert from_scores["accuracy"] == from_classes["accuracy"] and from_scores["roc_auc"] == 1.0

@@ -503,9 +503,9 @@ def _classification_finetuner(model, tokenizer, data: FolderData, y_train, raw_t
     except ImportError:
         return None
     train = EncodedSamples.from_frame(tokenizer, data.raw_train[~data.validation],
-                                      {"label": y_train[~data.validation]})
+                                      {"labels": y_train[~data.validation]})
     validation = EncodedSamples.from_frame(tokenizer, data.raw_train[data.validation],
-                                           {"label": y_train[data.validation]})
+                                           {"labels": y_train[data.validation]})
     test = EncodedSamples.from_frame(tokenizer, raw_test)
 
     def run(panel: list[str], seed: int) -> np.ndarray:

@@ -302,7 +302,7 @@ def _subsample_training(spec: dict, device: torch.device) -> dict:
     profiles = rng.lognormal(2.0, 1.5, size=(max(32, spec["batch"]), spec["genes"]))
     tokenizer = GexBertTokenizer.fit(profiles, genes=genes, normalization="log1p")
     encoded = tokenizer.encode(profiles, genes=genes)
-    samples = [{"gene_ids": encoded["gene_ids"], "level_ids": encoded["level_ids"][row],
+    samples = [{"input_ids": encoded["gene_ids"], "level_ids": encoded["level_ids"][row],
                 "values": encoded["values"][row]} for row in range(len(profiles))]
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=spec["max_genes"], mask_fraction=0.15)
     model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, attn_implementation="sdpa",

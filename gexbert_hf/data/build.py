@@ -241,7 +241,8 @@ def auto_normalization(expression: pd.DataFrame) -> str:
 
 
 def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list[str]]:
-    """Per-sample stored columns: `label` (ClassLabel over all classes, -1 = missing), `survival_time`, `event`."""
+    """Per-sample stored columns, named as the heads' `forward` arguments: `labels` (ClassLabel over all classes,
+    -1 = missing), `survival_time`, `event`."""
     features: dict = {}
     columns: dict[str, np.ndarray] = {}
     class_names: list[str] = []
@@ -250,8 +251,8 @@ def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list
         labels = clinical[cohort.label_column]
         class_names = sorted(labels.dropna().astype(str).unique())
         lookup = {name: index for index, name in enumerate(class_names)}
-        features["label"] = datasets.ClassLabel(names=class_names)
-        columns["label"] = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in labels], dtype=np.int64)
+        features["labels"] = datasets.ClassLabel(names=class_names)
+        columns["labels"] = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in labels], dtype=np.int64)
     if cohort.time_column:
         features["survival_time"] = datasets.Value("float32")
         features["event"] = datasets.Value("float32")  # float: NaN marks a missing event under missing='keep'

@@ -1,4 +1,7 @@
-"""DataCollatorForMaskedExpression: per-step gene subsampling, masking of restoration targets, padding.
+"""The two public collators: `DataCollatorForMaskedExpression` (pretraining: per-step gene subsampling, masking of
+restoration targets, padding) and `DataCollatorForExpressionFinetuning` (no masking; class labels and survival
+targets passed through). Both read the columns `gexbert build-dataset` writes, which are named as the models' inputs
+(`input_ids`, `level_ids`, `values`, `labels`, `survival_time`, `event`), so they work with the stock `Trainer`.
 
 Subsampling happens here, at batch time, so every epoch sees different gene subsets and attention stays affordable
 (its cost grows with the square of the genes per sample). The random stream is derived from (seed, rank, call
@@ -19,7 +22,7 @@ from ..tokenization_gexbert import GexBertTokenizer
 
 @dataclass
 class DataCollatorForMaskedExpression:
-    """Turn tokenized samples (`gene_ids`, `level_ids`, `values` per sample) into a padded model batch.
+    """Turn tokenized samples (`input_ids`, `level_ids`, `values` per sample) into a padded model batch.
 
     Args:
         tokenizer: the fitted tokenizer (padding and CLS conventions).
@@ -67,7 +70,7 @@ class DataCollatorForMaskedExpression:
         return self.tokenizer.pad(features, return_tensors="pt")
 
     def _sample(self, sample: dict, rng: np.random.Generator) -> dict:
-        gene_ids = np.asarray(sample["gene_ids"], dtype=np.int64)
+        gene_ids = np.asarray(_token_ids(sample), dtype=np.int64)
         level_ids = np.asarray(sample["level_ids"], dtype=np.int64)
         values = np.asarray(sample["values"], dtype=np.float32)
         keep = level_ids >= LEVEL_OFFSET  # measured genes only: MISSING carries nothing to learn from
@@ -100,3 +103,49 @@ class DataCollatorForMaskedExpression:
         for dataset_key, batch_key in self.sample_keys.items():
             feature[batch_key] = sample[dataset_key]
         return feature
+
+
+# Per-sample targets the heads' `forward` takes, and the names transformers' own collators rename to `labels`.
+FINETUNING_TARGETS = ("labels", "survival_time", "event")
+LABEL_ALIASES = ("label", "label_ids")
+
+
+@dataclass
+class DataCollatorForExpressionFinetuning(DataCollatorForMaskedExpression):
+    """Fine-tuning batches for the classification and survival heads: padded tokens, nothing masked, and the
+    sample's targets passed through under the heads' argument names.
+
+    `labels` (class index, or `label` / `label_ids` as transformers' collators accept), `survival_time` and `event`
+    are copied into the batch when a sample has them; other per-sample fields (e.g. the `sample` id) are left out.
+    With the stock `Trainer` on a `gexbert build-dataset` split, no further argument is needed:
+    `Trainer(model, args, train_dataset=ds["train"], data_collator=DataCollatorForExpressionFinetuning(tokenizer))`.
+
+    Args:
+        tokenizer: the fitted tokenizer. max_genes: at most this many measured genes per sample (None = all; a
+            random subset per call otherwise, seeded as in `DataCollatorForMaskedExpression`).
+        panel_ids / query_ids: a limited gene panel, and genes entered as MASK queries (see the pretraining collator).
+    """
+
+    mask_fraction: float = field(default=0.0, init=False)
+
+    def _sample(self, sample: dict, rng: np.random.Generator) -> dict:
+        feature = super()._sample(sample, rng)
+        feature.update(finetuning_targets(sample))
+        return feature
+
+
+def finetuning_targets(sample: dict) -> dict:
+    """The sample's targets under the heads' argument names (`label` / `label_ids` become `labels`)."""
+    targets = {key: sample[key] for key in FINETUNING_TARGETS if key in sample}
+    for alias in LABEL_ALIASES:
+        if alias in sample and "labels" not in targets:
+            targets["labels"] = sample[alias]
+    return targets
+
+
+def _token_ids(sample: dict):
+    """Gene ids of a stored sample; `gene_ids` is the column name of datasets built before it became `input_ids`."""
+    return sample["input_ids"] if "input_ids" in sample else sample["gene_ids"]
+
+
+__all__ = ["DataCollatorForExpressionFinetuning", "DataCollatorForMaskedExpression", "finetuning_targets"]

@@ -65,12 +65,13 @@ def fit_tokenizer(
 
 def token_features(tokenizer: GexBertTokenizer, sample_features: dict[str, datasets.features.FeatureType]
                    ) -> datasets.Features:
-    """Arrow schema of a tokenized sample: compact integer types (ids < 2**31, levels < 2**15)."""
+    """Arrow schema of a tokenized sample: compact integer types (ids < 2**31, levels < 2**15). Columns are named as
+    the models' `forward` arguments, so `Trainer` keeps them (and drops `sample`) with its default settings."""
     level_dtype = "int8" if tokenizer.num_levels + LEVEL_OFFSET < 128 else "int16"
     return datasets.Features(
         {
             "sample": datasets.Value("string"),
-            "gene_ids": datasets.List(datasets.Value("int32")),
+            "input_ids": datasets.List(datasets.Value("int32")),
             "level_ids": datasets.List(datasets.Value(level_dtype)),
             "values": datasets.List(datasets.Value("float32")),
             **sample_features,
@@ -105,7 +106,7 @@ def encode_to_dataset(
         measured = encoded["level_ids"] >= LEVEL_OFFSET
         gene_ids = encoded["gene_ids"].astype(np.int32)
         return {
-            "gene_ids": [gene_ids[keep] for keep in measured],
+            "input_ids": [gene_ids[keep] for keep in measured],
             "level_ids": [levels[keep] for levels, keep in zip(encoded["level_ids"], measured, strict=True)],
             "values": [values[keep] for values, keep in zip(encoded["values"], measured, strict=True)],
         }
@@ -124,4 +125,15 @@ def encode_to_dataset(
     )
 
 
-__all__ = ["encode_to_dataset", "fit_tokenizer", "token_features"]
+LEGACY_COLUMNS = {"gene_ids": "input_ids", "label": "labels"}  # names of datasets built before they matched the models
+
+
+def with_model_column_names(dataset):
+    """A `Dataset` / `DatasetDict` built before its columns were named as the models' inputs, renamed (else as is)."""
+    column_names = dataset.column_names
+    present = set(column_names) if isinstance(column_names, list) else set(next(iter(column_names.values()), []))
+    renames = {old: new for old, new in LEGACY_COLUMNS.items() if old in present and new not in present}
+    return dataset.rename_columns(renames) if renames else dataset
+
+
+__all__ = ["encode_to_dataset", "fit_tokenizer", "token_features", "with_model_column_names"]

@@ -13,7 +13,8 @@ from ..tokenization_gexbert import GexBertTokenizer
 class EncodedSamples:
     """Tokenized samples held as arrays (`tokenizer.encode` of a DataFrame), indexable like a dataset.
 
-    `sample_fields` are per-sample values (class label, survival time, event) stored beside the tokens.
+    `sample_fields` are per-sample values (class `labels`, `survival_time`, `event`) stored beside the tokens; rows
+    carry them with the token fields under the names a `gexbert build-dataset` dataset uses (`input_ids`, ...).
     """
 
     def __init__(self, encoded: dict, sample_fields: dict[str, Sequence] | None = None):
@@ -38,7 +39,7 @@ class EncodedSamples:
     def rows(self, indices: Sequence[int]) -> list[dict]:
         rows = []
         for index in indices:
-            row = {"gene_ids": self.gene_ids, "level_ids": self.level_ids[index], "values": self.values[index]}
+            row = {"input_ids": self.gene_ids, "level_ids": self.level_ids[index], "values": self.values[index]}
             row.update({key: value[index] for key, value in self.sample_fields.items()})
             rows.append(row)
         return rows

@@ -300,7 +300,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
                                                                        test_rows))
 
     def samples(rows):
-        return EncodedSamples.from_frame(tokenizer, expression.iloc[rows], {"label": codes[rows]})
+        return EncodedSamples.from_frame(tokenizer, expression.iloc[rows], {"labels": codes[rows]})
 
     finetune_args = FinetuneArguments(
         task="classify", model="(pretrained in memory)", output_dir=str(workspace / "classifier"),

@@ -21,6 +21,7 @@ from ..configuration_gexbert import GexBertConfig
 from ..data.readers import read_expression, read_gene_map
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError, preview
+from ..hub import REMOTE_CODE_FILES
 from ..modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -29,7 +30,13 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from ..outputs import check_output_file, claim_output_dir
-from ..tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer, describe_ids
+from ..tokenization_gexbert import (
+    FEATURE_EXTRACTOR_NAME,
+    TOKENIZER_ARRAYS_NAME,
+    TOKENIZER_CONFIG_NAME,
+    GexBertTokenizer,
+    describe_ids,
+)
 from .finetune import read_gene_list
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
@@ -286,8 +293,9 @@ class ExportArguments:
                                                              "files it wrote; never a folder holding the model)."})
 
 
-EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", "configuration_gexbert.py", "modeling_gexbert.py",
-                  TOKENIZER_CONFIG_NAME)
+# the tokenizer's code travels too: `AutoFeatureExtractor.from_pretrained(export, trust_remote_code=True)` needs no package
+EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", *REMOTE_CODE_FILES, TOKENIZER_CONFIG_NAME,
+                  TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
 
 
 def export_model(args: ExportArguments) -> Path:
@@ -309,7 +317,8 @@ def export_model(args: ExportArguments) -> Path:
     config = json.loads((output / "config.json").read_text())
     print(f"exported {type(model).__name__} ({model.num_parameters():,} parameters) to {output}: "
           f"{', '.join(sorted(path.name for path in output.iterdir()))}\n"
-          f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) "
+          f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) and its tokenizer with "
+          f"AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True) "
           f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
     return output
 

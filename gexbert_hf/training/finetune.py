@@ -21,7 +21,8 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
-from ..data.collator import DataCollatorForMaskedExpression
+from ..data.collator import DataCollatorForExpressionFinetuning
+from ..data.encoding import with_model_column_names
 from ..data.samples import EncodedSamples, fetch_rows
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
 from ..modeling_gexbert import (
@@ -90,22 +91,29 @@ class FinetuneResult:
 # metrics through `evaluate` (defined locally: `evaluate.load` needs the hub, which a laptop or cluster may lack)
 # ----------------------------------------------------------------------------------------------------------------------
 class ClassificationMetric(evaluate.Metric):
-    """Accuracy, macro-F1 and, for two classes, ROC AUC of the positive class."""
+    """Accuracy, macro-F1 and, for two classes given as scores, ROC AUC of the positive class.
+
+    `predictions` are class scores `(samples, classes)` or predicted classes `(samples,)`; with the latter it takes
+    the inputs of `evaluate.load("accuracy")`, which needs the Hub, and so stands in for it offline.
+    """
 
     def _info(self) -> evaluate.MetricInfo:
+        references = datasets.Value("int64")
         return evaluate.MetricInfo(
-            description="accuracy, macro-F1 and binary ROC AUC", citation="", inputs_description="class scores",
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")),
-                                        "references": datasets.Value("int64")}),
+            description="accuracy, macro-F1 and binary ROC AUC", citation="",
+            inputs_description="class scores or predicted classes",
+            features=[datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")),
+                                         "references": references}),
+                      datasets.Features({"predictions": datasets.Value("int64"), "references": references})],
         )
 
     def _compute(self, predictions, references) -> dict[str, float]:
         scores = np.asarray(predictions, dtype=np.float64)
         references = np.asarray(references)
-        predicted = scores.argmax(-1)
+        predicted = scores.argmax(-1) if scores.ndim == 2 else scores.astype(np.int64)
         result = {"accuracy": float(accuracy_score(references, predicted)),
                   "macro_f1": float(f1_score(references, predicted, average="macro"))}
-        if scores.shape[1] == 2 and len(np.unique(references)) == 2:
+        if scores.ndim == 2 and scores.shape[1] == 2 and len(np.unique(references)) == 2:
             result["roc_auc"] = float(roc_auc_score(references, scores[:, 1]))
         return result
 
@@ -238,7 +246,7 @@ class RowDataset(torch.utils.data.Dataset):
 class _PanelTrainer(Trainer):
     """`Trainer` whose evaluation and prediction batches come from their own deterministic collator."""
 
-    def __init__(self, *args, eval_collator: DataCollatorForMaskedExpression, encoder_learning_rate_ratio: float = 1.0,
+    def __init__(self, *args, eval_collator: DataCollatorForExpressionFinetuning, encoder_learning_rate_ratio: float = 1.0,
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.eval_collator = eval_collator
@@ -280,14 +288,14 @@ class _PanelTrainer(Trainer):
         return self._with_eval_collator(super().get_test_dataloader, test_dataset)
 
 
-def _collators(tokenizer, model, args: FinetuneArguments, panel_genes, sample_keys):
+def _collators(tokenizer, model, args: FinetuneArguments, panel_genes):
     panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, args.query_unseen, args.max_queries,
                                                  args.panel_seed)
-    # per-sample fields (class label, survival time, event) are copied under the heads' argument names
-    common = {"mask_fraction": 0.0, "panel_ids": panel_ids, "query_ids": query_ids, "sample_keys": sample_keys}
-    training = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes or model.config.max_genes,
-                                               seed=args.seed, **common)
-    evaluation = DataCollatorForMaskedExpression(tokenizer, max_genes=args.max_genes, seed=args.seed + 1, **common)
+    # the collators pass the targets (labels, survival_time, event) through under the heads' argument names
+    common = {"panel_ids": panel_ids, "query_ids": query_ids}
+    training = DataCollatorForExpressionFinetuning(tokenizer, max_genes=args.max_genes or model.config.max_genes,
+                                                   seed=args.seed, **common)
+    evaluation = DataCollatorForExpressionFinetuning(tokenizer, max_genes=args.max_genes, seed=args.seed + 1, **common)
     return training, evaluation
 
 
@@ -337,11 +345,10 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
                         "max_queries": args.max_queries, "panel_seed": args.panel_seed}
     head = load_head_model(model, head_class, seed=args.seed, **config_overrides)
     if task == "classify":
-        sample_keys, label_names, metric, compute = {"label": "labels"}, ["labels"], "macro_f1", _classification_metrics
+        label_names, metric, compute = ["labels"], "macro_f1", _classification_metrics
     else:
-        sample_keys = {"survival_time": "survival_time", "event": "event"}
         label_names, metric, compute = ["survival_time", "event"], "c_index", _survival_metrics
-    training_collator, eval_collator = _collators(tokenizer, head, args, panel_genes, sample_keys)
+    training_collator, eval_collator = _collators(tokenizer, head, args, panel_genes)
     training_arguments = _training_arguments(args, metric)
     training_arguments.label_names = label_names
     trainer = _PanelTrainer(
@@ -383,7 +390,7 @@ def finetune_classifier(
     args: FinetuneArguments,
     panel_genes: list[str] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune a classifier (samples carry `label` int codes into `label_names`); best macro-F1 epoch kept."""
+    """Fine-tune a classifier (samples carry `labels`, int codes into `label_names`); best macro-F1 epoch kept."""
     if len(label_names) < 2:
         raise ClinicalInputError(f"classification needs at least two classes, got {label_names}")
     overrides = {"id2label": dict(enumerate(map(str, label_names))),
@@ -420,8 +427,8 @@ def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_siz
         max_queries = getattr(model.config, "max_queries", None)
     panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, max_queries,
                                                  getattr(model.config, "panel_seed", 0))
-    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0,
-                                               panel_ids=panel_ids, query_ids=query_ids, seed=1)
+    collator = DataCollatorForExpressionFinetuning(tokenizer, max_genes=max_genes, panel_ids=panel_ids,
+                                                   query_ids=query_ids, seed=1)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -470,10 +477,10 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
             f"{dataset_dir}: its tokenizer's genes differ from the model's ({len(dataset_tokenizer.genes)} vs "
             f"{len(tokenizer.genes)}); build the dataset with the model's tokenizer or pretrain on this dataset"
         )
-    splits = datasets.load_from_disk(str(dataset_dir))
+    splits = with_model_column_names(datasets.load_from_disk(str(dataset_dir)))
     if "train" not in splits:
         raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
-    needed = ["label"] if args.task == "classify" else ["survival_time", "event"]
+    needed = ["labels"] if args.task == "classify" else ["survival_time", "event"]
     missing = [column for column in needed if column not in splits["train"].column_names]
     if missing:
         option = "--label_column" if args.task == "classify" else "--time_column and --event_column"
@@ -481,7 +488,7 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
 
     def usable(split):
         if args.task == "classify":
-            keep = np.asarray(split["label"]) >= 0
+            keep = np.asarray(split["labels"]) >= 0
         else:
             keep = np.isfinite(np.asarray(split["survival_time"], dtype=float))
             keep &= np.isfinite(np.asarray(split["event"], dtype=float))
@@ -491,11 +498,11 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
     if "validation" in splits:
         validation = usable(splits["validation"])
     else:
-        strata = np.asarray(train["label"] if args.task == "classify" else train["event"])
+        strata = np.asarray(train["labels"] if args.task == "classify" else train["event"])
         fit_rows, validation_rows = _split_validation(strata, args.validation_fraction, args.seed)
         train, validation = train.select(fit_rows), train.select(validation_rows)
     test = usable(splits["test"]) if "test" in splits else None
-    label_names = splits["train"].features["label"].names if args.task == "classify" else None
+    label_names = splits["train"].features["labels"].names if args.task == "classify" else None
     return train, validation, test, label_names
 
 
@@ -523,7 +530,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         if args.task == "classify":
             probabilities = predict_classes(result.model, tokenizer, test, query_unseen=query)
             summary["test"] = ClassificationMetric().compute(predictions=probabilities,
-                                                             references=np.asarray(test["label"]))
+                                                             references=np.asarray(test["labels"]))
         else:
             risk = predict_risk(result.model, tokenizer, test, query_unseen=query)
             summary["test"] = ConcordanceMetric().compute(predictions=risk, references=np.asarray(test["survival_time"]),

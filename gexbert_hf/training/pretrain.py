@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from ..data.collator import DataCollatorForMaskedExpression
+from ..data.encoding import with_model_column_names
 from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..modeling_gexbert import GexBertForMaskedExpression
@@ -362,7 +363,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     check_output_dir(output_dir, args.resume, args.overwrite, {"--dataset": dataset_dir})
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
-    splits = datasets.load_from_disk(str(dataset_dir))
+    splits = with_model_column_names(datasets.load_from_disk(str(dataset_dir)))
     if "train" not in splits:
         raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
     held_out = next((name for name in ("validation", "test") if name in splits), None)
