@@ -140,3 +140,24 @@ def test_export_writes_a_hub_ready_folder(model_dirs, tmp_path, capsys):
     assert main(["export", "--model", str(model_dirs["classifier"]), "--output", str(output)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["export", "--model", str(tmp_path / "nothing"), "--output", str(tmp_path / "e2")]) == 2
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_subcommand_prints_its_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert f"usage: gexbert {name}" in printed
+    if "--no_progress" in printed:  # says what it does, not the help (and inverted default) of --progress
+        assert "--no_progress, --no-progress Turn off --progress" in " ".join(printed.split())
+
+
+def test_no_switches_still_turn_their_option_off():
+    from gexbert_hf.cli import make_parser
+    from gexbert_hf.training.commands import ImputeArguments
+
+    parser = make_parser(ImputeArguments, "impute")
+    required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]
+    assert parser.parse_args_into_dataclasses(required)[0].progress is True
+    assert parser.parse_args_into_dataclasses([*required, "--no_progress"])[0].progress is False
