@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OutputExistsError
-from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame
+from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization
 from .embedded import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
 from .readers import apply_split, join_cohort, read_clinical, read_expression, read_split, stratified_split
@@ -182,11 +182,6 @@ def _cohort(expression, clinical, label_column, time_column, event_column, aggre
         expression = as_expression_frame(expression, aggregate=aggregate)
     return join_cohort(expression, clinical, label_column, time_column, event_column, missing_clinical,
                        expression_source, clinical_source, name=Path(expression_source).name)
-
-
-def auto_normalization(expression: pd.DataFrame) -> str:
-    values = expression.to_numpy()
-    return "none" if np.nanmin(values) < 0 or np.nanmax(values) < 50 else "log1p"
 
 
 def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list[str]]:

@@ -29,7 +29,7 @@ from ..data.samples import EncodedSamples
 from ..errors import ClinicalInputError
 from ..modeling_gexbert import GexBertForMaskedExpression, concordance_index
 from ..reports import bar_plot, fmt, line_plot, markdown_table, write_json
-from ..tokenization_gexbert import GexBertTokenizer
+from ..tokenization_gexbert import GexBertTokenizer, auto_normalization
 from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
 from ..training.presets import build_config
 from ..training.pretrain import PretrainArguments, pretrain_model
@@ -232,8 +232,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
     test_rows = np.flatnonzero((split == "test").to_numpy())
     genes = _gene_subset(cohort.expression, train_rows, args.max_genes)
     expression = cohort.expression[genes]
-    values = expression.to_numpy()
-    normalization = "none" if np.nanmin(values) < 0 or np.nanmax(values) < 50 else "log1p"
+    normalization = auto_normalization(expression)
     num_levels = 16 if len(train_rows) < 500 else 32
     tokenizer = GexBertTokenizer.fit(expression.iloc[train_rows], normalization=normalization, num_levels=num_levels)
     genes = tokenizer.genes
