@@ -29,6 +29,7 @@ from .checkpoints import latest_complete_checkpoint, publish_checkpoint, tempora
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+MAX_VALIDATION_SAMPLES = 1000  # enough for a stable held-out loss; more only slows every evaluation
 
 
 class TrainingArgumentError(GexBertError, ValueError):
@@ -63,6 +64,9 @@ class PretrainArguments:
     resume: bool = field(default=False, metadata={"help": "Continue from the newest complete checkpoint."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a finished run."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to upload the final model to."})
+    validation_fraction: float = field(default=0.1, metadata={
+        "help": "Share of train held out (seeded, at most 1000 samples) for the held-out restoration loss when "
+                "the dataset has no validation split; the test split is never read."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
@@ -279,6 +283,24 @@ def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
         )
 
 
+def split_held_out(splits, fraction: float, seed: int) -> tuple[object, object | None, str]:
+    """(train, held-out, description): the dataset's `validation` split, else a seeded part carved from train.
+
+    Never `test`: choosing checkpoints or settings by the test split's loss would leak it into every later result.
+    """
+    if "validation" in splits:
+        return splits["train"], splits["validation"], "the validation split"
+    if not 0.0 <= fraction < 1.0:
+        raise TrainingArgumentError(f"validation_fraction must be in [0, 1), got {fraction}")
+    train = splits["train"]
+    count = min(MAX_VALIDATION_SAMPLES, int(round(fraction * len(train))))
+    if count == 0:
+        return train, None, "nothing (no validation split, validation_fraction 0)"
+    order = np.random.default_rng([seed, 17]).permutation(len(train))
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    return train.select(kept), train.select(held), f"{count} samples carved from train (seed {seed})"
+
+
 def pretrain(args: PretrainArguments) -> PretrainResult:
     """`gexbert pretrain` / `train/pretrain.py`: a build-dataset folder in, a `from_pretrained`-ready model out.
 
@@ -300,18 +322,17 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     splits = datasets.load_from_disk(str(dataset_dir))
     if "train" not in splits:
         raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
-    held_out = next((name for name in ("validation", "test") if name in splits), None)
+    train, held_out, held_out_name = split_held_out(splits, args.validation_fraction, args.seed)
     try:
         config = build_config(tokenizer, args.preset, args.config_file, value_embedding=args.value_embedding)
     except (ValueError, FileNotFoundError) as error:
         raise TrainingArgumentError(str(error)) from error
     set_seed(args.seed)  # the initial weights
     model = GexBertForMaskedExpression(config)
-    accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(splits['train'])} samples x "
+    accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(train)} samples x "
                       f"{len(tokenizer.genes)} genes with {accelerator.num_processes} process(es) on {accelerator.device}; "
-                      f"held-out restoration on {held_out or 'nothing'}")
-    result = pretrain_model(model, tokenizer, splits["train"], args,
-                            eval_samples=splits[held_out] if held_out else None, accelerator=accelerator)
+                      f"held-out restoration on {held_out_name}")
+    result = pretrain_model(model, tokenizer, train, args, eval_samples=held_out, accelerator=accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         result.model.save_pretrained(output_dir)
