@@ -100,4 +100,13 @@ def _pool(outputs, attention_mask: torch.Tensor, pooling: str, native: str) -> t
     return (hidden[:, 1:] * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-__all__ = ["OBSM_KEY", "anndata_to_frame", "embed", "is_anndata"]
+def pca_map(reference: pd.DataFrame, embeddings: pd.DataFrame, components: int = 2) -> tuple[np.ndarray, list]:
+    """`embeddings` on the first principal components of `reference` (e.g. train, so test only gets projected);
+    returns the coordinates and each component's share of the reference's variance."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=components, svd_solver="full").fit(reference.to_numpy())  # exact: no random state
+    return pca.transform(embeddings.to_numpy()), [float(share) for share in pca.explained_variance_ratio_]
+
+
+__all__ = ["OBSM_KEY", "anndata_to_frame", "embed", "is_anndata", "pca_map"]
