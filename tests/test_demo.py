@@ -29,5 +29,5 @@ def test_demo_quick_writes_report_plots_and_results(tmp_path, capsys):
     assert (output / "embedding_map.png").stat().st_size > 1000
     assert "![embedding map](embedding_map.png)" in report and "coloured by er" in report
     embedding = results["embedding"]
-    assert embedding["test_samples"] == 50 and embedding["label"] == "er"
+    assert embedding["samples"] == 50 and embedding["label"] == "er"
     assert len(embedding["explained_variance_ratio"]) == 2 and 0 < sum(embedding["explained_variance_ratio"]) <= 1

@@ -28,13 +28,13 @@ from ..data.embedded import Cohort, load_embedded_cohort
 from ..data.samples import EncodedSamples
 from ..errors import ClinicalInputError
 from ..modeling_gexbert import GexBertForMaskedExpression, concordance_index
-from ..reports import bar_plot, fmt, line_plot, markdown_table, scatter_plot, write_json
+from ..reports import bar_plot, fmt, line_plot, markdown_table, write_json
 from ..tokenization_gexbert import GexBertTokenizer, auto_normalization
 from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
 from ..training.presets import build_config
 from ..training.pretrain import PretrainArguments, pretrain_model
 from .baselines import impute_knn, impute_mean, univariate_cox_z
-from .embedding import embed, pca_map
+from .embedding import embedding_map
 from .imputation import predict_distribution
 
 
@@ -199,20 +199,6 @@ def _pearson_per_gene(truth: np.ndarray, estimate: np.ndarray, hidden: np.ndarra
     return float(np.mean(values)) if values else float("nan")
 
 
-def _embedding_map(model, tokenizer, expression: pd.DataFrame, train_rows: np.ndarray, test_rows: np.ndarray,
-                   labels: pd.Series, output: Path) -> dict:
-    """`embedding_map.png`: test samples' embeddings on the first two principal components of train's, by label."""
-    train = embed(model, tokenizer, expression.iloc[train_rows])
-    test = embed(model, tokenizer, expression.iloc[test_rows])
-    points, shares = pca_map(train, test)
-    groups = labels.iloc[test_rows].astype(object).where(labels.iloc[test_rows].notna(), "unknown")
-    scatter_plot(output / "embedding_map.png", points, groups.astype(str).to_numpy(),
-                 f"PC1 ({shares[0]:.0%} of train variance)", f"PC2 ({shares[1]:.0%})",
-                 f"GexBERT embeddings of {len(test_rows)} test samples by {labels.name}")
-    return {"method": "PCA fitted on the train embeddings, test projected", "pooling": model.config.pooling,
-            "explained_variance_ratio": shares, "test_samples": int(len(test_rows)), "label": labels.name}
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # the demo
 # ----------------------------------------------------------------------------------------------------------------------
@@ -288,7 +274,8 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
                "held-out loss": ([r["step"] for r in evaluated], [r["eval_loss"] for r in evaluated], None)},
               "step", "restoration loss (level CE + value MSE)", "GexBERT pretraining")
     clock = tick("pretraining", clock)
-    embedding = _embedding_map(model, tokenizer, expression, train_rows, test_rows, clinical[label_column], output)
+    embedding = embedding_map(model, tokenizer, expression.iloc[train_rows], expression.iloc[test_rows],
+                              clinical[label_column].iloc[test_rows], output / "embedding_map.png")
     clock = tick("embedding map", clock)
 
     # ---- anchors and panel (train only) ----------------------------------------------------------------------------
@@ -507,7 +494,7 @@ def render_report(results: dict) -> str:
         "![pretraining](pretraining.png)",
         "",
         f"Sample embeddings (`embed`, the pretrained encoder's {results['embedding']['pooling']}-pooled output) of "
-        f"the {results['embedding']['test_samples']} test samples, on the first two principal components of the "
+        f"the {results['embedding']['samples']} test samples, on the first two principal components of the "
         f"training samples' embeddings, coloured by {results['embedding']['label']}: "
         "[embedding_map.png](embedding_map.png)",
         "",
