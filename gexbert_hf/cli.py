@@ -6,6 +6,7 @@ argument) and handed to one library function, so the CLI, scripts and Python API
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Sequence
@@ -31,6 +32,20 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 POSITIONAL: dict[str, str] = {"finetune": "--task"}
 
 
+def make_parser(arguments_class: type, name: str) -> HfArgumentParser:
+    """The subcommand's parser, its help made safe to print and its `--no_X` switches described."""
+    parser = HfArgumentParser(arguments_class, prog=f"gexbert {name}")
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            # help strings are plain text in the dataclasses ("90% missing"); argparse reads `%` as a format code
+            action.help = action.help.replace("%", "%%")
+        if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
+            # HfArgumentParser gives `--no_X` the help (and an inverted default) of `--X`: say what it really does
+            action.help = f"Turn off --{action.dest} ({action.help.rstrip('.')})."
+            action.default = argparse.SUPPRESS  # the value comes from --{dest}'s default, not from this switch
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
@@ -39,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module_name, arguments_name, function_name = SUBCOMMANDS[argv[0]]
     module = importlib.import_module(module_name)
-    parser = HfArgumentParser(getattr(module, arguments_name), prog=f"gexbert {argv[0]}")
+    parser = make_parser(getattr(module, arguments_name), argv[0])
     rest = argv[1:]
     if argv[0] in POSITIONAL and rest and not rest[0].startswith("-") and not rest[0].endswith(".json"):
         rest = [POSITIONAL[argv[0]], *rest]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -35,6 +37,55 @@ AUTO_CLASSES = {
 MODEL_CARD_TEMPLATE = "model_card.md"
 # The tokenizer travels too (with the errors it raises), so a checkpoint turns a table into inputs without the package.
 REMOTE_CODE_FILES = ("configuration_gexbert.py", "modeling_gexbert.py", "tokenization_gexbert.py", "errors_gexbert.py")
+FINETUNE_METRICS_NAME = "finetune_metrics.json"  # written by `gexbert finetune` beside the model it saves
+_LOAD = """checkpoint = "path/to/this/folder"  # or its hub repo id
+tokenizer = GexBertTokenizer.from_pretrained(checkpoint)"""
+# One usage example per head: what this checkpoint is for (prediction for a classifier, imputation for pretraining).
+USAGE_EXAMPLES = {
+    "GexBertForMaskedExpression": f"""```python
+import gexbert_hf  # registers the Auto classes
+from gexbert_hf import GexBertTokenizer, GexBertForMaskedExpression
+
+{_LOAD}
+model = GexBertForMaskedExpression.from_pretrained(checkpoint)
+filled, uncertainty = model.impute(expression_df, tokenizer)  # samples x genes, NaN = missing
+embeddings = model.embed(expression_df, tokenizer)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
+```
+
+Command line: `gexbert impute --model CHECKPOINT --input expression.tsv --output filled.tsv`.""",
+    "GexBertForSequenceClassification": f"""```python
+from gexbert_hf import GexBertTokenizer, GexBertForSequenceClassification
+from gexbert_hf.training.commands import predict_frame
+
+{_LOAD}
+model = GexBertForSequenceClassification.from_pretrained(checkpoint)
+predictions = predict_frame(model, tokenizer, expression_df)  # columns: predicted, probability_<label>
+```
+
+Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output predictions.csv` (it first
+prints the genes the model needs). `AutoModelForSequenceClassification.from_pretrained(checkpoint)` (after
+`import gexbert_hf`, or with `trust_remote_code=True`) loads the same classifier; its inputs come from the
+tokenizer above.""",
+    "GexBertForSurvival": f"""```python
+from gexbert_hf import GexBertTokenizer, GexBertForSurvival
+from gexbert_hf.training.commands import predict_frame
+
+{_LOAD}
+model = GexBertForSurvival.from_pretrained(checkpoint)
+risk = predict_frame(model, tokenizer, expression_df)["risk"]  # Cox log hazard ratio, higher = earlier event
+```
+
+Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output risk.csv`.""",
+    "GexBertModel": f"""```python
+from gexbert_hf import GexBertTokenizer, GexBertModel
+
+{_LOAD}
+model = GexBertModel.from_pretrained(checkpoint)
+embeddings = model.embed(expression_df, tokenizer)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
+```""",
+}
+REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint, trust_remote_code=True)` loads the "
+                    "encoder from the model files shipped in this folder.")
 
 
 def register_auto_classes() -> None:
@@ -59,10 +110,12 @@ def full_auto_map() -> dict[str, str]:
     return auto_map
 
 
-def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = None) -> str:
-    """`model_card.md` with the checkpoint's own facts filled in (architecture, size, genes, levels)."""
+def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = None, metrics: dict | None = None) -> str:
+    """`model_card.md` with the checkpoint's own facts filled in (architecture, size, genes, levels), a usage
+    example for its head, its gene panel and, when given, its fine-tuning metrics (`finetune_metrics.json`)."""
     template = resources.files("gexbert_hf").joinpath(MODEL_CARD_TEMPLATE).read_text()
     config = model.config
+    classifier = isinstance(model, GexBertForSequenceClassification)
     values = {
         "model_class": type(model).__name__,
         "num_parameters": f"{model.num_parameters():,}",
@@ -73,12 +126,53 @@ def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = Non
         "num_attention_heads": str(config.num_attention_heads),
         "value_embedding": config.value_embedding,
         "pooling": config.pooling,
-        "labels": ", ".join(config.id2label[i] for i in sorted(config.id2label)) if config.num_labels else "none",
+        "labels": ", ".join(config.id2label[i] for i in sorted(config.id2label)) if classifier else "none",
+        "usage": usage_example(type(model).__name__),
+        "panel": panel_section(config),
+        "metrics": metrics_section(metrics),
     }
     values.update(extra or {})
     for key, value in values.items():
         template = template.replace("{{" + key + "}}", value)
-    return template
+    return re.sub(r"\n{3,}", "\n\n", template)  # a section this checkpoint lacks leaves no gap
+
+
+def usage_example(model_class: str) -> str:
+    """The card's `Use` section: code that fits the head, then how to load it without the package."""
+    return USAGE_EXAMPLES.get(model_class, USAGE_EXAMPLES["GexBertModel"]) + "\n\n" + REMOTE_CODE_NOTE
+
+
+def panel_section(config) -> str:
+    """The genes a fine-tuned model reads (its `panel_genes`); nothing for a model that reads any gene."""
+    panel = getattr(config, "panel_genes", None)
+    if not panel:
+        return ""
+    queries = ("Every other vocabulary gene enters as a MASK query (restored, not read). "
+               if getattr(config, "query_unseen", False) else "")
+    return (f"## Gene panel\n\nThis model was fine-tuned on a panel of {len(panel)} genes and reads only these "
+            f"genes; those an input lacks count as not measured. {queries}The list is also in `config.json` "
+            f"(`panel_genes`).\n\n<details><summary>{len(panel)} panel genes</summary>\n\n"
+            f"{', '.join(map(str, panel))}\n\n</details>")
+
+
+def metrics_section(metrics: dict | None) -> str:
+    """`finetune_metrics.json` (`{split: {metric: value}}`) as a table; speed counters are left out."""
+    rows = [(split, name, value) for split, values in (metrics or {}).items() if isinstance(values, dict)
+            for name, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and "runtime" not in name and "per_second" not in name]
+    if not rows:
+        return ""
+    table = "\n".join(f"| {split} | {name} | {value:.4f} |" for split, name, value in rows)
+    return (f"## Fine-tuning metrics\n\nAs measured by `gexbert finetune` (`{FINETUNE_METRICS_NAME}`, shipped beside "
+            "this card): `validation` is the best epoch on the validation samples, `test` the held-out test split."
+            f"\n\n| split | metric | value |\n|---|---|---|\n{table}")
+
+
+def read_finetune_metrics(directory: str | Path) -> dict | None:
+    """The `finetune_metrics.json` of a model directory, or None when it has none."""
+    path = Path(directory) / FINETUNE_METRICS_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def complete_checkpoint(model: PreTrainedModel, save_directory: str | Path) -> None:

@@ -268,6 +268,16 @@ class GexBertPreTrainedModel(PreTrainedModel):
             return super().push_to_hub(repo_id, *args, **kwargs)
         return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
 
+    def embed(self, data, tokenizer, batch_size: int = 64, pooling: str | None = None, **kwargs):
+        """Sample embeddings of `data` (samples x genes DataFrame, or AnnData -> copy with `obsm["X_gexbert"]`).
+
+        The DataFrame work lives in `gexbert_hf.tasks.embedding`, keeping this file free of pandas.
+        """
+        try:
+            from gexbert_hf.tasks.embedding import embed
+        except ImportError as error:  # only when loaded as remote code without the package
+            raise ImportError("model.embed needs the gexbert_hf package: pip install gexbert-hf") from error
+        return embed(self, tokenizer, data, batch_size=batch_size, pooling=pooling, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -142,3 +142,20 @@ def heatmap(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str], col
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=colorbar_label)
     return _save(fig, path)
+
+
+def scatter_plot(path: str | Path, points: np.ndarray, groups: Sequence[str], xlabel: str, ylabel: str,
+                 title: str) -> Path:
+    """A 2-D map, one colour per group (e.g. a class label), groups in sorted order for a stable legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    groups = np.asarray([str(group) for group in groups])
+    for group in sorted(set(groups)):
+        chosen = groups == group
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=18, alpha=0.8, label=f"{group} (n={chosen.sum()})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -48,6 +48,8 @@ TOKENIZER_CONFIG_NAME = "gexbert_tokenizer.json"
 TOKENIZER_ARRAYS_NAME = "gexbert_tokenizer.safetensors"
 AUTO_CLASS = "AutoFeatureExtractor"
 NORMALIZATIONS = ("log1p", "none")
+AUTO_NORMALIZATION = "auto"  # fit-time only: resolved to one of NORMALIZATIONS by `auto_normalization`
+LOG1P_MIN_MAXIMUM = 50.0  # raw counts / TPM reach far above this; logged or z-scored values stay below it
 AGGREGATIONS = ("mean", "median", "max", "sum", "first")
 SPECIAL_TOKENS = ("[PAD]", "[CLS]")
 _FIT_CHUNK = 512  # genes per chunk when fitting quantiles: bounds the temporary copies nanquantile makes
@@ -114,6 +116,23 @@ def as_expression_frame(
         named = preview(empty) if len(empty) else "every sample"
         raise ExpressionInputError(f"{source}: no measured gene in sample(s) {named}")
     return frame
+
+
+def auto_normalization(values: pd.DataFrame | np.ndarray) -> str:
+    """The one rule behind `normalization='auto'` (Python, CLI, demo, benchmark alike): `log1p` for non-negative,
+    raw-looking values (maximum at least 50), `none` for data already logged or z-scored."""
+    values = values.to_numpy(dtype=np.float64) if isinstance(values, pd.DataFrame) else np.asarray(values, float)
+    return "none" if np.nanmin(values) < 0 or np.nanmax(values) < LOG1P_MIN_MAXIMUM else "log1p"
+
+
+def resolve_normalization(normalization: str, values: pd.DataFrame | np.ndarray) -> str:
+    """`auto` -> the normalisation `values` call for; an explicit choice is checked and kept."""
+    if normalization == AUTO_NORMALIZATION:
+        return auto_normalization(values)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, got {normalization!r}")
+    return normalization
+
 
 
 def _unvalidated_frame(data, genes, samples, source: str, layer: str | None, gene_column: str | None) -> pd.DataFrame:
@@ -307,7 +326,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         cls,
         data: pd.DataFrame | np.ndarray,
         genes: Sequence[str] | None = None,
-        normalization: str = "log1p",
+        normalization: str = AUTO_NORMALIZATION,
         num_levels: int = 32,
         aggregate: str | None = None,
         value_clip: float = 8.0,
@@ -316,15 +335,19 @@ class GexBertTokenizer(FeatureExtractionMixin):
     ) -> GexBertTokenizer:
         """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
 
+        `normalization`: `log1p`, `none`, or `auto` (as `gexbert build-dataset`: log1p for non-negative raw-looking
+        values, none when any is negative or all are below 50); the fitted tokenizer records the one chosen.
         Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level.
         Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
         Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        if normalization not in (*NORMALIZATIONS, AUTO_NORMALIZATION):
+            raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, "
+                             f"got {normalization!r}")
         if num_levels < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}")
         frame = _training_frame(data, genes, aggregate, layer, gene_column)
+        normalization = resolve_normalization(normalization, frame)
         values = _normalize(frame, normalization, source="training matrix")
         never_measured = np.isnan(values).all(axis=0)
         if never_measured.any():
@@ -686,4 +709,5 @@ def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarr
     return np.log1p(values)
 
 
-__all__ = ["GexBertTokenizer", "anndata_frame", "as_expression_frame", "id_kind", "is_anndata", "strip_version"]
+__all__ = ["GexBertTokenizer", "anndata_frame", "as_expression_frame", "auto_normalization", "id_kind", "is_anndata",
+           "strip_version"]

@@ -140,3 +140,65 @@ def test_export_writes_a_hub_ready_folder(model_dirs, tmp_path, capsys):
     assert main(["export", "--model", str(model_dirs["classifier"]), "--output", str(output)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["export", "--model", str(tmp_path / "nothing"), "--output", str(tmp_path / "e2")]) == 2
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_subcommand_prints_its_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert f"usage: gexbert {name}" in printed
+    if "--no_progress" in printed:  # says what it does, not the help (and inverted default) of --progress
+        assert "--no_progress, --no-progress Turn off --progress" in " ".join(printed.split())
+
+
+def test_no_switches_still_turn_their_option_off():
+    from gexbert_hf.cli import make_parser
+    from gexbert_hf.training.commands import ImputeArguments
+
+    parser = make_parser(ImputeArguments, "impute")
+    required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]
+    assert parser.parse_args_into_dataclasses(required)[0].progress is True
+    assert parser.parse_args_into_dataclasses([*required, "--no_progress"])[0].progress is False
+
+
+def test_predict_first_says_which_genes_the_model_needs(model_dirs, input_csv, embedded_tokenizer, tmp_path, capsys):
+    panel = embedded_tokenizer.genes[:8]
+    assert main(["predict", "--model", str(model_dirs["classifier"]), "--input", str(input_csv), "--output",
+                 str(tmp_path / "classes.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"reads a panel of 8 genes (config.json panel_genes): {', '.join(panel[:5])} and 3 more" in out
+    assert f"8 of them measured in {input_csv}" in out
+    assert out.index("reads a panel of 8 genes") < out.index("predicted 12 samples")
+    assert main(["predict", "--model", str(model_dirs["survival"]), "--input", str(input_csv), "--output",
+                 str(tmp_path / "risk.csv")]) == 0
+    assert f"reads any of its {len(embedded_tokenizer.genes)} genes" in capsys.readouterr().out
+
+
+def test_exported_card_shows_the_panel_the_metrics_and_usage_that_fits_the_head(model_dirs, embedded_tokenizer,
+                                                                                 tmp_path):
+    import json
+    import shutil
+
+    source = tmp_path / "finetuned"
+    shutil.copytree(model_dirs["classifier"], source)
+    metrics = {"validation": {"eval_loss": 0.5, "eval_accuracy": 0.8125, "eval_runtime": 1.25},
+               "test": {"accuracy": 0.75, "macro_f1": 0.7, "roc_auc": 0.9}}
+    (source / "finetune_metrics.json").write_text(json.dumps(metrics))
+    assert main(["export", "--model", str(source), "--output", str(tmp_path / "export")]) == 0
+    exported = tmp_path / "export"
+    assert json.loads((exported / "finetune_metrics.json").read_text()) == metrics
+    card = (exported / "README.md").read_text()
+    assert "## Gene panel" in card and ", ".join(embedded_tokenizer.genes[:8]) in card
+    assert "| test | roc_auc | 0.9000 |" in card and "| validation | eval_accuracy | 0.8125 |" in card
+    assert "eval_runtime" not in card
+    assert "predict_frame(model, tokenizer, expression_df)" in card and "gexbert predict" in card
+    assert "impute" not in card and "{{" not in card and "\n\n\n" not in card
+    assert "| labels | negative, positive |" in card
+
+    assert main(["export", "--model", str(model_dirs["pretrained"]), "--output", str(tmp_path / "pretrained")]) == 0
+    card = (tmp_path / "pretrained" / "README.md").read_text()
+    assert "model.impute(expression_df, tokenizer)" in card and "model.embed" in card
+    assert "## Gene panel" not in card and "Fine-tuning metrics" not in card and "| labels | none |" in card
+    assert not (tmp_path / "pretrained" / "finetune_metrics.json").exists()

@@ -29,3 +29,9 @@ def test_demo_quick_writes_report_plots_and_results(tmp_path, capsys):
     marker = read_marker(output)  # issue #14: the next --overwrite removes exactly these
     assert marker["command"] == "demo" and marker["complete"]
     assert sorted(marker["files"]) == sorted(path.name for path in output.iterdir() if path.name != OUTPUT_MARKER)
+    # the 2-D map of the test samples' embeddings, coloured by label, linked from the report
+    assert (output / "embedding_map.png").stat().st_size > 1000
+    assert "![embedding map](embedding_map.png)" in report and "coloured by er" in report
+    embedding = results["embedding"]
+    assert embedding["samples"] == 50 and embedding["label"] == "er"
+    assert len(embedding["explained_variance_ratio"]) == 2 and 0 < sum(embedding["explained_variance_ratio"]) <= 1

@@ -118,3 +118,57 @@ def test_pretrain_command_writes_a_loadable_model_and_refuses_to_overwrite(synth
     assert "already holds a trained model" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "x")]) == 2
     assert np.isfinite(json.loads((output / "metrics.jsonl").read_text().splitlines()[-1])["eval_loss"])
+
+
+def _with_unusable_test_split(source, target, validation=None):
+    """The dataset at `source` with a test split no model can read (gene ids outside the vocabulary, NaN values)."""
+    import shutil
+
+    import datasets
+
+    splits = datasets.load_from_disk(str(source))
+    garbage = splits["test"].map(lambda row: {"input_ids": [10**6] * len(row["input_ids"]),
+                                              "values": [float("nan")] * len(row["values"])})
+    parts = {"train": splits["train"], "test": garbage}
+    if validation is not None:
+        parts["validation"] = validation
+    datasets.DatasetDict(parts).save_to_disk(str(target))
+    for path in list(source.glob("gexbert_tokenizer.*")) + list(source.glob("*.py")) + [source / "preprocessor_config.json"]:
+        shutil.copy(path, target / path.name)
+    return splits
+
+
+@pytest.mark.parametrize("with_validation", [False, True])
+def test_pretraining_holds_out_validation_and_never_reads_test(synthetic_cohort, tmp_path, monkeypatch, capsys,
+                                                               with_validation):
+    from gexbert_hf.data.build import build_dataset
+
+    built = tmp_path / "built"
+    build_dataset(synthetic_cohort, output=built, verbose=False)
+    original = _with_unusable_test_split(built, tmp_path / "dataset")
+    if with_validation:  # a dataset that has its own validation split keeps it and its whole train
+        validation = original["train"].select(range(10))
+        original = _with_unusable_test_split(built, tmp_path / "dataset_v", validation)
+    seen = {}
+    real_pretrain_model = pretrain_module.pretrain_model
+
+    def spy(model, tokenizer, train_samples, args, eval_samples=None, accelerator=None):
+        seen["train"], seen["eval"] = list(train_samples["sample"]), list(eval_samples["sample"])
+        return real_pretrain_model(model, tokenizer, train_samples, args, eval_samples, accelerator)
+
+    monkeypatch.setattr(pretrain_module, "pretrain_model", spy)
+    dataset = tmp_path / ("dataset_v" if with_validation else "dataset")
+    assert main(["pretrain", "--dataset", str(dataset), "--output_dir", str(tmp_path / "model"), "--preset", "tiny",
+                 "--max_steps", "4", "--batch_size", "16", "--save_steps", "0", "--logging_steps", "2",
+                 "--eval_steps", "2", "--progress", "false"]) == 0
+    train_ids, test_ids = set(original["train"]["sample"]), set(original["test"]["sample"])
+    assert not set(seen["eval"]) & test_ids and not set(seen["train"]) & test_ids
+    if with_validation:
+        assert seen["eval"] == list(validation["sample"]) and set(seen["train"]) == train_ids
+        assert "held-out restoration on the validation split" in capsys.readouterr().out
+    else:
+        assert len(seen["eval"]) == round(0.1 * len(train_ids)) and not set(seen["eval"]) & set(seen["train"])
+        assert set(seen["eval"]) | set(seen["train"]) == train_ids
+        assert "carved from train" in capsys.readouterr().out
+    last = json.loads((tmp_path / "model" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(last["eval_loss"])

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import ClinicalInputError
 from ..outputs import claim_output_dir
-from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, is_anndata
+from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization, is_anndata
 from .embedded import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
 from .gene_ids import map_genes
@@ -233,11 +233,6 @@ def _in_memory_frame(expression, reading: dict, source: str = "expression matrix
     if reading["gene_map"] is None:
         return frame
     return map_genes(frame, reading["gene_map"], reading["aggregate"], source=source)
-
-
-def auto_normalization(expression: pd.DataFrame) -> str:
-    values = expression.to_numpy()
-    return "none" if np.nanmin(values) < 0 or np.nanmax(values) < 50 else "log1p"
 
 
 def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list[str]]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..configuration_gexbert import LEVEL_OFFSET
-from ..tokenization_gexbert import GexBertTokenizer
+from ..tokenization_gexbert import AUTO_NORMALIZATION, GexBertTokenizer, resolve_normalization
 
 GENE_CHUNK = 2048  # genes per fitting chunk
 SAMPLE_CHUNK = 256  # samples per encoding batch
@@ -25,13 +25,17 @@ SAMPLE_CHUNK = 256  # samples per encoding batch
 def fit_tokenizer(
     expression: pd.DataFrame,
     rows: np.ndarray | None = None,
-    normalization: str = "log1p",
+    normalization: str = AUTO_NORMALIZATION,
     num_levels: int = 32,
     gene_chunk: int = GENE_CHUNK,
 ) -> GexBertTokenizer:
-    """`GexBertTokenizer.fit` on `expression.iloc[rows]` (the training samples), gene chunk by gene chunk."""
+    """`GexBertTokenizer.fit` on `expression.iloc[rows]` (the training samples), gene chunk by gene chunk.
+
+    `auto` is decided once on all training values, so every chunk is normalised alike.
+    """
     values = expression.to_numpy()
     rows = np.arange(len(expression)) if rows is None else np.asarray(rows)
+    normalization = resolve_normalization(normalization, values[rows])
     parts: list[GexBertTokenizer] = []
     dropped: list[str] = []
     for start in range(0, expression.shape[1], gene_chunk):

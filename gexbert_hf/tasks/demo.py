@@ -30,11 +30,12 @@ from ..errors import ClinicalInputError
 from ..modeling_gexbert import GexBertForMaskedExpression, concordance_index
 from ..outputs import claim_output_dir
 from ..reports import bar_plot, fmt, line_plot, markdown_table, write_json
-from ..tokenization_gexbert import GexBertTokenizer
+from ..tokenization_gexbert import GexBertTokenizer, auto_normalization
 from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
 from ..training.presets import build_config
 from ..training.pretrain import PretrainArguments, pretrain_model
 from .baselines import impute_knn, impute_mean, univariate_cox_z
+from .embedding import embedding_map
 from .imputation import predict_distribution
 
 
@@ -235,8 +236,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
     test_rows = np.flatnonzero((split == "test").to_numpy())
     genes = _gene_subset(cohort.expression, train_rows, args.max_genes)
     expression = cohort.expression[genes]
-    values = expression.to_numpy()
-    normalization = "none" if np.nanmin(values) < 0 or np.nanmax(values) < 50 else "log1p"
+    normalization = auto_normalization(expression)
     num_levels = 16 if len(train_rows) < 500 else 32
     tokenizer = GexBertTokenizer.fit(expression.iloc[train_rows], normalization=normalization, num_levels=num_levels)
     genes = tokenizer.genes
@@ -277,6 +277,9 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
                "held-out loss": ([r["step"] for r in evaluated], [r["eval_loss"] for r in evaluated], None)},
               "step", "restoration loss (level CE + value MSE)", "GexBERT pretraining")
     clock = tick("pretraining", clock)
+    embedding = embedding_map(model, tokenizer, expression.iloc[train_rows], expression.iloc[test_rows],
+                              clinical[label_column].iloc[test_rows], output / "embedding_map.png")
+    clock = tick("embedding map", clock)
 
     # ---- anchors and panel (train only) ----------------------------------------------------------------------------
     survival_ok = (clinical[cohort.time_column].notna() & clinical[cohort.event_column].notna()).to_numpy() \
@@ -420,7 +423,7 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
         "split": {"train": int(len(train_rows)), "fit": int(len(fit_rows)), "validation": int(len(validation_rows)),
                   "test": int(len(test_rows))},
         "model": {"preset": setting.preset, **setting.model_overrides, "parameters": model.num_parameters()},
-        "pretraining": pretraining, "classification": classification, "survival": survival,
+        "pretraining": pretraining, "embedding": embedding, "classification": classification, "survival": survival,
         "imputation": imputation, "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
         "arguments": asdict(args), "torch_threads": torch.get_num_threads(),
     }
@@ -492,6 +495,13 @@ def render_report(results: dict) -> str:
         f"{fmt(pre['chance_level_accuracy'])}.",
         "",
         "![pretraining](pretraining.png)",
+        "",
+        f"Sample embeddings (`embed`, the pretrained encoder's {results['embedding']['pooling']}-pooled output) of "
+        f"the {results['embedding']['samples']} test samples, on the first two principal components of the "
+        f"training samples' embeddings, coloured by {results['embedding']['label']}: "
+        "[embedding_map.png](embedding_map.png)",
+        "",
+        "![embedding map](embedding_map.png)",
         "",
         f"## 2. {cls['target']} from a {len(cls['panel'])}-gene panel",
         "",

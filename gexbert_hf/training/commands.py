@@ -21,7 +21,7 @@ from ..configuration_gexbert import GexBertConfig
 from ..data.readers import read_expression, read_gene_map
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError, preview
-from ..hub import REMOTE_CODE_FILES
+from ..hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
 from ..modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -261,6 +261,18 @@ def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, fr
                                f"{type(model).__name__}; use `gexbert impute` for a pretrained model")
 
 
+def describe_needed_genes(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
+                          source: str) -> str:
+    """One line before predicting: which genes the model reads (its panel, else its vocabulary), and how many of
+    them `frame` measures, so a mismatched input is seen before its predictions are trusted."""
+    panel = getattr(model.config, "panel_genes", None)
+    needed = list(panel) if panel else tokenizer.genes
+    measured = frame.columns[frame.notna().any(axis=0).to_numpy()]
+    present = len(set(needed) & set(map(str, measured)))
+    what = f"a panel of {len(needed)} genes (config.json panel_genes)" if panel else f"any of its {len(needed)} genes"
+    return f"the model reads {what}: {preview(needed)}; {present} of them measured in {source}"
+
+
 def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
     _check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
@@ -269,6 +281,7 @@ def predict_file(args: PredictArguments) -> Path:
         raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
                                    f"this directory holds a {type(model).__name__}")
     frame = read_input(args, input_path, tokenizer)
+    print(describe_needed_genes(model, tokenizer, frame, str(input_path)))
     table = predict_frame(model, tokenizer, frame, args.batch_size, source=str(input_path))
     write_table(table, output)
     print(f"predicted {len(table)} samples -> {output}")
@@ -303,11 +316,15 @@ def export_model(args: ExportArguments) -> Path:
     output = Path(args.output)
     folder = claim_output_dir(output, "export", {"the model": args.model}, args.overwrite)
     model, tokenizer = load_model_and_tokenizer(args.model)
+    metrics = read_finetune_metrics(args.model)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
     try:
         model.save_pretrained(staging)  # safetensors: the only format transformers 5 writes
         tokenizer.save_pretrained(staging)
+        if metrics is not None:  # the fine-tuning metrics travel with the model, in the card and as the file
+            shutil.copyfile(Path(args.model) / FINETUNE_METRICS_NAME, staging / FINETUNE_METRICS_NAME)
+            (staging / "README.md").write_text(render_model_card(model, metrics=metrics))
         absent = [name for name in EXPORTED_FILES if not (staging / name).is_file()]
         if absent:
             raise RuntimeError(f"export of {args.model} is missing {preview(absent)}")
@@ -330,5 +347,5 @@ def export_from_arguments(args: ExportArguments) -> int:
 
 __all__ = [
     "ExportArguments", "ImputeArguments", "PredictArguments", "export_model", "impute_file", "load_model_and_tokenizer",
-    "predict_file", "predict_frame", "sidecar_path", "write_table",
+    "predict_file", "predict_frame", "describe_needed_genes", "sidecar_path", "write_table",
 ]

@@ -23,11 +23,13 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
+from transformers.utils import FEATURE_EXTRACTOR_NAME
 
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.encoding import with_model_column_names
 from ..data.samples import fetch_rows
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
+from ..hub import REMOTE_CODE_FILES
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
@@ -47,8 +49,9 @@ logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
-FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", "configuration_gexbert.py",
-                     "modeling_gexbert.py", TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME)
+FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", *REMOTE_CODE_FILES,
+                     TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
+MAX_VALIDATION_SAMPLES = 1000  # enough for a stable held-out loss; more only slows every evaluation
 
 
 class TrainingArgumentError(GexBertError, ValueError):
@@ -85,6 +88,9 @@ class PretrainArguments:
                                                              "earlier gexbert pretrain wrote)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Deprecated spelling of --overwrite."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to upload the final model to."})
+    validation_fraction: float = field(default=0.1, metadata={
+        "help": "Share of train held out (seeded, at most 1000 samples) for the held-out restoration loss when "
+                "the dataset has no validation split; the test split is never read."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
     def __post_init__(self):
@@ -342,6 +348,24 @@ def clear_previous_run(output_dir: Path) -> None:
             shutil.rmtree(path)
 
 
+def split_held_out(splits, fraction: float, seed: int) -> tuple[object, object | None, str]:
+    """(train, held-out, description): the dataset's `validation` split, else a seeded part carved from train.
+
+    Never `test`: choosing checkpoints or settings by the test split's loss would leak it into every later result.
+    """
+    if "validation" in splits:
+        return splits["train"], splits["validation"], "the validation split"
+    if not 0.0 <= fraction < 1.0:
+        raise TrainingArgumentError(f"validation_fraction must be in [0, 1), got {fraction}")
+    train = splits["train"]
+    count = min(MAX_VALIDATION_SAMPLES, int(round(fraction * len(train))))
+    if count == 0:
+        return train, None, "nothing (no validation split, validation_fraction 0)"
+    order = np.random.default_rng([seed, 17]).permutation(len(train))
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    return train.select(kept), train.select(held), f"{count} samples carved from train (seed {seed})"
+
+
 def pretrain(args: PretrainArguments) -> PretrainResult:
     """`gexbert pretrain` / `train/pretrain.py`: a build-dataset folder in, a `from_pretrained`-ready model out.
 
@@ -366,7 +390,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     splits = with_model_column_names(datasets.load_from_disk(str(dataset_dir)))
     if "train" not in splits:
         raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
-    held_out = next((name for name in ("validation", "test") if name in splits), None)
+    train, held_out, held_out_name = split_held_out(splits, args.validation_fraction, args.seed)
     try:
         config = build_config(tokenizer, args.preset, args.config_file, value_embedding=args.value_embedding)
     except (ValueError, FileNotFoundError) as error:
@@ -376,11 +400,10 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if args.overwrite and accelerator.is_main_process and output_dir.is_dir():
         clear_previous_run(output_dir)  # only once the data and model are known to be usable
     accelerator.wait_for_everyone()
-    accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(splits['train'])} samples x "
+    accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(train)} samples x "
                       f"{len(tokenizer.genes)} genes with {accelerator.num_processes} process(es) on {accelerator.device}; "
-                      f"held-out restoration on {held_out or 'nothing'}")
-    result = pretrain_model(model, tokenizer, splits["train"], args,
-                            eval_samples=splits[held_out] if held_out else None, accelerator=accelerator)
+                      f"held-out restoration on {held_out_name}")
+    result = pretrain_model(model, tokenizer, train, args, eval_samples=held_out, accelerator=accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         def write_final_model(folder: Path) -> None:
