@@ -3,6 +3,10 @@
 A fitted tokenizer holds everything learned from the training samples (scikit-learn's `fit` then `transform`
 contract, so test samples never shape the level edges): the gene vocabulary, the normalisation, per-gene quantile
 level edges and level values, and a robust per-gene centre and scale for the continuous value input.
+
+Decoding is robust to extreme training values: a predicted level decodes to the mean of the training values in that
+level, except the lowest and highest levels (open on one side), which decode to their median; so one cell of 1e300
+(or tcga13's z-scores of 3.7e4) can neither move the level edges nor the values any imputation returns.
 """
 
 from __future__ import annotations
@@ -173,7 +177,8 @@ class GexBertTokenizer:
     ) -> GexBertTokenizer:
         """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
 
-        Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level.
+        Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level,
+        and the top and bottom levels decode to their median, not their mean, so it does not move what they decode to.
         Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
         """
         if normalization not in NORMALIZATIONS:
@@ -211,7 +216,7 @@ class GexBertTokenizer:
             genes=kept_genes,
             normalization=normalization,
             level_edges=edges,
-            level_values=_level_means(values, edges, fallback=quantiles[:, 0::2]),
+            level_values=_level_values(values, edges, fallback=quantiles[:, 0::2]),
             center=center,
             scale=scale,
             value_clip=value_clip,
@@ -419,11 +424,16 @@ def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, values, side="left")
 
 
-def _level_means(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Per gene and level, the mean training value: the squared-error-optimal value to decode a level to (a
-    level's median is far off in the long tails of skewed genes). Empty levels keep the quantile midpoint."""
+def _level_values(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per gene and level, the value a predicted level decodes to (working scale).
+
+    An interior level is bounded by its two edges, so its mean training value (the squared-error-optimal value; a
+    level's median is further off in a skewed gene) cannot leave the bin. The lowest and the highest level are open
+    on one side: there a single extreme cell (a z-score of 3.7e4, a typo of 1e300) would drag the mean anywhere, so
+    they decode to their median (of two values, the one nearer the interior, so the extreme one never decides).
+    Empty levels keep the quantile midpoint."""
     num_levels = edges.shape[1] + 1
-    means = fallback.copy()
+    decoded = fallback.copy()
     for gene in range(values.shape[1]):
         column = values[:, gene]
         column = column[~np.isnan(column)]
@@ -431,8 +441,13 @@ def _level_means(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) ->
         counts = np.bincount(levels, minlength=num_levels)
         sums = np.bincount(levels, weights=column, minlength=num_levels)
         filled = counts > 0
-        means[gene, filled] = sums[filled] / counts[filled]
-    return means
+        filled[[0, -1]] = False
+        decoded[gene, filled] = sums[filled] / counts[filled]
+        for level, interior_most in ((0, np.max), (num_levels - 1, np.min)):
+            if counts[level]:
+                members = column[levels == level]
+                decoded[gene, level] = np.median(members) if len(members) > 2 else interior_most(members)
+    return decoded
 
 
 def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarray:

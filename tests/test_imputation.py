@@ -65,3 +65,21 @@ def test_predictive_interval_contains_the_mean(model, embedded_tokenizer, embedd
     restored = predict_distribution(model, embedded_tokenizer, frame, coverage=0.8)
     assert (restored.lower <= restored.upper).all()
     assert np.isnan(restored.observed[:, :10]).all() and not np.isnan(restored.observed[:, 10:]).any()
+
+
+def test_one_extreme_training_value_does_not_poison_imputed_values():
+    """A 1e300 cell in the training data used to make every imputed value of its gene ~1e298."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(200, 6))
+    values[11, 2] = 1e300
+    train = pd.DataFrame(values, columns=list("ABCDEF"))
+    tokenizer = GexBertTokenizer.fit(train, normalization="none", num_levels=16)
+    from gexbert_hf import GexBertConfig
+
+    torch_model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(
+        tokenizer, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)).eval()
+    holes = train.iloc[:20].copy()
+    holes["C"] = np.nan
+    filled, _ = torch_model.impute(holes, tokenizer)
+    others = np.delete(values[:, 2], 11)
+    assert filled["C"].between(others.min(), others.max()).all()

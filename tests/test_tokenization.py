@@ -159,6 +159,37 @@ def test_zero_inflated_gene_keeps_rare_values_in_their_own_level():
                                      num_levels=8)
     levels = tokenizer.encode(pd.DataFrame(values, columns=["rare", "dense"]))["level_ids"][:, 0] - LEVEL_OFFSET
     assert len(set(levels[:6])) == 1 and levels[0] != levels[6]
-    assert tokenizer.level_values[0, levels[0]] == pytest.approx(7.5)  # mean of the expressed values
+    assert tokenizer.level_values[0, levels[0]] == pytest.approx(7.5)  # median (= mean) of the expressed values
     assert tokenizer.level_values[0, levels[6]] == 0.0
     assert tokenizer.level_values[1, 0] == pytest.approx(np.arange(25).mean())  # a level decodes to its mean
+
+
+@pytest.mark.parametrize("normalization", ["none", "log1p"])
+def test_one_extreme_training_value_does_not_poison_the_decoded_levels(normalization):
+    """One 1e300 cell used to make its gene's top level decode to ~1e298 (the mean of that level)."""
+    rng = np.random.default_rng(2)
+    values = rng.gamma(2.0, 20.0, size=(200, 3))
+    values[7, 1] = 1e300
+    frame = pd.DataFrame(values, columns=["A", "B", "C"])
+    tokenizer = GexBertTokenizer.fit(frame, normalization=normalization, num_levels=16)
+    others = np.delete(values[:, 1], 7)
+    decoded = tokenizer.denormalize(tokenizer.level_values[1])
+    assert others.min() - 1e-9 <= decoded.min() and decoded.max() <= others.max() + 1e-9
+    assert tokenizer.encode(frame)["level_ids"][7, 1] - LEVEL_OFFSET == 15  # it still lands in the top level
+
+
+def test_no_tcga13_gene_decodes_above_its_99th_percentile(shared_data_dir):
+    """On the real tcga13 train split DEFA5's top level decoded to 338 (z-score) with a 99th percentile of 4.3."""
+    from gexbert_hf.data.encoding import fit_tokenizer
+    from gexbert_hf.data.readers import load_cohort, load_split
+
+    folder = shared_data_dir / "tcga13_cbioportal_zscore"
+    cohort, split = load_cohort(folder), load_split(folder)
+    rows = cohort.expression.index.get_indexer(split.index[split == "train"])
+    tokenizer = fit_tokenizer(cohort.expression, rows, normalization="none", num_levels=32)
+    train = cohort.expression.iloc[rows][tokenizer.genes]
+    q99 = np.nanquantile(train.to_numpy(), 0.99, axis=0)
+    assert tokenizer.level_values[tokenizer.genes.index("DEFA5"), -1] < 4.3
+    assert (tokenizer.level_values[:, -1] <= q99).all()
+    q01 = np.nanquantile(train.to_numpy(), 0.01, axis=0)
+    assert (tokenizer.level_values[:, 0] >= q01).all()
