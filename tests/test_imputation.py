@@ -83,3 +83,30 @@ def test_one_extreme_training_value_does_not_poison_imputed_values():
     filled, _ = torch_model.impute(holes, tokenizer)
     others = np.delete(values[:, 2], 11)
     assert filled["C"].between(others.min(), others.max()).all()
+
+
+@pytest.mark.parametrize("index", [pd.RangeIndex(6), pd.Index([30, 10, 20, 50, 40, 60], name="patient")],
+                         ids=["range-index", "int-index"])
+def test_impute_keeps_the_callers_index_so_fillna_fills(model, embedded_tokenizer, embedded_cohort, index):
+    """`impute` used to return the index as strings ('0', '1', ...), so `df.fillna(filled)` filled nothing."""
+    frame = embedded_cohort.expression.iloc[:6, :20].set_axis(index).rename_axis(columns="gene")
+    with_nans = frame.mask(np.random.default_rng(4).random(frame.shape) < 0.3)
+    filled, uncertainty = model.impute(with_nans, embedded_tokenizer)
+    for result in (filled, uncertainty):
+        pd.testing.assert_index_equal(result.index, with_nans.index, exact=True)
+        pd.testing.assert_index_equal(result.columns, with_nans.columns, exact=True)
+    assert not with_nans.fillna(filled).isna().any().any()
+
+
+def test_impute_keeps_non_string_gene_labels():
+    counts = pd.DataFrame(np.random.default_rng(5).poisson(30, size=(40, 5)).astype(float), columns=[11, 12, 13, 14, 15])
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=4)
+    from gexbert_hf import GexBertConfig
+
+    model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_hidden_layers=1,
+                                                                    num_attention_heads=2)).eval()
+    holes = counts.iloc[:4].copy()
+    holes.iloc[1, 2] = np.nan
+    filled = model.impute(holes, tokenizer)[0]
+    assert list(filled.columns) == [11, 12, 13, 14, 15]
+    assert not holes.fillna(filled).isna().any().any()

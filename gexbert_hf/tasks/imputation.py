@@ -105,6 +105,18 @@ def impute(
     measured = ~np.isnan(restored.raw)
     filled = np.where(measured, restored.raw, tokenizer.denormalize(restored.mean))
     uncertainty = np.where(measured, 0.0, restored.std)
-    index = pd.Index(restored.samples, name=getattr(data, "index", pd.Index([])).name)
-    return (pd.DataFrame(filled, index=index, columns=restored.genes),
-            pd.DataFrame(uncertainty, index=index, columns=restored.genes))
+    index, columns = _caller_labels(data, restored)
+    return (pd.DataFrame(filled, index=index, columns=columns),
+            pd.DataFrame(uncertainty, index=index, columns=columns))
+
+
+def _caller_labels(data, restored: RestoredDistribution) -> tuple[pd.Index, pd.Index]:
+    """The caller's own row and column labels (values, dtype, name), which validation turned into strings: with
+    them `data.fillna(filled)` lines up. Requested genes absent from `data` keep their vocabulary names."""
+    if not isinstance(data, pd.DataFrame):
+        return pd.Index(restored.samples), pd.Index(restored.genes)
+    if len(data.index) != len(restored.samples):  # validation never drops or reorders samples; guard the promise
+        raise RuntimeError(f"imputation returned {len(restored.samples)} samples for {len(data.index)} given")
+    own = {str(column): column for column in data.columns}
+    columns = pd.Index([own.get(gene, gene) for gene in restored.genes], name=data.columns.name)
+    return data.index.copy(), columns
