@@ -17,8 +17,29 @@ class OutputExistsError(GexBertError, FileExistsError):
     """An output path that already holds something the user wrote; nothing is overwritten without consent."""
 
 
+class ModelFileError(GexBertError, OSError):
+    """A model or tokenizer folder whose files cannot be loaded (truncated safetensors, invalid JSON, missing weights)."""
+
+
+class TokenizerMismatchError(GexBertError, ValueError):
+    """A tokenizer used with a model it was not made for (other genes, vocabulary size, levels or normalization)."""
+
+
+class NonFiniteOutputError(GexBertError, ValueError):
+    """A model whose outputs are NaN or infinite (corrupt or diverged weights): nothing is written from them."""
+
+
 def preview(names, limit: int = 5) -> str:
-    """`a, b, c and 12 more`: enough names to find the problem without flooding the terminal."""
-    names = [str(name) for name in names]
+    """`a, b, c and 12 more`: enough names to find the problem without flooding the terminal. A name holding a
+    newline or another unprintable character is quoted with escapes, so a message stays one line."""
+    names = [str(name) if str(name).isprintable() else repr(str(name)) for name in names]
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def one_line(error: BaseException) -> str:
+    """A library's exception as one short line (its type, its message with newlines folded), to quote in ours."""
+    text = " ".join(str(error).split())
+    kind = type(error).__name__
+    kind = f"{type(error).__module__}.{kind}" if kind.islower() else kind  # zlib.error, not a bare `error`
+    return f"{kind}: {text[:200]}{'...' if len(text) > 200 else ''}"
