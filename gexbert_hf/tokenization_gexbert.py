@@ -11,6 +11,7 @@ level, except the lowest and highest levels (open on one side), which decode to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -18,17 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from transformers import BatchEncoding
 
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
-from .errors import ExpressionInputError, preview
+from .errors import ExpressionInputError, ModelFileError, one_line, preview
 
 TOKENIZER_CONFIG_NAME = "gexbert_tokenizer.json"
 TOKENIZER_ARRAYS_NAME = "gexbert_tokenizer.safetensors"
 NORMALIZATIONS = ("log1p", "none")
 AGGREGATIONS = ("mean", "median", "max", "sum", "first")
 SPECIAL_TOKENS = ("[PAD]", "[CLS]")
+MAX_ABS_VALUE = 1e300  # larger finite values are refused: the fitting arithmetic on them would overflow
 _FIT_CHUNK = 512  # genes per chunk when fitting quantiles: bounds the temporary copies nanquantile makes
 
 
@@ -151,6 +154,14 @@ class GexBertTokenizer:
 
     def __len__(self) -> int:
         return self.vocab_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of what a model's embeddings depend on: the ordered genes, the level count, the normalisation.
+
+        `GexBertConfig.from_tokenizer` stores it as `config.tokenizer_fingerprint`;
+        `gexbert_hf.checks.check_tokenizer_matches` compares the two wherever a model meets a tokenizer."""
+        return fingerprint_of(self.genes, self.num_levels, self.normalization)
 
     def convert_genes_to_ids(self, genes: Sequence[str]) -> np.ndarray:
         """Vocabulary ids of known genes; raises naming the unknown ones."""
@@ -403,18 +414,30 @@ class GexBertTokenizer:
         config_path = directory / TOKENIZER_CONFIG_NAME
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path}: no GexBERT tokenizer saved in {directory}")
-        config = json.loads(config_path.read_text())
-        arrays = load_file(str(directory / TOKENIZER_ARRAYS_NAME))
-        return cls(
-            genes=config["genes"],
-            normalization=config["normalization"],
-            value_clip=config["value_clip"],
-            **arrays,
-        )
+        try:
+            config = json.loads(config_path.read_text())
+            genes, normalization, value_clip = config["genes"], config["normalization"], config["value_clip"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelFileError(f"{config_path}: not a readable GexBERT tokenizer config ({one_line(error)})") from error
+        arrays_path = directory / TOKENIZER_ARRAYS_NAME
+        try:
+            arrays = load_file(str(arrays_path))
+        except (OSError, SafetensorError) as error:
+            raise ModelFileError(f"{arrays_path}: cannot load the tokenizer's arrays, the file is missing, truncated "
+                                 f"or corrupt ({one_line(error)})") from error
+        try:
+            return cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{directory}: the tokenizer files do not fit together ({one_line(error)})") from error
 
     def __repr__(self) -> str:
         return (f"GexBertTokenizer(genes={len(self.genes)}, num_levels={self.num_levels}, "
                 f"normalization={self.normalization!r})")
+
+
+def fingerprint_of(genes: Sequence[str], num_levels: int, normalization: str) -> str:
+    text = json.dumps({"genes": list(genes), "num_levels": int(num_levels), "normalization": normalization})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """model.impute: NaN filled, measured values untouched, absent genes restored, uncertainty reported."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.tasks.imputation import predict_distribution
@@ -110,3 +113,76 @@ def test_impute_keeps_non_string_gene_labels():
     filled = model.impute(holes, tokenizer)[0]
     assert list(filled.columns) == [11, 12, 13, 14, 15]
     assert not holes.fillna(filled).isna().any().any()
+
+
+def test_a_tokenizer_with_other_genes_of_the_same_size_is_refused(model, embedded_tokenizer, embedded_cohort):
+    """Same vocabulary size, other genes: imputation used to run and return silently wrong values."""
+    from gexbert_hf.errors import TokenizerMismatchError
+
+    expression = embedded_cohort.expression
+    other = GexBertTokenizer.fit(expression.rename(columns={expression.columns[0]: "OTHER_GENE"}),
+                                 normalization="none", num_levels=16)
+    assert other.vocab_size == embedded_tokenizer.vocab_size
+    with pytest.raises(TokenizerMismatchError, match="other genes"):
+        model.impute(expression.iloc[:3].rename(columns={expression.columns[0]: "OTHER_GENE"}), other)
+
+
+def test_nan_weights_raise_instead_of_returning_nan(model, embedded_tokenizer, embedded_cohort):
+    from gexbert_hf.errors import NonFiniteOutputError
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.level_head.weight.fill_(float("nan"))
+    frame = embedded_cohort.expression.iloc[:3].copy()
+    frame.iloc[0, 0] = np.nan
+    with pytest.raises(NonFiniteOutputError, match=r"NaN or infinite values for 3 of 3 samples"):
+        broken.impute(frame, embedded_tokenizer)
+
+
+def _error_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+
+
+@pytest.mark.parametrize("damage", ["nan-weights", "truncated-weights", "other-genes-tokenizer"])
+def test_impute_command_refuses_a_broken_checkpoint_and_writes_nothing(model, embedded_tokenizer, embedded_cohort,
+                                                                       tmp_path, capsys, damage):
+    from gexbert_hf.cli import main
+
+    folder = tmp_path / "model"
+    broken = copy.deepcopy(model)
+    if damage == "nan-weights":
+        with torch.no_grad():
+            broken.level_head.weight.fill_(float("nan"))
+    broken.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    if damage == "truncated-weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "other-genes-tokenizer":
+        expression = embedded_cohort.expression
+        GexBertTokenizer.fit(expression.rename(columns={expression.columns[5]: "OTHER_GENE"}), normalization="none",
+                             num_levels=16).save_pretrained(folder)
+    source = tmp_path / "input.csv"
+    embedded_cohort.expression.iloc[:4, :10].rename_axis("sample").to_csv(source)
+    output = tmp_path / "filled.csv"
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(output),
+                 "--progress", "false"]) == 2
+    (line,) = _error_lines(capsys)
+    assert str(folder) in line
+    assert {path.name for path in tmp_path.iterdir()} == {"model", "input.csv"}  # nothing written
+
+
+def test_impute_command_names_a_truncated_gzip_input(model, embedded_tokenizer, embedded_cohort, tmp_path, capsys):
+    from gexbert_hf.cli import main
+
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    source = tmp_path / "input.csv.gz"
+    embedded_cohort.expression.iloc[:40].rename_axis("sample").to_csv(source)
+    source.write_bytes(source.read_bytes()[:-200])
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv"),
+                 "--progress", "false"]) == 2
+    (line,) = _error_lines(capsys)
+    assert f"{source}: cannot be read" in line and "EOFError" in line
+    assert not (tmp_path / "out.csv").exists()

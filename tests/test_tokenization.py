@@ -193,3 +193,48 @@ def test_no_tcga13_gene_decodes_above_its_99th_percentile(shared_data_dir):
     assert (tokenizer.level_values[:, -1] <= q99).all()
     q01 = np.nanquantile(train.to_numpy(), 0.01, axis=0)
     assert (tokenizer.level_values[:, 0] >= q01).all()
+
+
+def test_config_records_the_tokenizer_fingerprint_and_a_mismatch_is_refused_by_name(counts):
+    from gexbert_hf import GexBertConfig
+    from gexbert_hf.checks import check_tokenizer_matches
+    from gexbert_hf.errors import TokenizerMismatchError
+
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_attention_heads=2)
+    assert config.tokenizer_fingerprint == tokenizer.fingerprint
+    assert GexBertConfig.from_dict(config.to_dict()).tokenizer_fingerprint == tokenizer.fingerprint  # saved
+    check_tokenizer_matches(tokenizer, config)
+    renamed = GexBertTokenizer.fit(counts.rename(columns={"G3": "OTHER"}), normalization="log1p", num_levels=8)
+    others = {
+        "other genes": renamed,
+        "levels": GexBertTokenizer.fit(counts, normalization="log1p", num_levels=6),
+        "vocabulary size": GexBertTokenizer.fit(counts.iloc[:, :10], normalization="log1p", num_levels=8),
+        "normalization 'none'": GexBertTokenizer.fit(counts, normalization="none", num_levels=8),
+    }
+    for difference, other in others.items():
+        with pytest.raises(TokenizerMismatchError, match=f"my-model: the tokenizer does not belong.*{difference}"):
+            check_tokenizer_matches(other, config, source="my-model")
+    config.tokenizer_fingerprint = None  # a checkpoint saved before fingerprints: warn, still check the sizes
+    with pytest.warns(UserWarning, match="no tokenizer_fingerprint"):
+        check_tokenizer_matches(renamed, config)
+    with pytest.raises(TokenizerMismatchError, match="levels"):
+        check_tokenizer_matches(others["levels"], config)
+
+
+@pytest.mark.parametrize("damage", ["truncated-arrays", "invalid-json", "missing-arrays"])
+def test_damaged_tokenizer_files_raise_one_error_naming_the_file(counts, tmp_path, damage):
+    from gexbert_hf.errors import ModelFileError
+
+    GexBertTokenizer.fit(counts, num_levels=4).save_pretrained(tmp_path)
+    arrays, config = tmp_path / "gexbert_tokenizer.safetensors", tmp_path / "gexbert_tokenizer.json"
+    if damage == "truncated-arrays":
+        arrays.write_bytes(arrays.read_bytes()[:-20])
+    elif damage == "invalid-json":
+        config.write_text(config.read_text()[:40])
+    else:
+        arrays.unlink()
+    damaged = config if damage == "invalid-json" else arrays
+    with pytest.raises(ModelFileError, match=rf"{damaged.name}: .*\(\w+Error: ") as caught:
+        GexBertTokenizer.from_pretrained(tmp_path)
+    assert "\n" not in str(caught.value)

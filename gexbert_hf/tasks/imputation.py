@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_finite_output, check_tokenizer_matches, model_name
 from ..configuration_gexbert import MASK_LEVEL_ID
 from ..errors import ExpressionInputError
 from ..tokenization_gexbert import GexBertTokenizer, as_expression_frame
@@ -46,6 +47,7 @@ def predict_distribution(
     """Predict every missing value of `data` and every gene of `genes` absent from it (working scale)."""
     if not hasattr(model, "level_head"):
         raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
+    check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
     frame = tokenizer.select_known(as_expression_frame(data), source="imputation input")
     requested = list(dict.fromkeys(genes or []))
     tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
@@ -74,6 +76,7 @@ def predict_distribution(
         inputs = tokenizer.pad(features, return_tensors="pt").to(device)
         logits = model(**inputs).level_logits[:, 1:].float()  # drop the CLS position
         probabilities = torch.softmax(logits, dim=-1).cpu().numpy()
+        check_finite_output(probabilities, list(frame.index[start:stop]), model)
         mean[start:stop], std[start:stop] = tokenizer.level_distribution_moments(probabilities, gene_ids)
         lower[start:stop], upper[start:stop] = tokenizer.level_distribution_interval(probabilities, gene_ids, coverage)
     model.train(was_training)

@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
+from ..checks import check_tokenizer_matches
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import EncodedSamples, fetch_rows
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
@@ -32,6 +33,8 @@ from ..modeling_gexbert import (
     concordance_index,
 )
 from ..tokenization_gexbert import GexBertTokenizer
+from .model_files import load_config, load_weights
+from .pretrain import check_training_set
 
 TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
@@ -150,10 +153,10 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
         path = Path(model)
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
-        config = head_class.config_class.from_pretrained(str(path))
+        config = load_config(head_class.config_class, path)
         for key, value in config_overrides.items():  # new attributes too (the panel), which kwargs would refuse
             setattr(config, key, value)
-        return head_class.from_pretrained(str(path), config=config)
+        return load_weights(head_class, path, config=config)
     if not isinstance(model, GexBertPreTrainedModel):
         raise TypeError(f"model must be a directory or a GexBertPreTrainedModel, got {type(model).__name__}")
     config = copy.deepcopy(model.config)
@@ -325,6 +328,8 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
                         "query_unseen": bool(args.query_unseen and panel_genes is not None),
                         "max_queries": args.max_queries, "panel_seed": args.panel_seed}
     head = load_head_model(model, head_class, seed=args.seed, **config_overrides)
+    check_tokenizer_matches(tokenizer, head.config, source=str(model) if isinstance(model, (str, Path)) else "model")
+    head.config.tokenizer_fingerprint = tokenizer.fingerprint  # an older checkpoint: record the pair it trains with
     if task == "classify":
         sample_keys, label_names, metric, compute = {"label": "labels"}, ["labels"], "macro_f1", _classification_metrics
     else:
@@ -473,6 +478,7 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
         return split.select(np.flatnonzero(keep))
 
     train = usable(splits["train"])
+    check_training_set(dataset_dir, len(train), batch_size=1, what="its train split (samples with a target)")
     if "validation" in splits:
         validation = usable(splits["validation"])
     else:
@@ -494,6 +500,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     tokenizer = GexBertTokenizer.from_pretrained(model_dir if (model_dir / "gexbert_tokenizer.json").is_file()
                                                  else args.dataset)
     train, validation, test, label_names = load_finetune_data(args, tokenizer)
+    check_training_set(args.dataset, len(train), args.batch_size, what="its train split less validation")
     panel = choose_panel(tokenizer, args.genes, args.panel_size, args.panel_seed)
     print(f"fine-tuning {args.task} on {len(train)} samples (validation {len(validation)}"
           + (f", test {len(test)}" if test is not None else "") + ")"
