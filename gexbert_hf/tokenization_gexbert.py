@@ -93,6 +93,15 @@ def as_expression_frame(
             f"{source}: infinite value for gene {frame.columns[cols[0]]!r} in sample {frame.index[rows[0]]!r} "
             f"({infinite.sum()} such cells); use NaN for a value that was not measured"
         )
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_ABS_VALUE
+    if huge.any():  # no measurement comes near; beyond it, quantile and scale arithmetic overflows to inf
+        rows, cols = np.nonzero(huge)
+        raise ExpressionInputError(
+            f"{source}: value {values[rows[0], cols[0]]:g} for gene {frame.columns[cols[0]]!r} in sample "
+            f"{frame.index[rows[0]]!r} is beyond ±{MAX_ABS_VALUE:g} ({huge.sum()} such cells): a parsing error or a "
+            "sentinel? use NaN for a value that was not measured"
+        )
     frame = pd.DataFrame(values, index=frame.index, columns=frame.columns)
 
     duplicated_genes = frame.columns[frame.columns.duplicated()].unique()
@@ -105,6 +114,8 @@ def as_expression_frame(
             raise ExpressionInputError(f"{source}: aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
         frame = frame.T.groupby(level=0, sort=False).agg(aggregate).T
 
+    if frame.shape[0] == 0:
+        raise ExpressionInputError(f"{source}: no samples (a header without data rows?)")
     empty = frame.index[frame.isna().all(axis=1).to_numpy()]
     if frame.shape[1] == 0 or len(empty):
         named = preview(empty) if len(empty) else "every sample"
@@ -268,7 +279,8 @@ class GexBertTokenizer:
 
     def standardize(self, normalized: np.ndarray, gene_index: np.ndarray) -> np.ndarray:
         """Robustly standardised, clipped values: the continuous input and the regression target."""
-        standardized = (normalized - self.center[gene_index]) / self.scale[gene_index]
+        with np.errstate(over="ignore"):  # a 1e300 outlier over a tiny scale: inf, clipped just below
+            standardized = (normalized - self.center[gene_index]) / self.scale[gene_index]
         return np.clip(standardized, -self.value_clip, self.value_clip)
 
     def encode(
