@@ -76,10 +76,10 @@ def predict_distribution(
         inputs = tokenizer.pad(features, return_tensors="pt").to(device)
         logits = model(**inputs).level_logits[:, 1:].float()  # drop the CLS position
         probabilities = torch.softmax(logits, dim=-1).cpu().numpy()
-        check_finite_output(probabilities, list(frame.index[start:stop]), model)
         mean[start:stop], std[start:stop] = tokenizer.level_distribution_moments(probabilities, gene_ids)
         lower[start:stop], upper[start:stop] = tokenizer.level_distribution_interval(probabilities, gene_ids, coverage)
     model.train(was_training)
+    check_finite_output(mean, list(frame.index), model)
     raw = np.where(observed_mask, frame.to_numpy(), np.nan)
     return RestoredDistribution(
         samples=list(frame.index), genes=list(frame.columns), raw=raw,
