@@ -58,6 +58,9 @@ def datasets_and_model(synthetic_cohort, tmp_path_factory):
     built["one-gene"] = tmp_path / "one-gene"
     build_dataset(cohort.expression.iloc[:, :1], cohort.clinical, output=built["one-gene"],
                   label_column="cancer_type", verbose=False)
+    built["other-genes"] = tmp_path / "other-genes"
+    build_dataset(cohort.expression.rename(columns={cohort.expression.columns[4]: "OTHER"}), cohort.clinical,
+                  output=built["other-genes"], label_column="cancer_type", verbose=False)
     tokenizer = GexBertTokenizer.from_pretrained(built["normal"])
     model_dir = tmp_path / "pretrained"
     GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_hidden_layers=1,
@@ -115,4 +118,30 @@ def test_predict_refuses_a_checkpoint_whose_weights_give_nan(embedded_tokenizer,
     assert main(["predict", "--model", str(tmp_path / "model"), "--input", str(source), "--output", str(output)]) == 2
     line = error_line(capsys)
     assert f"{tmp_path / 'model'}: the model outputs NaN or infinite values for 5 of 5 samples" in line
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated-weights", "other-genes-same-count"])
+def test_finetune_refuses_a_damaged_or_foreign_model(datasets_and_model, tmp_path, capsys, damage):
+    """A truncated model.safetensors used to give a SafetensorError traceback; a model folder without its tokenizer
+    fine-tuned on a dataset of other genes (same count) used to train silently on mismatched gene ids."""
+    import shutil
+
+    built, model_dir = datasets_and_model
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    dataset = built["normal"]
+    if damage == "truncated-weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-64])
+        named = rf"{folder}: cannot load the model weights \(SafetensorError: "
+    else:
+        for path in folder.glob("gexbert_tokenizer.*"):
+            path.unlink()
+        dataset = built["other-genes"]
+        named = rf"{folder}: the tokenizer does not belong to this model: other genes"
+    output = tmp_path / "classifier"
+    assert main(["finetune", "classify", "--model", str(folder), "--dataset", str(dataset), "--output_dir",
+                 str(output), "--epochs", "1", "--progress", "false"]) == 2
+    assert re.search(named, error_line(capsys))
     assert not output.exists()
