@@ -44,6 +44,8 @@ class GexBertConfig(PretrainedConfig):
         regression_loss_weight (`float`): weight of the value-regression loss beside the level cross-entropy.
         survival_ties (`str`): tie handling of the Cox partial likelihood, `"breslow"` or `"efron"`.
         pad_token_id (`int`): gene id of padding. cls_token_id (`int`): gene id of the CLS token.
+        tokenizer_fingerprint (`str`, *optional*): hash of the tokenizer's genes, level count and normalisation,
+            set by `from_tokenizer`; loading, imputation and fine-tuning refuse a tokenizer whose fingerprint differs.
     """
 
     model_type = "gexbert"
@@ -70,6 +72,7 @@ class GexBertConfig(PretrainedConfig):
         survival_ties: str = "efron",
         pad_token_id: int = 0,
         cls_token_id: int = 1,
+        tokenizer_fingerprint: str | None = None,
         **kwargs,
     ):
         if hidden_size % num_attention_heads != 0:
@@ -104,6 +107,7 @@ class GexBertConfig(PretrainedConfig):
         self.regression_loss_weight = regression_loss_weight
         self.survival_ties = survival_ties
         self.cls_token_id = cls_token_id
+        self.tokenizer_fingerprint = tokenizer_fingerprint
 
     @property
     def level_vocab_size(self) -> int:
@@ -112,12 +116,13 @@ class GexBertConfig(PretrainedConfig):
 
     @classmethod
     def from_tokenizer(cls, tokenizer, **kwargs) -> "GexBertConfig":
-        """A config whose vocabulary and levels match a fitted `GexBertTokenizer`."""
+        """A config whose vocabulary and levels match a fitted `GexBertTokenizer`, with its fingerprint recorded."""
         return cls(
             vocab_size=tokenizer.vocab_size,
             num_levels=tokenizer.num_levels,
             pad_token_id=tokenizer.pad_token_id,
             cls_token_id=tokenizer.cls_token_id,
+            tokenizer_fingerprint=getattr(tokenizer, "fingerprint", None),
             **kwargs,
         )
 

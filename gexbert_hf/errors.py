@@ -4,7 +4,7 @@
 remote code (the tokenizer raises them); they are re-exported here, so there is one class of each.
 """
 
-from .errors_gexbert import ExpressionInputError, GexBertError, preview
+from .errors_gexbert import ExpressionInputError, GexBertError, ModelFileError, one_line, preview
 
 
 class ClinicalInputError(GexBertError, ValueError):
@@ -15,4 +15,13 @@ class OutputExistsError(GexBertError, FileExistsError):
     """An output path that already holds something the user wrote; nothing is overwritten without consent."""
 
 
-__all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "OutputExistsError", "preview"]
+class TokenizerMismatchError(GexBertError, ValueError):
+    """A tokenizer used with a model it was not made for (other genes, vocabulary size, levels or normalization)."""
+
+
+class NonFiniteOutputError(GexBertError, ValueError):
+    """A model whose outputs are NaN or infinite (corrupt or diverged weights): nothing is written from them."""
+
+
+__all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "ModelFileError", "NonFiniteOutputError", "OutputExistsError",
+           "TokenizerMismatchError", "one_line", "preview"]

@@ -9,10 +9,15 @@ trust_remote_code=True)` where `gexbert_hf` is not installed), so it imports onl
 the standard library and its siblings `configuration_gexbert` and `errors_gexbert`. pandas, which reads and
 validates the matrices, is imported where installed (inside `try`, which the remote-code import check skips): the
 file loads without it and says what to install when a matrix is given.
+
+Decoding is robust to extreme training values: a predicted level decodes to the mean of the training values in that
+level, except the lowest and highest levels (open on one side), which decode to their median; so one cell of 1e300
+(or tcga13's z-scores of 3.7e4) can neither move the level edges nor the values any imputation returns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import warnings
@@ -21,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from transformers import BatchEncoding
 from transformers.dynamic_module_utils import custom_object_save
@@ -28,7 +34,7 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
 
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
-from .errors_gexbert import ExpressionInputError, preview
+from .errors_gexbert import ExpressionInputError, ModelFileError, one_line, preview
 
 
 class _PandasMissing:
@@ -52,6 +58,7 @@ AUTO_NORMALIZATION = "auto"  # fit-time only: resolved to one of NORMALIZATIONS 
 LOG1P_MIN_MAXIMUM = 50.0  # raw counts / TPM reach far above this; logged or z-scored values stay below it
 AGGREGATIONS = ("mean", "median", "max", "sum", "first")
 SPECIAL_TOKENS = ("[PAD]", "[CLS]")
+MAX_ABS_VALUE = 1e300  # larger finite values are refused: the fitting arithmetic on them would overflow
 _FIT_CHUNK = 512  # genes per chunk when fitting quantiles: bounds the temporary copies nanquantile makes
 
 
@@ -99,6 +106,15 @@ def as_expression_frame(
             f"{source}: infinite value for gene {frame.columns[cols[0]]!r} in sample {frame.index[rows[0]]!r} "
             f"({infinite.sum()} such cells); use NaN for a value that was not measured"
         )
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_ABS_VALUE
+    if huge.any():  # no measurement comes near; beyond it, quantile and scale arithmetic overflows to inf
+        rows, cols = np.nonzero(huge)
+        raise ExpressionInputError(
+            f"{source}: value {values[rows[0], cols[0]]:g} for gene {frame.columns[cols[0]]!r} in sample "
+            f"{frame.index[rows[0]]!r} is beyond ±{MAX_ABS_VALUE:g} ({huge.sum()} such cells): a parsing error or a "
+            "sentinel? use NaN for a value that was not measured"
+        )
     frame = pd.DataFrame(values, index=frame.index, columns=frame.columns)
 
     duplicated_genes = frame.columns[frame.columns.duplicated()].unique()
@@ -111,6 +127,8 @@ def as_expression_frame(
             raise ExpressionInputError(f"{source}: aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
         frame = frame.T.groupby(level=0, sort=False).agg(aggregate).T
 
+    if frame.shape[0] == 0:
+        raise ExpressionInputError(f"{source}: no samples (a header without data rows?)")
     empty = frame.index[frame.isna().all(axis=1).to_numpy()]
     if frame.shape[1] == 0 or len(empty):
         named = preview(empty) if len(empty) else "every sample"
@@ -308,6 +326,14 @@ class GexBertTokenizer(FeatureExtractionMixin):
     def __len__(self) -> int:
         return self.vocab_size
 
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of what a model's embeddings depend on: the ordered genes, the level count, the normalisation.
+
+        `GexBertConfig.from_tokenizer` stores it as `config.tokenizer_fingerprint`;
+        `gexbert_hf.checks.check_tokenizer_matches` compares the two wherever a model meets a tokenizer."""
+        return fingerprint_of(self.genes, self.num_levels, self.normalization)
+
     def convert_genes_to_ids(self, genes: Sequence[str]) -> np.ndarray:
         """Vocabulary ids of known genes; raises naming the unknown ones."""
         unknown = [gene for gene in genes if gene not in self.gene_to_index]
@@ -337,7 +363,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
 
         `normalization`: `log1p`, `none`, or `auto` (as `gexbert build-dataset`: log1p for non-negative raw-looking
         values, none when any is negative or all are below 50); the fitted tokenizer records the one chosen.
-        Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level.
+        Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level,
+        and the top and bottom levels decode to their median, not their mean, so it does not move what they decode to.
         Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
         Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
@@ -378,7 +405,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
             genes=kept_genes,
             normalization=normalization,
             level_edges=edges,
-            level_values=_level_means(values, edges, fallback=quantiles[:, 0::2]),
+            level_values=_level_values(values, edges, fallback=quantiles[:, 0::2]),
             center=center,
             scale=scale,
             value_clip=value_clip,
@@ -450,7 +477,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
 
     def standardize(self, normalized: np.ndarray, gene_index: np.ndarray) -> np.ndarray:
         """Robustly standardised, clipped values: the continuous input and the regression target."""
-        standardized = (normalized - self.center[gene_index]) / self.scale[gene_index]
+        with np.errstate(over="ignore"):  # a 1e300 outlier over a tiny scale: inf, clipped just below
+            standardized = (normalized - self.center[gene_index]) / self.scale[gene_index]
         return np.clip(standardized, -self.value_clip, self.value_clip)
 
     def encode(
@@ -624,14 +652,23 @@ class GexBertTokenizer(FeatureExtractionMixin):
         """A saved tokenizer from a directory or a hub repo id. Hub options (`revision`, `token`, `cache_dir`...)
         pass to transformers' file resolution; others (those `AutoFeatureExtractor` adds) are ignored."""
         config_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_CONFIG_NAME, kwargs)
-        config = json.loads(Path(config_path).read_text())
-        arrays = load_file(_saved_file(pretrained_model_name_or_path, TOKENIZER_ARRAYS_NAME, kwargs))
-        return cls(
-            genes=config["genes"],
-            normalization=config["normalization"],
-            value_clip=config["value_clip"],
-            **arrays,
-        )
+        try:
+            config = json.loads(Path(config_path).read_text())
+            genes, normalization, value_clip = config["genes"], config["normalization"], config["value_clip"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelFileError(f"{config_path}: not a readable GexBERT tokenizer config ({one_line(error)})") from error
+        arrays_path = Path(config_path).with_name(TOKENIZER_ARRAYS_NAME)
+        try:
+            arrays_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_ARRAYS_NAME, kwargs)
+            arrays = load_file(str(arrays_path))
+        except (OSError, SafetensorError) as error:
+            raise ModelFileError(f"{arrays_path}: cannot load the tokenizer's arrays, the file is missing, truncated "
+                                 f"or corrupt ({one_line(error)})") from error
+        try:
+            return cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{pretrained_model_name_or_path}: the tokenizer files do not fit together "
+                                 f"({one_line(error)})") from error
 
     def __repr__(self) -> str:
         return (f"GexBertTokenizer(genes={len(self.genes)}, num_levels={self.num_levels}, "
@@ -671,6 +708,11 @@ def _saved_file(location: str | Path, name: str, options: dict) -> str:
     return path
 
 
+def fingerprint_of(genes: Sequence[str], num_levels: int, normalization: str) -> str:
+    text = json.dumps({"genes": list(genes), "num_levels": int(num_levels), "normalization": normalization})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Level of each value. A value tied with edges (a mass of zeros spanning many quantiles) takes the lowest of
     their levels, so the rare values above the tie still land in levels of their own: with 97% zeros every edge is
@@ -678,11 +720,16 @@ def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, values, side="left")
 
 
-def _level_means(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Per gene and level, the mean training value: the squared-error-optimal value to decode a level to (a
-    level's median is far off in the long tails of skewed genes). Empty levels keep the quantile midpoint."""
+def _level_values(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per gene and level, the value a predicted level decodes to (working scale).
+
+    An interior level is bounded by its two edges, so its mean training value (the squared-error-optimal value; a
+    level's median is further off in a skewed gene) cannot leave the bin. The lowest and the highest level are open
+    on one side: there a single extreme cell (a z-score of 3.7e4, a typo of 1e300) would drag the mean anywhere, so
+    they decode to their median (of two values, the one nearer the interior, so the extreme one never decides).
+    Empty levels keep the quantile midpoint."""
     num_levels = edges.shape[1] + 1
-    means = fallback.copy()
+    decoded = fallback.copy()
     for gene in range(values.shape[1]):
         column = values[:, gene]
         column = column[~np.isnan(column)]
@@ -690,8 +737,13 @@ def _level_means(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) ->
         counts = np.bincount(levels, minlength=num_levels)
         sums = np.bincount(levels, weights=column, minlength=num_levels)
         filled = counts > 0
-        means[gene, filled] = sums[filled] / counts[filled]
-    return means
+        filled[[0, -1]] = False
+        decoded[gene, filled] = sums[filled] / counts[filled]
+        for level, interior_most in ((0, np.max), (num_levels - 1, np.min)):
+            if counts[level]:
+                members = column[levels == level]
+                decoded[gene, level] = np.median(members) if len(members) > 2 else interior_most(members)
+    return decoded
 
 
 def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarray:

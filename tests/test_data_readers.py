@@ -216,3 +216,56 @@ def test_shared_folders_load_fast(shared_data_dir):
     tcga31 = cohorts["tcga31_mirna_log2rpm"]
     assert tcga31.clinical["os_months"].isna().sum() == 48  # documented gaps are kept, not dropped
     assert tcga31.expression.columns[0].startswith("hsa-")
+
+
+def _gzip_of(matrix: pd.DataFrame | None) -> bytes:
+    """A gzipped Xena file of 200 samples x 20 genes (random values: a damaged stream then fails to inflate)."""
+    values = np.round(np.random.default_rng(0).gamma(2.0, 50.0, size=(200, 20)), 2)
+    big = pd.DataFrame(values, columns=[f"G{j}" for j in range(20)], index=[f"S{i}" for i in range(200)])
+    return gzip.compress((big if matrix is None else matrix).T.rename_axis("sample").to_csv(sep="\t").encode())
+
+
+def _overwrite_a_third_in(data: bytes) -> bytes:
+    start = len(data) // 3
+    return data[:start] + b"x" * 40 + data[start + 40 :]
+
+
+@pytest.mark.parametrize(
+    "name, damage, reader, error, cause",
+    [
+        ("expression.tsv.gz", lambda: _gzip_of(None)[:-300], read_expression, ExpressionInputError, "EOFError"),
+        ("expression.tsv.gz", lambda: _overwrite_a_third_in(_gzip_of(None)), read_expression, ExpressionInputError,
+         "zlib.error"),
+        ("expression.tsv.gz", lambda: b"sample\tS1\nA\t1\n", read_expression, ExpressionInputError, "BadGzipFile"),
+        ("table.parquet", lambda: b"PAR1" + b"\x00" * 100, read_expression, ExpressionInputError, "ArrowInvalid"),
+        ("table.csv", lambda: bytes(range(256)) * 4, read_expression, ExpressionInputError, "UnicodeDecodeError"),
+        ("table.csv", lambda: b"sample,A,B\nS1,1,2,3,4\nS2,1\n", read_expression, ExpressionInputError,
+         "ParserError"),
+        ("cohort.h5ad", lambda: b"not hdf5" * 50, read_expression, ExpressionInputError, "OSError"),
+        ("clinical.tsv.gz", lambda: _gzip_of(None)[:40], read_clinical, ClinicalInputError, "EOFError"),
+        ("clinical.csv", lambda: b"", read_clinical, ClinicalInputError, "EmptyDataError"),
+        ("split.tsv.gz", lambda: _gzip_of(None)[:40], read_split, ClinicalInputError, "EOFError"),
+    ],
+    ids=["truncated-gz", "corrupt-gz", "not-gz", "corrupt-parquet", "binary-csv", "ragged-csv", "corrupt-h5ad",
+         "truncated-clinical", "empty-clinical", "truncated-split"],
+)
+def test_corrupt_files_raise_one_line_naming_the_file(tmp_path, name, damage, reader, error, cause):
+    path = tmp_path / name
+    path.write_bytes(damage())
+    with pytest.raises(error, match=rf"^{path}: (cannot be read as|not a readable) .*\({cause}: ") as caught:
+        reader(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_corrupt_expression_through_the_cli_exits_2_and_writes_nothing(tmp_path, capsys):
+    from gexbert_hf.cli import main
+
+    expression = tmp_path / "expression.tsv.gz"
+    expression.write_bytes(_gzip_of(None)[:-300])
+    clinical = tmp_path / "clinical.tsv"
+    clinical.write_text("sample\ttype\n" + "".join(f"S{i}\t{'ab'[i % 2]}\n" for i in range(200)))
+    assert main(["build-dataset", "--expression", str(expression), "--clinical", str(clinical), "--output",
+                 str(tmp_path / "dataset")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert len(lines) == 1 and f"{expression}: cannot be read" in lines[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clinical.tsv", "expression.tsv.gz"]

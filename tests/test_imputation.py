@@ -1,8 +1,11 @@
 """model.impute: NaN filled, measured values untouched, absent genes restored, uncertainty reported."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.tasks.imputation import predict_distribution
@@ -65,3 +68,121 @@ def test_predictive_interval_contains_the_mean(model, embedded_tokenizer, embedd
     restored = predict_distribution(model, embedded_tokenizer, frame, coverage=0.8)
     assert (restored.lower <= restored.upper).all()
     assert np.isnan(restored.observed[:, :10]).all() and not np.isnan(restored.observed[:, 10:]).any()
+
+
+def test_one_extreme_training_value_does_not_poison_imputed_values():
+    """A 1e300 cell in the training data used to make every imputed value of its gene ~1e298."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(200, 6))
+    values[11, 2] = 1e300
+    train = pd.DataFrame(values, columns=list("ABCDEF"))
+    tokenizer = GexBertTokenizer.fit(train, normalization="none", num_levels=16)
+    from gexbert_hf import GexBertConfig
+
+    torch_model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(
+        tokenizer, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)).eval()
+    holes = train.iloc[:20].copy()
+    holes["C"] = np.nan
+    filled, _ = torch_model.impute(holes, tokenizer)
+    others = np.delete(values[:, 2], 11)
+    assert filled["C"].between(others.min(), others.max()).all()
+
+
+@pytest.mark.parametrize("index", [pd.RangeIndex(6), pd.Index([30, 10, 20, 50, 40, 60], name="patient")],
+                         ids=["range-index", "int-index"])
+def test_impute_keeps_the_callers_index_so_fillna_fills(model, embedded_tokenizer, embedded_cohort, index):
+    """`impute` used to return the index as strings ('0', '1', ...), so `df.fillna(filled)` filled nothing."""
+    frame = embedded_cohort.expression.iloc[:6, :20].set_axis(index).rename_axis(columns="gene")
+    with_nans = frame.mask(np.random.default_rng(4).random(frame.shape) < 0.3)
+    filled, uncertainty = model.impute(with_nans, embedded_tokenizer)
+    for result in (filled, uncertainty):
+        pd.testing.assert_index_equal(result.index, with_nans.index, exact=True)
+        pd.testing.assert_index_equal(result.columns, with_nans.columns, exact=True)
+    assert not with_nans.fillna(filled).isna().any().any()
+
+
+def test_impute_keeps_non_string_gene_labels():
+    counts = pd.DataFrame(np.random.default_rng(5).poisson(30, size=(40, 5)).astype(float), columns=[11, 12, 13, 14, 15])
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=4)
+    from gexbert_hf import GexBertConfig
+
+    model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_hidden_layers=1,
+                                                                    num_attention_heads=2)).eval()
+    holes = counts.iloc[:4].copy()
+    holes.iloc[1, 2] = np.nan
+    filled = model.impute(holes, tokenizer)[0]
+    assert list(filled.columns) == [11, 12, 13, 14, 15]
+    assert not holes.fillna(filled).isna().any().any()
+
+
+def test_a_tokenizer_with_other_genes_of_the_same_size_is_refused(model, embedded_tokenizer, embedded_cohort):
+    """Same vocabulary size, other genes: imputation used to run and return silently wrong values."""
+    from gexbert_hf.errors import TokenizerMismatchError
+
+    expression = embedded_cohort.expression
+    other = GexBertTokenizer.fit(expression.rename(columns={expression.columns[0]: "OTHER_GENE"}),
+                                 normalization="none", num_levels=16)
+    assert other.vocab_size == embedded_tokenizer.vocab_size
+    with pytest.raises(TokenizerMismatchError, match="other genes"):
+        model.impute(expression.iloc[:3].rename(columns={expression.columns[0]: "OTHER_GENE"}), other)
+
+
+def test_nan_weights_raise_instead_of_returning_nan(model, embedded_tokenizer, embedded_cohort):
+    from gexbert_hf.errors import NonFiniteOutputError
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.level_head.weight.fill_(float("nan"))
+    frame = embedded_cohort.expression.iloc[:3].copy()
+    frame.iloc[0, 0] = np.nan
+    with pytest.raises(NonFiniteOutputError, match=r"NaN or infinite values for 3 of 3 samples"):
+        broken.impute(frame, embedded_tokenizer)
+
+
+def _error_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+
+
+@pytest.mark.parametrize("damage", ["nan-weights", "truncated-weights", "other-genes-tokenizer"])
+def test_impute_command_refuses_a_broken_checkpoint_and_writes_nothing(model, embedded_tokenizer, embedded_cohort,
+                                                                       tmp_path, capsys, damage):
+    from gexbert_hf.cli import main
+
+    folder = tmp_path / "model"
+    broken = copy.deepcopy(model)
+    if damage == "nan-weights":
+        with torch.no_grad():
+            broken.level_head.weight.fill_(float("nan"))
+    broken.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    if damage == "truncated-weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "other-genes-tokenizer":
+        expression = embedded_cohort.expression
+        GexBertTokenizer.fit(expression.rename(columns={expression.columns[5]: "OTHER_GENE"}), normalization="none",
+                             num_levels=16).save_pretrained(folder)
+    source = tmp_path / "input.csv"
+    embedded_cohort.expression.iloc[:4, :10].rename_axis("sample").to_csv(source)
+    output = tmp_path / "filled.csv"
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(output),
+                 "--progress", "false"]) == 2
+    (line,) = _error_lines(capsys)
+    assert str(folder) in line
+    assert {path.name for path in tmp_path.iterdir()} == {"model", "input.csv"}  # nothing written
+
+
+def test_impute_command_names_a_truncated_gzip_input(model, embedded_tokenizer, embedded_cohort, tmp_path, capsys):
+    from gexbert_hf.cli import main
+
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    source = tmp_path / "input.csv.gz"
+    embedded_cohort.expression.iloc[:40].rename_axis("sample").to_csv(source)
+    source.write_bytes(source.read_bytes()[:-200])
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv"),
+                 "--progress", "false"]) == 2
+    (line,) = _error_lines(capsys)
+    assert f"{source}: cannot be read" in line and "EOFError" in line
+    assert not (tmp_path / "out.csv").exists()

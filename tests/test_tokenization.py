@@ -159,6 +159,82 @@ def test_zero_inflated_gene_keeps_rare_values_in_their_own_level():
                                      num_levels=8)
     levels = tokenizer.encode(pd.DataFrame(values, columns=["rare", "dense"]))["level_ids"][:, 0] - LEVEL_OFFSET
     assert len(set(levels[:6])) == 1 and levels[0] != levels[6]
-    assert tokenizer.level_values[0, levels[0]] == pytest.approx(7.5)  # mean of the expressed values
+    assert tokenizer.level_values[0, levels[0]] == pytest.approx(7.5)  # median (= mean) of the expressed values
     assert tokenizer.level_values[0, levels[6]] == 0.0
     assert tokenizer.level_values[1, 0] == pytest.approx(np.arange(25).mean())  # a level decodes to its mean
+
+
+@pytest.mark.parametrize("normalization", ["none", "log1p"])
+def test_one_extreme_training_value_does_not_poison_the_decoded_levels(normalization):
+    """One 1e300 cell used to make its gene's top level decode to ~1e298 (the mean of that level)."""
+    rng = np.random.default_rng(2)
+    values = rng.gamma(2.0, 20.0, size=(200, 3))
+    values[7, 1] = 1e300
+    frame = pd.DataFrame(values, columns=["A", "B", "C"])
+    tokenizer = GexBertTokenizer.fit(frame, normalization=normalization, num_levels=16)
+    others = np.delete(values[:, 1], 7)
+    decoded = tokenizer.denormalize(tokenizer.level_values[1])
+    assert others.min() - 1e-9 <= decoded.min() and decoded.max() <= others.max() + 1e-9
+    assert tokenizer.encode(frame)["level_ids"][7, 1] - LEVEL_OFFSET == 15  # it still lands in the top level
+
+
+def test_no_tcga13_gene_decodes_above_its_99th_percentile(shared_data_dir):
+    """On the real tcga13 train split DEFA5's top level decoded to 338 (z-score) with a 99th percentile of 4.3."""
+    from gexbert_hf.data.encoding import fit_tokenizer
+    from gexbert_hf.data.readers import load_cohort, load_split
+
+    folder = shared_data_dir / "tcga13_cbioportal_zscore"
+    cohort, split = load_cohort(folder), load_split(folder)
+    rows = cohort.expression.index.get_indexer(split.index[split == "train"])
+    tokenizer = fit_tokenizer(cohort.expression, rows, normalization="none", num_levels=32)
+    train = cohort.expression.iloc[rows][tokenizer.genes]
+    q99 = np.nanquantile(train.to_numpy(), 0.99, axis=0)
+    assert tokenizer.level_values[tokenizer.genes.index("DEFA5"), -1] < 4.3
+    assert (tokenizer.level_values[:, -1] <= q99).all()
+    q01 = np.nanquantile(train.to_numpy(), 0.01, axis=0)
+    assert (tokenizer.level_values[:, 0] >= q01).all()
+
+
+def test_config_records_the_tokenizer_fingerprint_and_a_mismatch_is_refused_by_name(counts):
+    from gexbert_hf import GexBertConfig
+    from gexbert_hf.checks import check_tokenizer_matches
+    from gexbert_hf.errors import TokenizerMismatchError
+
+    tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
+    config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_attention_heads=2)
+    assert config.tokenizer_fingerprint == tokenizer.fingerprint
+    assert GexBertConfig.from_dict(config.to_dict()).tokenizer_fingerprint == tokenizer.fingerprint  # saved
+    check_tokenizer_matches(tokenizer, config)
+    renamed = GexBertTokenizer.fit(counts.rename(columns={"G3": "OTHER"}), normalization="log1p", num_levels=8)
+    others = {
+        "other genes": renamed,
+        "levels": GexBertTokenizer.fit(counts, normalization="log1p", num_levels=6),
+        "vocabulary size": GexBertTokenizer.fit(counts.iloc[:, :10], normalization="log1p", num_levels=8),
+        "normalization 'none'": GexBertTokenizer.fit(counts, normalization="none", num_levels=8),
+    }
+    for difference, other in others.items():
+        with pytest.raises(TokenizerMismatchError, match=f"my-model: the tokenizer does not belong.*{difference}"):
+            check_tokenizer_matches(other, config, source="my-model")
+    config.tokenizer_fingerprint = None  # a checkpoint saved before fingerprints: warn, still check the sizes
+    with pytest.warns(UserWarning, match="no tokenizer_fingerprint"):
+        check_tokenizer_matches(renamed, config)
+    with pytest.raises(TokenizerMismatchError, match="levels"):
+        check_tokenizer_matches(others["levels"], config)
+
+
+@pytest.mark.parametrize("damage", ["truncated-arrays", "invalid-json", "missing-arrays"])
+def test_damaged_tokenizer_files_raise_one_error_naming_the_file(counts, tmp_path, damage):
+    from gexbert_hf.errors import ModelFileError
+
+    GexBertTokenizer.fit(counts, num_levels=4).save_pretrained(tmp_path)
+    arrays, config = tmp_path / "gexbert_tokenizer.safetensors", tmp_path / "gexbert_tokenizer.json"
+    if damage == "truncated-arrays":
+        arrays.write_bytes(arrays.read_bytes()[:-20])
+    elif damage == "invalid-json":
+        config.write_text(config.read_text()[:40])
+    else:
+        arrays.unlink()
+    damaged = config if damage == "invalid-json" else arrays
+    with pytest.raises(ModelFileError, match=rf"{damaged.name}: .*\(\w+Error: ") as caught:
+        GexBertTokenizer.from_pretrained(tmp_path)
+    assert "\n" not in str(caught.value)

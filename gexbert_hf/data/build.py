@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from ..errors import ClinicalInputError
+from ..errors import ClinicalInputError, ExpressionInputError
 from ..outputs import claim_output_dir
 from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization, is_anndata
 from .embedded import Cohort
@@ -130,6 +130,9 @@ def build_dataset(
     requested = normalization
     if normalization == "auto":
         normalization = auto_normalization(cohort.expression)
+    elif normalization == "log1p":
+        source = str(expression) if isinstance(expression, (str, Path)) else cohort.name
+        check_non_negative(cohort.expression, split.index, source)
     positions = pd.Series(np.arange(len(cohort.expression)), index=cohort.expression.index)
     tokenizer = fit_tokenizer(cohort.expression, positions[split.index[split == "train"]].to_numpy(),
                               normalization=normalization, num_levels=num_levels)
@@ -233,6 +236,27 @@ def _in_memory_frame(expression, reading: dict, source: str = "expression matrix
     if reading["gene_map"] is None:
         return frame
     return map_genes(frame, reading["gene_map"], reading["aggregate"], source=source)
+
+
+def check_non_negative(expression: pd.DataFrame, samples: pd.Index, source: str, chunk: int = 1024) -> None:
+    """log1p needs non-negative values: name the gene and the sample id of the first negative one up front, since
+    the tokenizer is fitted on bare training rows and could only name a row number."""
+    rows = np.sort(expression.index.get_indexer(samples))
+    values = expression.to_numpy()
+    first, count = None, 0
+    for start in range(0, len(rows), chunk):
+        negative = values[rows[start : start + chunk]] < 0
+        if first is None and negative.any():
+            row, column = np.argwhere(negative)[0]
+            first = (rows[start + row], column)
+        count += int(negative.sum())
+    if first is not None:
+        row, column = first
+        raise ExpressionInputError(
+            f"{source}: normalization='log1p' needs non-negative values, but gene {expression.columns[column]!r} is "
+            f"{values[row, column]:g} in sample {expression.index[row]!r} ({count} negative cells); use "
+            "--normalization none (or auto) for data already logged or z-scored"
+        )
 
 
 def _clinical_columns(cohort: Cohort) -> tuple[dict, dict[str, np.ndarray], list[str]]:

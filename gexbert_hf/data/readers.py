@@ -7,16 +7,19 @@ expression / clinical are counted in a warning.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pyarrow.lib import ArrowException
 
-from ..errors import ClinicalInputError, ExpressionInputError, preview
+from ..errors import ClinicalInputError, ExpressionInputError, GexBertError, one_line, preview
 from ..tokenization_gexbert import as_expression_frame, describe_ids
 from .embedded import Cohort
 from .gene_ids import ORIENTATIONS, detect_orientation, gene_map_from_table, map_genes
@@ -26,11 +29,35 @@ logger = logging.getLogger(__name__)
 MISSING_CLINICAL = ("error", "drop", "keep")
 SPLIT_NAMES = ("train", "validation", "test")
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+# what the parsers raise for a file that is truncated, corrupt or not in the format its name says
+UNREADABLE = (EOFError, zlib.error, OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+              ArrowException)
+
+
+def _names_unreadable_files(error_class: type[GexBertError], kind: str):
+    """Decorate a reader so that a file the parsers cannot decode (a truncated `.gz`, a corrupt Parquet or h5ad, a
+    binary file named `.csv`) raises one `error_class` line naming the file, not a library traceback."""
+
+    def decorate(reader):
+        @functools.wraps(reader)
+        def read(path, *args, **kwargs):
+            try:
+                return reader(path, *args, **kwargs)
+            except GexBertError:
+                raise
+            except UNREADABLE as error:
+                raise error_class(f"{path}: cannot be read as {kind} ({one_line(error)}); is the file complete and "
+                                  "in the format its name says?") from error
+
+        return read
+
+    return decorate
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # expression
 # ----------------------------------------------------------------------------------------------------------------------
+@_names_unreadable_files(ExpressionInputError, "an expression file")
 def read_expression(
     path: str | Path,
     orientation: str = "auto",
@@ -71,6 +98,7 @@ def read_expression(
     return frame if gene_map is None else map_genes(frame, gene_map, aggregate, source=str(path))
 
 
+@_names_unreadable_files(ExpressionInputError, "a Xena genes x samples table")
 def read_xena_tsv(path: str | Path, aggregate: str | None = None) -> pd.DataFrame:
     """Genes x samples (UCSC-Xena layout: header `sample` + one column per sample; each row a gene) -> samples x genes.
 
@@ -91,6 +119,7 @@ def read_xena_tsv(path: str | Path, aggregate: str | None = None) -> pd.DataFram
     return as_expression_frame(raw.T, aggregate=aggregate, source=f"{path} (genes x samples)")
 
 
+@_names_unreadable_files(ExpressionInputError, "a samples x genes table")
 def read_expression_table(path: str | Path, aggregate: str | None = None) -> pd.DataFrame:
     """Samples x genes CSV / TSV / Parquet, first column (or the Parquet index) = sample id -> samples x genes."""
     path = _existing(path, ExpressionInputError)
@@ -107,6 +136,7 @@ def read_expression_table(path: str | Path, aggregate: str | None = None) -> pd.
     return as_expression_frame(raw, aggregate=aggregate, source=f"{path} (samples x genes)")
 
 
+@_names_unreadable_files(ExpressionInputError, "AnnData (.h5ad)")
 def read_h5ad(
     path: str | Path, aggregate: str | None = None, layer: str | None = None, gene_column: str | None = None
 ) -> pd.DataFrame:
@@ -127,6 +157,7 @@ def read_gene_map(path: str | Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------------------------------
 # clinical and split tables
 # ----------------------------------------------------------------------------------------------------------------------
+@_names_unreadable_files(ClinicalInputError, "a clinical table")
 def read_clinical(path: str | Path, sample_column: str | None = None) -> pd.DataFrame:
     """Clinical table (TSV / CSV / Parquet), one row per sample, indexed by sample id (`sample`, else column 1)."""
     path = _existing(path, ClinicalInputError)
@@ -152,6 +183,7 @@ def read_clinical(path: str | Path, sample_column: str | None = None) -> pd.Data
     return table.drop(columns=[sample_column]).set_axis(pd.Index(ids.to_numpy(), name="sample"))
 
 
+@_names_unreadable_files(ClinicalInputError, "a split table")
 def read_split(path: str | Path) -> pd.Series:
     """Split table with columns `sample` and `split` (train / validation / test) -> Series indexed by sample."""
     path = _existing(path, ClinicalInputError)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_finite_output, check_tokenizer_matches, model_name
 from ..configuration_gexbert import MASK_LEVEL_ID
 from ..errors import ExpressionInputError
 from ..threads import configure_threads
@@ -54,6 +55,7 @@ def predict_distribution(
     configure_threads()
     if not hasattr(model, "level_head"):
         raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
+    check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
     given = as_expression_frame(data, source="imputation input", layer=layer, gene_column=gene_column)
     frame = tokenizer.select_known(given, source="imputation input")
     input_names = {tokenizer.vocabulary_name(gene): gene for gene in given.columns}
@@ -87,6 +89,7 @@ def predict_distribution(
         mean[start:stop], std[start:stop] = tokenizer.level_distribution_moments(probabilities, gene_ids)
         lower[start:stop], upper[start:stop] = tokenizer.level_distribution_interval(probabilities, gene_ids, coverage)
     model.train(was_training)
+    check_finite_output(mean, list(frame.index), model)
     raw = np.where(observed_mask, frame.to_numpy(), np.nan)
     return RestoredDistribution(
         samples=list(frame.index), genes=[input_names.get(gene, gene) for gene in frame.columns], raw=raw,
@@ -121,6 +124,18 @@ def impute(
     measured = ~np.isnan(restored.raw)
     filled = np.where(measured, restored.raw, tokenizer.denormalize(restored.mean))
     uncertainty = np.where(measured, 0.0, restored.std)
-    index = pd.Index(restored.samples, name=data.index.name if isinstance(data, pd.DataFrame) else "sample")
-    return (pd.DataFrame(filled, index=index, columns=restored.genes),
-            pd.DataFrame(uncertainty, index=index, columns=restored.genes))
+    index, columns = _caller_labels(data, restored)
+    return (pd.DataFrame(filled, index=index, columns=columns),
+            pd.DataFrame(uncertainty, index=index, columns=columns))
+
+
+def _caller_labels(data, restored: RestoredDistribution) -> tuple[pd.Index, pd.Index]:
+    """The caller's own row and column labels (values, dtype, name), which validation turned into strings: with
+    them `data.fillna(filled)` lines up. Requested genes absent from `data` keep their vocabulary names."""
+    if not isinstance(data, pd.DataFrame):
+        return pd.Index(restored.samples, name="sample"), pd.Index(restored.genes)
+    if len(data.index) != len(restored.samples):  # validation never drops or reorders samples; guard the promise
+        raise RuntimeError(f"imputation returned {len(restored.samples)} samples for {len(data.index)} given")
+    own = {str(column): column for column in data.columns}
+    columns = pd.Index([own.get(gene, gene) for gene in restored.genes], name=data.columns.name)
+    return data.index.copy(), columns

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checks import check_finite_output, check_tokenizer_matches
 from ..configuration_gexbert import GexBertConfig
 from ..data.readers import read_expression, read_gene_map
 from ..data.samples import EncodedSamples
@@ -38,6 +39,7 @@ from ..tokenization_gexbert import (
     describe_ids,
 )
 from .finetune import read_gene_list
+from .model_files import load_config, load_weights
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
                                                GexBertForSurvival, GexBertModel)}
@@ -48,20 +50,23 @@ TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".par
 # shared helpers
 # ----------------------------------------------------------------------------------------------------------------------
 def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
-    """The head a directory was saved with (its `architectures`) and the tokenizer beside it."""
+    """The head a directory was saved with (its `architectures`) and the tokenizer beside it, which must be the
+    model's own (`TokenizerMismatchError` otherwise); unreadable files raise `ModelFileError` naming them."""
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
     if not (path / TOKENIZER_CONFIG_NAME).is_file():
         raise ExpressionInputError(f"{path}: no GexBERT tokenizer ({TOKENIZER_CONFIG_NAME}) beside the model")
-    config = GexBertConfig.from_pretrained(str(path))
+    config = load_config(GexBertConfig, path)
     architecture = (config.architectures or ["GexBertModel"])[0]
     if architecture not in MODEL_CLASSES:
         raise ExpressionInputError(f"{path}: unknown architecture {architecture!r}; expected one of "
                                    f"{preview(sorted(MODEL_CLASSES))}")
-    model = MODEL_CLASSES[architecture].from_pretrained(str(path))
+    tokenizer = GexBertTokenizer.from_pretrained(path)
+    check_tokenizer_matches(tokenizer, config, source=str(path))
+    model = load_weights(MODEL_CLASSES[architecture], path)
     model.eval()
-    return model, GexBertTokenizer.from_pretrained(path)
+    return model, tokenizer
 
 
 def _suffix(path: Path) -> str:
@@ -250,12 +255,14 @@ def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, fr
     index = pd.Index(samples.samples, name="sample")
     if isinstance(model, GexBertForSequenceClassification):
         probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        check_finite_output(probabilities, samples.samples, model)
         names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
         table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
         table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
         return table
     if isinstance(model, GexBertForSurvival):
         risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        check_finite_output(risk, samples.samples, model)
         return pd.DataFrame({"risk": risk}, index=index)
     raise ExpressionInputError(f"prediction needs a fine-tuned classification or survival model, got "
                                f"{type(model).__name__}; use `gexbert impute` for a pretrained model")

@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
+from ..checks import check_tokenizer_matches
 from ..data.collator import DataCollatorForExpressionFinetuning
 from ..data.encoding import with_model_column_names
 from ..data.samples import EncodedSamples, fetch_rows
@@ -36,6 +37,8 @@ from ..outputs import claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
+from .model_files import load_config, load_weights
+from .pretrain import check_training_set
 
 TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
@@ -166,10 +169,10 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
         path = Path(model)
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
-        config = head_class.config_class.from_pretrained(str(path))
+        config = load_config(head_class.config_class, path)
         for key, value in config_overrides.items():  # new attributes too (the panel), which kwargs would refuse
             setattr(config, key, value)
-        return head_class.from_pretrained(str(path), config=config)
+        return load_weights(head_class, path, config=config)
     if not isinstance(model, GexBertPreTrainedModel):
         raise TypeError(f"model must be a directory or a GexBertPreTrainedModel, got {type(model).__name__}")
     config = copy.deepcopy(model.config)
@@ -335,7 +338,7 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
     if (output_dir / "config.json").exists() and not args.overwrite:
         raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite to replace it")
     inputs = {"--model": model if isinstance(model, (str, Path)) else None, "--dataset": args.dataset}
-    claim_output_dir(output_dir, "finetune", inputs, args.overwrite, argument="--output_dir").mark()
+    folder = claim_output_dir(output_dir, "finetune", inputs, args.overwrite, argument="--output_dir")
     if len(train) == 0 or len(validation) == 0:
         raise ClinicalInputError(f"fine-tuning needs training and validation samples, got {len(train)} and "
                                  f"{len(validation)}")
@@ -344,6 +347,9 @@ def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str,
                         "query_unseen": bool(args.query_unseen and panel_genes is not None),
                         "max_queries": args.max_queries, "panel_seed": args.panel_seed}
     head = load_head_model(model, head_class, seed=args.seed, **config_overrides)
+    check_tokenizer_matches(tokenizer, head.config, source=str(model) if isinstance(model, (str, Path)) else "model")
+    head.config.tokenizer_fingerprint = tokenizer.fingerprint  # an older checkpoint: record the pair it trains with
+    folder.mark()  # only once the inputs are known to be usable: a refused run writes nothing
     if task == "classify":
         label_names, metric, compute = ["labels"], "macro_f1", _classification_metrics
     else:
@@ -495,6 +501,7 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
         return split.select(np.flatnonzero(keep))
 
     train = usable(splits["train"])
+    check_training_set(dataset_dir, len(train), batch_size=1, what="its train split (samples with a target)")
     if "validation" in splits:
         validation = usable(splits["validation"])
     else:
@@ -516,6 +523,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     tokenizer = GexBertTokenizer.from_pretrained(model_dir if (model_dir / "gexbert_tokenizer.json").is_file()
                                                  else args.dataset)
     train, validation, test, label_names = load_finetune_data(args, tokenizer)
+    check_training_set(args.dataset, len(train), args.batch_size, what="its train split less validation")
     panel = choose_panel(tokenizer, args.genes, args.panel_size, args.panel_seed)
     print(f"fine-tuning {args.task} on {len(train)} samples (validation {len(validation)}"
           + (f", test {len(test)}" if test is not None else "") + ")"

@@ -128,6 +128,23 @@ class EpochSampler:
         return order[start : start + self.batch_size]
 
 
+def check_training_set(dataset, n_samples: int, batch_size: int, processes: int = 1, n_genes: int | None = None,
+                       what: str = "its train split") -> None:
+    """Refuse, before anything is written, a training set that cannot fill one batch or teach anything: a single
+    sample, a batch larger than the set, or (for pretraining, `n_genes`) one gene, where masking one leaves no
+    context to restore it from and nothing is ever masked (the loss reads 0.000)."""
+    if n_samples < 2:
+        raise TrainingArgumentError(f"--dataset {dataset}: {what} holds {n_samples} sample(s); training needs at "
+                                    "least 2")
+    if n_genes is not None and n_genes < 2:
+        raise TrainingArgumentError(f"--dataset {dataset}: {n_genes} gene; masked-expression pretraining restores "
+                                    "hidden genes from the others and needs at least 2")
+    if not 1 <= batch_size * processes <= n_samples:
+        per_process = f" x {processes} processes" if processes > 1 else ""
+        raise TrainingArgumentError(f"--batch_size {batch_size}{per_process} does not fit {what} of {dataset} "
+                                    f"({n_samples} samples); use 1 to {n_samples // processes}")
+
+
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
@@ -384,17 +401,19 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     if args.resume and args.overwrite:
         raise TrainingArgumentError("--resume continues the run in the output folder and --overwrite "
                                     "discards it; pass one of them")
-    check_output_dir(output_dir, args.resume, args.overwrite, {"--dataset": dataset_dir})
     accelerator = make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
     tokenizer = GexBertTokenizer.from_pretrained(dataset_dir)
     splits = with_model_column_names(datasets.load_from_disk(str(dataset_dir)))
     if "train" not in splits:
         raise ExpressionInputError(f"{dataset_dir}: no train split (splits: {', '.join(splits)})")
     train, held_out, held_out_name = split_held_out(splits, args.validation_fraction, args.seed)
+    check_training_set(dataset_dir, len(train), args.batch_size, accelerator.num_processes,
+                       n_genes=len(tokenizer.genes))
     try:
         config = build_config(tokenizer, args.preset, args.config_file, value_embedding=args.value_embedding)
     except (ValueError, FileNotFoundError) as error:
         raise TrainingArgumentError(str(error)) from error
+    check_output_dir(output_dir, args.resume, args.overwrite, {"--dataset": dataset_dir})  # marks the folder: after every check of the inputs
     set_seed(args.seed)  # the initial weights
     model = GexBertForMaskedExpression(config)
     if args.overwrite and accelerator.is_main_process and output_dir.is_dir():
