@@ -32,8 +32,8 @@ from .readers import (
     read_expression,
     read_gene_map,
     read_split,
-    stratified_split,
 )
+from .splits import stratified_split
 
 SUMMARY_NAME = "build_summary.json"
 

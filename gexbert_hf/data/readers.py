@@ -206,24 +206,6 @@ def read_split(path: str | Path) -> pd.Series:
     return pd.Series(split.to_numpy(), index=pd.Index(ids.to_numpy(), name="sample"), name="split")
 
 
-def stratified_split(
-    labels: pd.Series | None, samples: Sequence[str], test_fraction: float = 0.2, seed: int = 0
-) -> pd.Series:
-    """Seeded train/test split, stratified by `labels` (a class with one sample stays in train)."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    samples = pd.Index(samples, name="sample")
-    groups = np.zeros(len(samples), dtype=np.int64) if labels is None else pd.factorize(
-        labels.reindex(samples).astype(str))[0]
-    rng = np.random.default_rng(seed)
-    split = np.full(len(samples), "train", dtype=object)
-    for group in np.unique(groups):
-        members = rng.permutation(np.flatnonzero(groups == group))
-        n_test = min(int(round(test_fraction * len(members))), len(members) - 1)
-        split[members[:n_test]] = "test"
-    return pd.Series(split, index=samples, name="split")
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # join
 # ----------------------------------------------------------------------------------------------------------------------
@@ -498,5 +480,5 @@ def _lines(positions) -> list[int]:
 
 __all__ = [
     "ORIENTATIONS", "apply_split", "join_cohort", "load_cohort", "load_split", "read_clinical", "read_expression",
-    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv", "stratified_split",
+    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv",
 ]

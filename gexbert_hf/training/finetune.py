@@ -25,6 +25,7 @@ from ..checks import check_tokenizer_matches
 from ..data.collator import DataCollatorForExpressionFinetuning
 from ..data.encoding import with_model_column_names
 from ..data.samples import EncodedSamples, fetch_rows
+from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
@@ -461,17 +462,6 @@ def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[
 # ----------------------------------------------------------------------------------------------------------------------
 # the command: a build-dataset folder in, a fine-tuned model (and its test metrics) out
 # ----------------------------------------------------------------------------------------------------------------------
-def _split_validation(strata: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation positions, stratified by `strata` (class labels or events)."""
-    from sklearn.model_selection import train_test_split
-
-    positions = np.arange(len(strata))
-    counts = np.unique(strata, return_counts=True)[1]
-    stratify = strata if counts.min() >= 2 else None
-    train, validation = train_test_split(positions, test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(validation)
-
-
 def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
     """(train, validation, test or None, label names) from a build-dataset folder, samples lacking the target out."""
     dataset_dir = Path(args.dataset)
@@ -505,9 +495,12 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
     if "validation" in splits:
         validation = usable(splits["validation"])
     else:
+        if not 0.0 < args.validation_fraction < 1.0:
+            raise ClinicalInputError(f"--validation_fraction must be in (0, 1) to carve validation samples out of "
+                                     f"the train split of {dataset_dir}, got {args.validation_fraction}")
         strata = np.asarray(train["labels"] if args.task == "classify" else train["event"])
-        fit_rows, validation_rows = _split_validation(strata, args.validation_fraction, args.seed)
-        train, validation = train.select(fit_rows), train.select(validation_rows)
+        held = split_validation(strata, args.validation_fraction, args.seed)
+        train, validation = train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held))
     test = usable(splits["test"]) if "test" in splits else None
     label_names = splits["train"].features["labels"].names if args.task == "classify" else None
     return train, validation, test, label_names

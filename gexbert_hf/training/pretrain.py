@@ -28,6 +28,7 @@ from transformers.utils import FEATURE_EXTRACTOR_NAME
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.encoding import with_model_column_names
 from ..data.samples import fetch_rows
+from ..data.splits import held_out_mask
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..hub import REMOTE_CODE_FILES
 from ..modeling_gexbert import GexBertForMaskedExpression
@@ -52,6 +53,7 @@ TENSORBOARD_DIR = "tensorboard"
 FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", *REMOTE_CODE_FILES,
                      TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
 MAX_VALIDATION_SAMPLES = 1000  # enough for a stable held-out loss; more only slows every evaluation
+HELD_OUT_STREAM = 17  # the random stream of the seed that carves the held-out part
 
 
 class TrainingArgumentError(GexBertError, ValueError):
@@ -375,12 +377,13 @@ def split_held_out(splits, fraction: float, seed: int) -> tuple[object, object |
     if not 0.0 <= fraction < 1.0:
         raise TrainingArgumentError(f"validation_fraction must be in [0, 1), got {fraction}")
     train = splits["train"]
-    count = min(MAX_VALIDATION_SAMPLES, int(round(fraction * len(train))))
-    if count == 0:
+    # at most MAX_VALIDATION_SAMPLES, from pretraining's own random stream of the seed
+    capped = min(fraction, MAX_VALIDATION_SAMPLES / max(len(train), 1))
+    held = held_out_mask(len(train), capped, np.random.default_rng([seed, HELD_OUT_STREAM]), min_per_stratum=0)
+    if not held.any():
         return train, None, "nothing (no validation split, validation_fraction 0)"
-    order = np.random.default_rng([seed, 17]).permutation(len(train))
-    held, kept = np.sort(order[:count]), np.sort(order[count:])
-    return train.select(kept), train.select(held), f"{count} samples carved from train (seed {seed})"
+    return (train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held)),
+            f"{int(held.sum())} samples carved from train (seed {seed})")
 
 
 def pretrain(args: PretrainArguments) -> PretrainResult:
