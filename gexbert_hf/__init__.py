@@ -6,6 +6,7 @@ from .configuration_gexbert import GexBertConfig
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
+from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -14,7 +15,6 @@ from .modeling_gexbert import (
     GexBertPreTrainedModel,
     MaskedExpressionOutput,
     SurvivalOutput,
-    concordance_index,
     cox_partial_log_likelihood_loss,
 )
 from .threads import configure_threads

@@ -2,8 +2,7 @@
 
 A sample is a set of tokens, one per measured gene: gene-identity embedding + expression embedding, no positions.
 Reads top to bottom: embeddings -> attention -> layer -> encoder -> PreTrainedModel -> base model -> heads.
-This file travels with every checkpoint as hub remote code, so it imports only torch, transformers (and numpy,
-which both require) and the config.
+This file travels with every checkpoint as hub remote code, so it imports only torch, transformers and the config.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -517,22 +515,6 @@ def cox_partial_log_likelihood_loss(
     return -log_likelihood.sum() / event.sum()
 
 
-def concordance_index(risk, survival_time, event, tied_tol: float = 1e-8) -> float:
-    """Harrell's C-index with scikit-survival's conventions: a pair is comparable when the earlier time is an event
-    (or equal times with the other censored); tied risks count one half. numpy, not torch: it runs in bootstrap
-    loops over small arrays, where torch's per-call overhead dominates."""
-    risk = np.asarray(risk.detach().cpu() if isinstance(risk, torch.Tensor) else risk, dtype=np.float64).reshape(-1)
-    time = np.asarray(survival_time, dtype=np.float64).reshape(-1)
-    event = np.asarray(event).reshape(-1).astype(bool)
-    comparable = event[:, None] & ((time[:, None] < time[None, :]) | ((time[:, None] == time[None, :]) & ~event[None, :]))
-    if not comparable.any():
-        raise ValueError("no comparable pairs: the C-index needs at least one event before another sample's time")
-    difference = risk[:, None] - risk[None, :]
-    tied = np.abs(difference) <= tied_tol
-    score = ((difference > 0) & ~tied) + 0.5 * tied
-    return float(score[comparable].sum() / comparable.sum())
-
-
 class GexBertForSurvival(GexBertPreTrainedModel):
     """Pooled sample embedding -> risk score, trained with the Cox partial likelihood."""
 
@@ -586,5 +568,4 @@ __all__ = [
     "MaskedExpressionOutput",
     "SurvivalOutput",
     "cox_partial_log_likelihood_loss",
-    "concordance_index",
 ]

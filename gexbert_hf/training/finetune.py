@@ -27,12 +27,12 @@ from ..data.encoding import with_model_column_names
 from ..data.samples import EncodedSamples, fetch_rows
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
+from ..metrics import concordance_index
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
     GexBertForSurvival,
     GexBertModel,
     GexBertPreTrainedModel,
-    concordance_index,
 )
 from ..outputs import claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
