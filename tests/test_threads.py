@@ -27,7 +27,7 @@ import time
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer  # first, as the `gexbert` command does
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.data.synthetic import make_synthetic_cohort
+from gexbert_hf.data.cohorts import make_synthetic_cohort
 from gexbert_hf.training.presets import build_config
 from gexbert_hf.training.pretrain import PretrainArguments, pretrain_model
 import torch

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import ClinicalInputError, ExpressionInputError
 from ..outputs import claim_output_dir
 from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization, is_anndata
-from .embedded import Cohort
+from .cohorts import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
 from .gene_ids import map_genes
 from .readers import (

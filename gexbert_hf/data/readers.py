@@ -21,7 +21,7 @@ from pyarrow.lib import ArrowException
 
 from ..errors import ClinicalInputError, ExpressionInputError, GexBertError, one_line, preview
 from ..tokenization_gexbert import as_expression_frame, describe_ids
-from .embedded import Cohort
+from .cohorts import Cohort
 from .gene_ids import ORIENTATIONS, detect_orientation, gene_map_from_table, map_genes
 
 logger = logging.getLogger(__name__)
