@@ -6,6 +6,7 @@ from .configuration_gexbert import GexBertConfig
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
+from .inference import embed, impute, predict_classes, predict_distribution, predict_risk
 from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
@@ -43,4 +44,9 @@ __all__ = [
     "ClinicalInputError",
     "OutputExistsError",
     "configure_threads",
+    "embed",
+    "impute",
+    "predict_classes",
+    "predict_distribution",
+    "predict_risk",
 ]

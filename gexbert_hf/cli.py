@@ -23,9 +23,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
     "pretrain": ("gexbert_hf.training.pretrain", "PretrainArguments", "pretrain_from_arguments"),
     "finetune": ("gexbert_hf.training.finetune", "FinetuneArguments", "finetune_from_arguments"),
-    "impute": ("gexbert_hf.training.commands", "ImputeArguments", "impute_from_arguments"),
-    "predict": ("gexbert_hf.training.commands", "PredictArguments", "predict_from_arguments"),
-    "export": ("gexbert_hf.training.commands", "ExportArguments", "export_from_arguments"),
+    "impute": ("gexbert_hf.files", "ImputeArguments", "impute_from_arguments"),
+    "predict": ("gexbert_hf.files", "PredictArguments", "predict_from_arguments"),
+    "export": ("gexbert_hf.files", "ExportArguments", "export_from_arguments"),
     "demo": ("gexbert_hf.tasks.demo", "DemoArguments", "demo_from_arguments"),
 }
 # subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`

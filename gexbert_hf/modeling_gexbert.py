@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -37,6 +38,8 @@ class MaskedExpressionOutput(ModelOutput):
     level_logits: `(batch, genes, num_levels)` scores of each expression level; softmax gives the predictive
         distribution whose spread is the uncertainty of a restored value.
     value_predictions: `(batch, genes)` regression of the standardised value.
+    pooler_output: `(batch, hidden)` the encoder's pooled sample embedding (`config.pooling`), read from the same
+        pass, so restoring genes and embedding the sample cost one forward.
     """
 
     loss: torch.Tensor | None = None
@@ -44,6 +47,7 @@ class MaskedExpressionOutput(ModelOutput):
     value_loss: torch.Tensor | None = None
     level_logits: torch.Tensor | None = None
     value_predictions: torch.Tensor | None = None
+    pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -248,34 +252,23 @@ class GexBertPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _no_split_modules = ["GexBertEmbeddings", "GexBertLayer"]
 
+    # Filled by `gexbert_hf.hub` when the package is imported (this file imports nothing of it: it travels as remote
+    # code): what completes a saved checkpoint (model card, full auto_map, remote code) and what uploads one with its
+    # card. As remote code without the package both stay None and transformers' own behaviour applies.
+    checkpoint_completer: ClassVar[Callable | None] = None
+    hub_uploader: ClassVar[Callable | None] = None
+
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Standard `save_pretrained`, plus the model card (README.md) when `gexbert_hf` is importable."""
+        """Standard `save_pretrained`, then `checkpoint_completer` (the model card) where the package set one."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            try:
-                from gexbert_hf.hub import complete_checkpoint
-            except ImportError:  # loaded as remote code without the package: weights and config are enough
-                return
-            complete_checkpoint(self, save_directory)
+        if self.checkpoint_completer is not None and kwargs.get("is_main_process", True):
+            self.checkpoint_completer(save_directory)
 
     def push_to_hub(self, repo_id: str, *args, tokenizer=None, **kwargs):
-        """Standard hub upload that keeps this checkpoint's model card (and uploads `tokenizer` beside it)."""
-        try:
-            from gexbert_hf.hub import push_checkpoint
-        except ImportError:  # remote code without the package: transformers' own upload
+        """Standard hub upload, or `hub_uploader` where the package set one (keeps the card, uploads `tokenizer`)."""
+        if self.hub_uploader is None:
             return super().push_to_hub(repo_id, *args, **kwargs)
-        return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
-
-    def embed(self, data, tokenizer, batch_size: int = 64, pooling: str | None = None, **kwargs):
-        """Sample embeddings of `data` (samples x genes DataFrame, or AnnData -> copy with `obsm["X_gexbert"]`).
-
-        The DataFrame work lives in `gexbert_hf.tasks.embedding`, keeping this file free of pandas.
-        """
-        try:
-            from gexbert_hf.tasks.embedding import embed
-        except ImportError as error:  # only when loaded as remote code without the package
-            raise ImportError("model.embed needs the gexbert_hf package: pip install gexbert-hf") from error
-        return embed(self, tokenizer, data, batch_size=batch_size, pooling=pooling, **kwargs)
+        return self.hub_uploader(repo_id, tokenizer=tokenizer, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -298,9 +291,10 @@ class GexBertModel(GexBertPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.gene_embeddings = value
 
-    def pool(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """CLS token, or the mean over gene tokens (CLS and padding excluded)."""
-        if self.config.pooling == "cls":
+    def pool(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None,
+             pooling: str | None = None) -> torch.Tensor:
+        """CLS token, or the mean over gene tokens (CLS and padding excluded); `pooling` defaults to the config's."""
+        if (pooling or self.config.pooling) == "cls":
             return last_hidden_state[:, 0]
         weights = torch.ones(last_hidden_state.shape[:2], device=last_hidden_state.device, dtype=last_hidden_state.dtype)
         if attention_mask is not None:
@@ -358,17 +352,6 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         self.value_head = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def impute(self, data, tokenizer, genes=None, batch_size: int = 64, **kwargs):
-        """Fill NaN values (and restore `genes` absent from `data`); returns `(filled, uncertainty)` DataFrames.
-
-        The DataFrame work lives in `gexbert_hf.tasks.imputation`, keeping this file free of pandas.
-        """
-        try:
-            from gexbert_hf.tasks.imputation import impute
-        except ImportError as error:  # only when loaded as remote code without the package
-            raise ImportError("model.impute needs the gexbert_hf package: pip install gexbert-hf") from error
-        return impute(self, tokenizer, data, genes=genes, batch_size=batch_size, **kwargs)
-
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -421,6 +404,7 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
             value_loss=value_loss,
             level_logits=level_logits,
             value_predictions=value_predictions,
+            pooler_output=outputs.pooler_output,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

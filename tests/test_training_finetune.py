@@ -10,15 +10,14 @@ import torch
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertForSurvival
 from gexbert_hf.cli import main
+from gexbert_hf.data.collator import panel_ids_and_queries
 from gexbert_hf.data.samples import EncodedSamples
+from gexbert_hf.inference import predict_classes, predict_risk
 from gexbert_hf.training.finetune import (
     FinetuneArguments,
     choose_panel,
     finetune_classifier,
     finetune_survival,
-    panel_ids_and_queries,
-    predict_classes,
-    predict_risk,
 )
 
 

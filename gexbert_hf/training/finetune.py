@@ -22,11 +22,13 @@ from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, Traini
 from transformers.utils import logging as hf_logging
 
 from ..checks import check_tokenizer_matches
-from ..data.collator import DataCollatorForExpressionFinetuning
+from ..data.collator import DataCollatorForExpressionFinetuning, panel_ids_and_queries
 from ..data.encoding import with_model_column_names
+from ..data.gene_ids import read_gene_list
 from ..data.samples import EncodedSamples, fetch_rows
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
+from ..inference import predict_classes, predict_risk, softmax
 from ..metrics import concordance_index
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
@@ -140,15 +142,9 @@ class ConcordanceMetric(evaluate.Metric):
             return {"c_index": 0.5}
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(-1, keepdims=True)
-
-
 def _classification_metrics(prediction) -> dict[str, float]:
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return ClassificationMetric().compute(predictions=_softmax(np.asarray(logits)),
+    return ClassificationMetric().compute(predictions=softmax(np.asarray(logits)),
                                           references=np.asarray(prediction.label_ids).reshape(-1))
 
 
@@ -184,32 +180,6 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
     encoder = model if isinstance(model, GexBertModel) else model.gexbert
     head.gexbert.load_state_dict(encoder.state_dict())
     return head.to(next(model.parameters()).device)
-
-
-def panel_ids_and_queries(
-    tokenizer: GexBertTokenizer, panel_genes: list[str] | None, query_unseen: bool = False,
-    max_queries: int | None = None, seed: int = 0,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
-    if panel_genes is None:
-        return None, None
-    panel_ids = tokenizer.convert_genes_to_ids(list(dict.fromkeys(panel_genes)))
-    if not query_unseen:
-        return panel_ids, None
-    outside = [gene for gene in tokenizer.genes if gene not in set(panel_genes)]
-    if max_queries is not None and len(outside) > max_queries:
-        chosen = np.random.default_rng([seed, 7919]).choice(len(outside), size=max_queries, replace=False)
-        outside = [outside[index] for index in np.sort(chosen)]
-    return panel_ids, tokenizer.convert_genes_to_ids(outside)
-
-
-def read_gene_list(path: str | Path) -> list[str]:
-    """Genes of a text file, one a line, `#` starting a comment, duplicates dropped in order."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExpressionInputError(f"{path}: gene list file does not exist")
-    genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return list(dict.fromkeys(gene for gene in genes if gene))
 
 
 def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, panel_size: int | None = None,
@@ -422,44 +392,6 @@ def finetune_survival(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# prediction
-# ----------------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, max_queries=None,
-                 max_genes=None, output: str = "logits") -> np.ndarray:
-    configure_threads()
-    if panel_genes is None:
-        panel_genes = getattr(model.config, "panel_genes", None)
-    if max_queries is None:  # the query cap (and its seed, below) the model was fine-tuned with
-        max_queries = getattr(model.config, "max_queries", None)
-    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, max_queries,
-                                                 getattr(model.config, "panel_seed", 0))
-    collator = DataCollatorForExpressionFinetuning(tokenizer, max_genes=max_genes, panel_ids=panel_ids,
-                                                   query_ids=query_ids, seed=1)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    results = []
-    for start in range(0, len(samples), batch_size):
-        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
-        results.append(getattr(model(**batch), output).float().cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(results)
-
-
-def predict_classes(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                    query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities `(samples, classes)`; `panel_genes=None` uses the panel the model was fine-tuned on."""
-    return _softmax(_forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size))
-
-
-def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                 query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Cox risk scores (log hazard ratios, higher = earlier event); panel as in `predict_classes`."""
-    return _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, output="risk")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # the command: a build-dataset folder in, a fine-tuned model (and its test metrics) out
 # ----------------------------------------------------------------------------------------------------------------------
 def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
@@ -553,6 +485,6 @@ def finetune_from_arguments(args: FinetuneArguments) -> int:
 
 __all__ = [
     "finetune", "finetune_from_arguments", "load_finetune_data",
-    "FinetuneArguments", "FinetuneResult", "finetune_classifier", "finetune_survival", "predict_classes",
-    "predict_risk", "load_head_model", "choose_panel", "panel_ids_and_queries", "RowDataset",
+    "FinetuneArguments", "FinetuneResult", "finetune_classifier", "finetune_survival", "load_head_model",
+    "choose_panel", "RowDataset",
 ]

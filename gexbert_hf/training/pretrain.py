@@ -31,6 +31,7 @@ from ..data.samples import fetch_rows
 from ..data.splits import held_out_mask
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..hub import REMOTE_CODE_FILES
+from ..inference import forward_batches
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
@@ -165,26 +166,20 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
 
 
-@torch.no_grad()
 def evaluate_restoration(
     model: torch.nn.Module, tokenizer: GexBertTokenizer, samples, batch_size: int, max_genes: int | None,
     mask_fraction: float, seed: int = 12345,
 ) -> dict[str, float]:
     """Held-out restoration loss and level accuracy under a fixed masking, comparable across steps and runs."""
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=mask_fraction, seed=seed)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_loss, total_correct, total_targets = 0.0, 0, 0
-    for start in range(0, len(samples), batch_size):
-        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
-        outputs = model(**batch)
+
+    def read(outputs, batch) -> tuple[float, int, int]:
         targets = batch["labels"] != -100
         count = int(targets.sum())
-        total_loss += float(outputs.loss) * count
-        total_correct += int((outputs.level_logits.argmax(-1) == batch["labels"])[targets].sum())
-        total_targets += count
-    model.train(was_training)
+        return float(outputs.loss) * count, int((outputs.level_logits.argmax(-1) == batch["labels"])[targets].sum()), count
+
+    parts = forward_batches(model, len(samples), batch_size, lambda rows: collator(fetch_rows(samples, rows)), read)
+    total_loss, total_correct, total_targets = (sum(values) for values in zip(*parts)) if parts else (0.0, 0, 0)
     return {"eval_loss": total_loss / max(total_targets, 1), "eval_level_accuracy": total_correct / max(total_targets, 1)}
 
 
