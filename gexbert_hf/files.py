@@ -212,12 +212,6 @@ def _write_imputed_h5ad(args: ImputeArguments, input_path: Path, frame: pd.DataF
         source, gene_names = anndata_from_frame(frame), None
     write_h5ad(imputed_anndata(source, filled, uncertainty, gene_names), output)
 
-
-def impute_from_arguments(args: ImputeArguments) -> int:
-    impute_file(args)
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # predict
 # ----------------------------------------------------------------------------------------------------------------------
@@ -291,12 +285,6 @@ def predict_file(args: PredictArguments) -> Path:
     print(f"predicted {len(table)} samples -> {output}")
     return output
 
-
-def predict_from_arguments(args: PredictArguments) -> int:
-    predict_file(args)
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------------------------------
@@ -342,12 +330,6 @@ def export_model(args: ExportArguments) -> Path:
           f"AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True) "
           f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
     return output
-
-
-def export_from_arguments(args: ExportArguments) -> int:
-    export_model(args)
-    return 0
-
 
 __all__ = [
     "ExportArguments", "ImputeArguments", "PredictArguments", "export_model", "impute_file", "load_model_and_tokenizer",

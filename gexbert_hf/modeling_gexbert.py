@@ -270,6 +270,12 @@ class GexBertPreTrainedModel(PreTrainedModel):
             return super().push_to_hub(repo_id, *args, **kwargs)
         return self.hub_uploader(repo_id, tokenizer=tokenizer, **kwargs)
 
+    def _encode(self, input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions
+                ) -> BaseModelOutputWithPooling:
+        """A head's pass through its encoder, always as a `ModelOutput` (the head decides what it returns)."""
+        return self.gexbert(input_ids, level_ids, values, attention_mask, output_hidden_states=output_hidden_states,
+                            output_attentions=output_attentions, return_dict=True)
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Base model
@@ -304,15 +310,9 @@ class GexBertModel(GexBertPreTrainedModel):
         return (last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         r"""
         input_ids: `(batch, genes)` gene ids, position 0 being the CLS token (the tokenizer adds it).
@@ -353,60 +353,38 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        value_labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+        value_labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
     ) -> MaskedExpressionOutput | tuple:
         r"""
         labels: `(batch, genes)` target level index in `[0, num_levels)`, -100 where there is no target.
         value_labels: `(batch, genes)` target standardised value, NaN where there is no target.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
         level_logits = self.level_head(decoded)
         value_predictions = self.value_head(decoded).squeeze(-1)
 
         loss = level_loss = value_loss = None
-        if labels is not None:
+        if labels is not None:  # without any target: a zero loss that still carries a gradient path
             level_loss = nn.functional.cross_entropy(
                 level_logits.float().reshape(-1, self.config.num_levels), labels.reshape(-1), ignore_index=-100
             ) if bool((labels != -100).any()) else level_logits.sum() * 0.0
             loss = level_loss
         if value_labels is not None:
             has_target = torch.isfinite(value_labels)
-            if bool(has_target.any()):
-                value_loss = nn.functional.mse_loss(value_predictions.float()[has_target], value_labels[has_target].float())
-            else:
-                value_loss = value_predictions.sum() * 0.0
+            value_loss = (nn.functional.mse_loss(value_predictions.float()[has_target], value_labels[has_target].float())
+                          if bool(has_target.any()) else value_predictions.sum() * 0.0)
             weighted = self.config.regression_loss_weight * value_loss
             loss = weighted if loss is None else loss + weighted
 
         output = MaskedExpressionOutput(
-            loss=loss,
-            level_loss=level_loss,
-            value_loss=value_loss,
-            level_logits=level_logits,
-            value_predictions=value_predictions,
-            pooler_output=outputs.pooler_output,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+            loss=loss, level_loss=level_loss, value_loss=value_loss, level_logits=level_logits,
+            value_predictions=value_predictions, pooler_output=outputs.pooler_output,
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -423,27 +401,13 @@ class GexBertForSequenceClassification(GexBertPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+        return_dict: bool | None = None, **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
@@ -510,31 +474,17 @@ class GexBertForSurvival(GexBertPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        survival_time: torch.Tensor | None = None,
-        event: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        survival_time: torch.Tensor | None = None, event: torch.Tensor | None = None,  # the targets
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+        return_dict: bool | None = None, **kwargs,
     ) -> SurvivalOutput | tuple:
         r"""
         survival_time: `(batch,)` follow-up time; event: `(batch,)` 1 = event observed, 0 = censored.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         risk = self.risk_head(self.dropout(outputs.pooler_output)).squeeze(-1)
         loss = None
         if survival_time is not None and event is not None:
@@ -544,12 +494,6 @@ class GexBertForSurvival(GexBertPreTrainedModel):
 
 
 __all__ = [
-    "GexBertPreTrainedModel",
-    "GexBertModel",
-    "GexBertForMaskedExpression",
-    "GexBertForSequenceClassification",
-    "GexBertForSurvival",
-    "MaskedExpressionOutput",
-    "SurvivalOutput",
-    "cox_partial_log_likelihood_loss",
+    "GexBertPreTrainedModel", "GexBertModel", "GexBertForMaskedExpression", "GexBertForSequenceClassification",
+    "GexBertForSurvival", "MaskedExpressionOutput", "SurvivalOutput", "cox_partial_log_likelihood_loss",
 ]

@@ -412,14 +412,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     print(f"saved the best model to {args.output_dir}")
     return result
 
-
-def finetune_from_arguments(args: FinetuneArguments) -> int:
-    """The `gexbert finetune` entry point."""
-    finetune(args)
-    return 0
-
-
 __all__ = [
     "FinetuneArguments", "FinetuneResult", "FinetuningOptions", "choose_panel", "finetune", "finetune_classifier",
-    "finetune_from_arguments", "finetune_survival", "load_finetune_data", "load_head_model",
+    "finetune_survival", "load_finetune_data", "load_head_model",
 ]

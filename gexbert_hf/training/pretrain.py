@@ -489,9 +489,3 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
             accelerator.print(f"pushed to https://huggingface.co/{args.push_to_hub}")
     accelerator.wait_for_everyone()
     return result
-
-
-def pretrain_from_arguments(args: PretrainArguments) -> int:
-    """The `gexbert pretrain` entry point."""
-    pretrain(args)
-    return 0
