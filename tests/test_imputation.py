@@ -186,3 +186,45 @@ def test_impute_command_names_a_truncated_gzip_input(model, embedded_tokenizer, 
     (line,) = _error_lines(capsys)
     assert f"{source}: cannot be read" in line and "EOFError" in line
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.fixture()
+def validation_counts(monkeypatch):
+    """How often a matrix is validated (`as_expression_frame`, wherever it is called from) and matched to the
+    vocabulary (`select_known`)."""
+    import gexbert_hf.data.readers as readers
+    import gexbert_hf.inference as inference
+    import gexbert_hf.tokenization_gexbert as tokenization
+
+    counts = {"validated": 0, "matched": 0}
+    validate, match = tokenization.as_expression_frame, GexBertTokenizer.select_known
+
+    def counting_validate(*args, **kwargs):
+        counts["validated"] += 1
+        return validate(*args, **kwargs)
+
+    def counting_match(self, *args, **kwargs):
+        counts["matched"] += 1
+        return match(self, *args, **kwargs)
+
+    for module in (tokenization, inference, readers):
+        monkeypatch.setattr(module, "as_expression_frame", counting_validate)
+    monkeypatch.setattr(GexBertTokenizer, "select_known", counting_match)
+    return counts
+
+
+def test_imputation_validates_and_matches_the_matrix_once(model, embedded_tokenizer, embedded_cohort, tmp_path,
+                                                          validation_counts):
+    from gexbert_hf.cli import main
+
+    frame = embedded_cohort.expression.iloc[:6].mask(np.eye(6, 76, dtype=bool))
+    impute(model, embedded_tokenizer, frame, genes=None, batch_size=2)
+    assert validation_counts == {"validated": 1, "matched": 1}
+    folder, source = tmp_path / "model", tmp_path / "input.csv"
+    model.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    frame.iloc[:, :40].rename_axis("sample").to_csv(source)
+    validation_counts.update(validated=0, matched=0)
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv"),
+                 "--progress", "false"]) == 0
+    assert validation_counts == {"validated": 1, "matched": 1}  # the reader's validation is the only one
