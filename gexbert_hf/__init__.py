@@ -6,6 +6,8 @@ from .configuration_gexbert import GexBertConfig
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
+from .inference import embed, impute, predict_classes, predict_distribution, predict_risk
+from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
@@ -14,7 +16,6 @@ from .modeling_gexbert import (
     GexBertPreTrainedModel,
     MaskedExpressionOutput,
     SurvivalOutput,
-    concordance_index,
     cox_partial_log_likelihood_loss,
 )
 from .threads import configure_threads
@@ -43,4 +44,9 @@ __all__ = [
     "ClinicalInputError",
     "OutputExistsError",
     "configure_threads",
+    "embed",
+    "impute",
+    "predict_classes",
+    "predict_distribution",
+    "predict_risk",
 ]

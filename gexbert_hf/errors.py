@@ -23,5 +23,9 @@ class NonFiniteOutputError(GexBertError, ValueError):
     """A model whose outputs are NaN or infinite (corrupt or diverged weights): nothing is written from them."""
 
 
+class SplitArgumentError(GexBertError, ValueError):
+    """A split that cannot be drawn as asked (a held-out fraction outside its range)."""
+
+
 __all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "ModelFileError", "NonFiniteOutputError", "OutputExistsError",
-           "TokenizerMismatchError", "one_line", "preview"]
+           "SplitArgumentError", "TokenizerMismatchError", "one_line", "preview"]

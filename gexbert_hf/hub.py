@@ -1,4 +1,13 @@
-"""Sharing: Auto-class registration, the remote-code `auto_map`, and the model card every checkpoint carries."""
+"""Sharing: Auto-class registration, the remote-code `auto_map`, and the model card every checkpoint carries.
+
+How the card gets into a checkpoint: the model file travels as remote code and so imports nothing of this package,
+and transformers has no save hook that writes a model card, or copies the remote code of a head without an Auto class
+(survival). So `GexBertPreTrainedModel` declares two empty hooks, `checkpoint_completer` and `hub_uploader`, and
+`register_auto_classes` (run on `import gexbert_hf`) fills them with `complete_checkpoint` and `push_checkpoint`:
+every `save_pretrained` (ours, the Trainer's, a user's) and `push_to_hub` of a GexBERT then carries the card, the
+full `auto_map` and the remote code, with no import from the model file back into the package. Loaded as remote code
+without the package, the hooks stay empty and transformers' own save and upload apply.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertModel,
+    GexBertPreTrainedModel,
 )
 from .tokenization_gexbert import AUTO_CLASS as TOKENIZER_AUTO_CLASS
 from .tokenization_gexbert import GexBertTokenizer
@@ -43,19 +53,18 @@ tokenizer = GexBertTokenizer.from_pretrained(checkpoint)"""
 # One usage example per head: what this checkpoint is for (prediction for a classifier, imputation for pretraining).
 USAGE_EXAMPLES = {
     "GexBertForMaskedExpression": f"""```python
-import gexbert_hf  # registers the Auto classes
-from gexbert_hf import GexBertTokenizer, GexBertForMaskedExpression
+from gexbert_hf import GexBertTokenizer, GexBertForMaskedExpression, embed, impute
 
 {_LOAD}
 model = GexBertForMaskedExpression.from_pretrained(checkpoint)
-filled, uncertainty = model.impute(expression_df, tokenizer)  # samples x genes, NaN = missing
-embeddings = model.embed(expression_df, tokenizer)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
+filled, uncertainty = impute(model, tokenizer, expression_df)  # samples x genes, NaN = missing
+embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
 ```
 
 Command line: `gexbert impute --model CHECKPOINT --input expression.tsv --output filled.tsv`.""",
     "GexBertForSequenceClassification": f"""```python
 from gexbert_hf import GexBertTokenizer, GexBertForSequenceClassification
-from gexbert_hf.training.commands import predict_frame
+from gexbert_hf.files import predict_frame
 
 {_LOAD}
 model = GexBertForSequenceClassification.from_pretrained(checkpoint)
@@ -68,7 +77,7 @@ prints the genes the model needs). `AutoModelForSequenceClassification.from_pret
 tokenizer above.""",
     "GexBertForSurvival": f"""```python
 from gexbert_hf import GexBertTokenizer, GexBertForSurvival
-from gexbert_hf.training.commands import predict_frame
+from gexbert_hf.files import predict_frame
 
 {_LOAD}
 model = GexBertForSurvival.from_pretrained(checkpoint)
@@ -77,11 +86,11 @@ risk = predict_frame(model, tokenizer, expression_df)["risk"]  # Cox log hazard 
 
 Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output risk.csv`.""",
     "GexBertModel": f"""```python
-from gexbert_hf import GexBertTokenizer, GexBertModel
+from gexbert_hf import GexBertTokenizer, GexBertModel, embed
 
 {_LOAD}
 model = GexBertModel.from_pretrained(checkpoint)
-embeddings = model.embed(expression_df, tokenizer)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
+embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
 ```""",
 }
 REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint, trust_remote_code=True)` loads the "
@@ -99,6 +108,8 @@ def register_auto_classes() -> None:
     GexBertTokenizer.register_for_auto_class(TOKENIZER_AUTO_CLASS)
     for auto_class, model_class in AUTO_CLASSES.items():
         model_class.register_for_auto_class(auto_class)
+    GexBertPreTrainedModel.checkpoint_completer = complete_checkpoint  # see the module doc
+    GexBertPreTrainedModel.hub_uploader = push_checkpoint
 
 
 def full_auto_map() -> dict[str, str]:

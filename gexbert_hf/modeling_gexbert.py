@@ -2,16 +2,15 @@
 
 A sample is a set of tokens, one per measured gene: gene-identity embedding + expression embedding, no positions.
 Reads top to bottom: embeddings -> attention -> layer -> encoder -> PreTrainedModel -> base model -> heads.
-This file travels with every checkpoint as hub remote code, so it imports only torch, transformers (and numpy,
-which both require) and the config.
+This file travels with every checkpoint as hub remote code, so it imports only torch, transformers and the config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -39,6 +38,8 @@ class MaskedExpressionOutput(ModelOutput):
     level_logits: `(batch, genes, num_levels)` scores of each expression level; softmax gives the predictive
         distribution whose spread is the uncertainty of a restored value.
     value_predictions: `(batch, genes)` regression of the standardised value.
+    pooler_output: `(batch, hidden)` the encoder's pooled sample embedding (`config.pooling`), read from the same
+        pass, so restoring genes and embedding the sample cost one forward.
     """
 
     loss: torch.Tensor | None = None
@@ -46,6 +47,7 @@ class MaskedExpressionOutput(ModelOutput):
     value_loss: torch.Tensor | None = None
     level_logits: torch.Tensor | None = None
     value_predictions: torch.Tensor | None = None
+    pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -250,34 +252,29 @@ class GexBertPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _no_split_modules = ["GexBertEmbeddings", "GexBertLayer"]
 
+    # Filled by `gexbert_hf.hub` when the package is imported (this file imports nothing of it: it travels as remote
+    # code): what completes a saved checkpoint (model card, full auto_map, remote code) and what uploads one with its
+    # card. As remote code without the package both stay None and transformers' own behaviour applies.
+    checkpoint_completer: ClassVar[Callable | None] = None
+    hub_uploader: ClassVar[Callable | None] = None
+
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Standard `save_pretrained`, plus the model card (README.md) when `gexbert_hf` is importable."""
+        """Standard `save_pretrained`, then `checkpoint_completer` (the model card) where the package set one."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            try:
-                from gexbert_hf.hub import complete_checkpoint
-            except ImportError:  # loaded as remote code without the package: weights and config are enough
-                return
-            complete_checkpoint(self, save_directory)
+        if self.checkpoint_completer is not None and kwargs.get("is_main_process", True):
+            self.checkpoint_completer(save_directory)
 
     def push_to_hub(self, repo_id: str, *args, tokenizer=None, **kwargs):
-        """Standard hub upload that keeps this checkpoint's model card (and uploads `tokenizer` beside it)."""
-        try:
-            from gexbert_hf.hub import push_checkpoint
-        except ImportError:  # remote code without the package: transformers' own upload
+        """Standard hub upload, or `hub_uploader` where the package set one (keeps the card, uploads `tokenizer`)."""
+        if self.hub_uploader is None:
             return super().push_to_hub(repo_id, *args, **kwargs)
-        return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
+        return self.hub_uploader(repo_id, tokenizer=tokenizer, **kwargs)
 
-    def embed(self, data, tokenizer, batch_size: int = 64, pooling: str | None = None, **kwargs):
-        """Sample embeddings of `data` (samples x genes DataFrame, or AnnData -> copy with `obsm["X_gexbert"]`).
-
-        The DataFrame work lives in `gexbert_hf.tasks.embedding`, keeping this file free of pandas.
-        """
-        try:
-            from gexbert_hf.tasks.embedding import embed
-        except ImportError as error:  # only when loaded as remote code without the package
-            raise ImportError("model.embed needs the gexbert_hf package: pip install gexbert-hf") from error
-        return embed(self, tokenizer, data, batch_size=batch_size, pooling=pooling, **kwargs)
+    def _encode(self, input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions
+                ) -> BaseModelOutputWithPooling:
+        """A head's pass through its encoder, always as a `ModelOutput` (the head decides what it returns)."""
+        return self.gexbert(input_ids, level_ids, values, attention_mask, output_hidden_states=output_hidden_states,
+                            output_attentions=output_attentions, return_dict=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -300,9 +297,10 @@ class GexBertModel(GexBertPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.gene_embeddings = value
 
-    def pool(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """CLS token, or the mean over gene tokens (CLS and padding excluded)."""
-        if self.config.pooling == "cls":
+    def pool(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None,
+             pooling: str | None = None) -> torch.Tensor:
+        """CLS token, or the mean over gene tokens (CLS and padding excluded); `pooling` defaults to the config's."""
+        if (pooling or self.config.pooling) == "cls":
             return last_hidden_state[:, 0]
         weights = torch.ones(last_hidden_state.shape[:2], device=last_hidden_state.device, dtype=last_hidden_state.dtype)
         if attention_mask is not None:
@@ -312,15 +310,9 @@ class GexBertModel(GexBertPreTrainedModel):
         return (last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         r"""
         input_ids: `(batch, genes)` gene ids, position 0 being the CLS token (the tokenizer adds it).
@@ -360,71 +352,39 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         self.value_head = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def impute(self, data, tokenizer, genes=None, batch_size: int = 64, **kwargs):
-        """Fill NaN values (and restore `genes` absent from `data`); returns `(filled, uncertainty)` DataFrames.
-
-        The DataFrame work lives in `gexbert_hf.tasks.imputation`, keeping this file free of pandas.
-        """
-        try:
-            from gexbert_hf.tasks.imputation import impute
-        except ImportError as error:  # only when loaded as remote code without the package
-            raise ImportError("model.impute needs the gexbert_hf package: pip install gexbert-hf") from error
-        return impute(self, tokenizer, data, genes=genes, batch_size=batch_size, **kwargs)
-
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        value_labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+        value_labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
     ) -> MaskedExpressionOutput | tuple:
         r"""
         labels: `(batch, genes)` target level index in `[0, num_levels)`, -100 where there is no target.
         value_labels: `(batch, genes)` target standardised value, NaN where there is no target.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
         level_logits = self.level_head(decoded)
         value_predictions = self.value_head(decoded).squeeze(-1)
 
         loss = level_loss = value_loss = None
-        if labels is not None:
+        if labels is not None:  # without any target: a zero loss that still carries a gradient path
             level_loss = nn.functional.cross_entropy(
                 level_logits.float().reshape(-1, self.config.num_levels), labels.reshape(-1), ignore_index=-100
             ) if bool((labels != -100).any()) else level_logits.sum() * 0.0
             loss = level_loss
         if value_labels is not None:
             has_target = torch.isfinite(value_labels)
-            if bool(has_target.any()):
-                value_loss = nn.functional.mse_loss(value_predictions.float()[has_target], value_labels[has_target].float())
-            else:
-                value_loss = value_predictions.sum() * 0.0
+            value_loss = (nn.functional.mse_loss(value_predictions.float()[has_target], value_labels[has_target].float())
+                          if bool(has_target.any()) else value_predictions.sum() * 0.0)
             weighted = self.config.regression_loss_weight * value_loss
             loss = weighted if loss is None else loss + weighted
 
         output = MaskedExpressionOutput(
-            loss=loss,
-            level_loss=level_loss,
-            value_loss=value_loss,
-            level_logits=level_logits,
-            value_predictions=value_predictions,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+            loss=loss, level_loss=level_loss, value_loss=value_loss, level_logits=level_logits,
+            value_predictions=value_predictions, pooler_output=outputs.pooler_output,
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -441,27 +401,13 @@ class GexBertForSequenceClassification(GexBertPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+        return_dict: bool | None = None, **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
@@ -517,22 +463,6 @@ def cox_partial_log_likelihood_loss(
     return -log_likelihood.sum() / event.sum()
 
 
-def concordance_index(risk, survival_time, event, tied_tol: float = 1e-8) -> float:
-    """Harrell's C-index with scikit-survival's conventions: a pair is comparable when the earlier time is an event
-    (or equal times with the other censored); tied risks count one half. numpy, not torch: it runs in bootstrap
-    loops over small arrays, where torch's per-call overhead dominates."""
-    risk = np.asarray(risk.detach().cpu() if isinstance(risk, torch.Tensor) else risk, dtype=np.float64).reshape(-1)
-    time = np.asarray(survival_time, dtype=np.float64).reshape(-1)
-    event = np.asarray(event).reshape(-1).astype(bool)
-    comparable = event[:, None] & ((time[:, None] < time[None, :]) | ((time[:, None] == time[None, :]) & ~event[None, :]))
-    if not comparable.any():
-        raise ValueError("no comparable pairs: the C-index needs at least one event before another sample's time")
-    difference = risk[:, None] - risk[None, :]
-    tied = np.abs(difference) <= tied_tol
-    score = ((difference > 0) & ~tied) + 0.5 * tied
-    return float(score[comparable].sum() / comparable.sum())
-
-
 class GexBertForSurvival(GexBertPreTrainedModel):
     """Pooled sample embedding -> risk score, trained with the Cox partial likelihood."""
 
@@ -544,31 +474,17 @@ class GexBertForSurvival(GexBertPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        level_ids: torch.Tensor,
-        values: torch.Tensor | None = None,
+        self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        survival_time: torch.Tensor | None = None,
-        event: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        survival_time: torch.Tensor | None = None, event: torch.Tensor | None = None,  # the targets
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+        return_dict: bool | None = None, **kwargs,
     ) -> SurvivalOutput | tuple:
         r"""
         survival_time: `(batch,)` follow-up time; event: `(batch,)` 1 = event observed, 0 = censored.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.gexbert(
-            input_ids,
-            level_ids,
-            values,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
         risk = self.risk_head(self.dropout(outputs.pooler_output)).squeeze(-1)
         loss = None
         if survival_time is not None and event is not None:
@@ -578,13 +494,6 @@ class GexBertForSurvival(GexBertPreTrainedModel):
 
 
 __all__ = [
-    "GexBertPreTrainedModel",
-    "GexBertModel",
-    "GexBertForMaskedExpression",
-    "GexBertForSequenceClassification",
-    "GexBertForSurvival",
-    "MaskedExpressionOutput",
-    "SurvivalOutput",
-    "cox_partial_log_likelihood_loss",
-    "concordance_index",
+    "GexBertPreTrainedModel", "GexBertModel", "GexBertForMaskedExpression", "GexBertForSequenceClassification",
+    "GexBertForSurvival", "MaskedExpressionOutput", "SurvivalOutput", "cox_partial_log_likelihood_loss",
 ]

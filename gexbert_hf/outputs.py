@@ -81,7 +81,7 @@ def _same_or_inside(inner: Path, outer: Path) -> bool:
     return any(a == b or b in a.parents for a, b in pairs)
 
 
-def _refuse_overlap(path: Path, inputs: InputPaths) -> None:
+def refuse_overlap(path: Path, inputs: InputPaths) -> None:
     """An output is never an input, nor a folder holding one (or the source model): overwriting would destroy it."""
     for label, given in inputs.items():
         if given is None or not Path(given).exists():
@@ -223,7 +223,7 @@ def claim_output_dir(path: str | Path, command: str, inputs: InputPaths | None =
     """
     path = Path(path)
     _refuse_file_in_the_way(path, argument, folder=True)
-    _refuse_overlap(path, inputs or {})
+    refuse_overlap(path, inputs or {})
     if not path.exists() or all(_is_marker(entry.name) for entry in path.iterdir()):
         return OutputFolder(path, command)
     marker = read_marker(path)
@@ -247,5 +247,5 @@ def take_deprecated_overwrite(arguments) -> None:
         arguments.overwrite, arguments.overwrite_output_dir = True, False
 
 
-__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "read_marker",
+__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "read_marker", "refuse_overlap",
            "take_deprecated_overwrite", "write_marker"]

@@ -494,8 +494,13 @@ class GexBertTokenizer(FeatureExtractionMixin):
         Returns `gene_ids` (genes,), `level_ids` and `values` (samples x genes), and the `samples` and `genes` kept.
         NaN becomes the MISSING level with value 0: an input that is never a restoration target.
         """
-        frame = self.select_known(as_expression_frame(data, genes, aggregate=aggregate, layer=layer,
-                                                      gene_column=gene_column))
+        return self.encode_known(self.select_known(as_expression_frame(data, genes, aggregate=aggregate, layer=layer,
+                                                                       gene_column=gene_column)))
+
+    def encode_known(self, frame: pd.DataFrame) -> dict[str, np.ndarray | list[str]]:
+        """`encode` of a matrix validated already (`as_expression_frame`) whose columns are vocabulary genes
+        (`select_known`): the arrays alone, so that a caller validates a matrix once. Also returns `normalized`,
+        the values on the working scale (NaN = not measured), so that a caller normalises it once too."""
         gene_index = self.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
         normalized = _normalize(frame, self.normalization, source="expression matrix")
         levels = self.levels_of(normalized, gene_index)
@@ -507,6 +512,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
             "values": values,
             "samples": list(frame.index),
             "genes": list(frame.columns),
+            "normalized": normalized,
         }
 
     def __call__(

@@ -24,7 +24,7 @@ def shared_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedded_cohort():
     """GSE7390 as shipped with scikit-survival: runs on any machine."""
-    from gexbert_hf.data.embedded import load_embedded_cohort
+    from gexbert_hf.data.cohorts import load_embedded_cohort
 
     return load_embedded_cohort()
 
@@ -32,7 +32,7 @@ def embedded_cohort():
 @pytest.fixture(scope="session")
 def synthetic_cohort():
     """A small synthetic cohort (120 samples x 60 genes, 3 tumour types)."""
-    from gexbert_hf.data.synthetic import make_synthetic_cohort
+    from gexbert_hf.data.cohorts import make_synthetic_cohort
 
     return make_synthetic_cohort(n_samples=120, n_genes=60, n_types=3, n_modules=6, seed=0)
 

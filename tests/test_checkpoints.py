@@ -25,14 +25,14 @@ from gexbert_hf.training.checkpoints import (
     save_final_model,
     temporary_checkpoint_dir,
 )
-from gexbert_hf.training.pretrain import PretrainArguments, pretrain_model
+from gexbert_hf.training.pretrain import PretrainingOptions, pretrain_model
 
 
-def _arguments(output_dir, **overrides) -> PretrainArguments:
-    values = {"output_dir": str(output_dir), "max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
+def _options(**overrides) -> PretrainingOptions:
+    values = {"max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
               "logging_steps": 2, "eval_steps": 6, "save_steps": 4, "save_total_limit": 2, "progress": False}
     values.update(overrides)
-    return PretrainArguments(**values)
+    return PretrainingOptions(**values)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,13 @@ def samples(embedded_cohort, embedded_tokenizer):
     return EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
 
 
-def _run(tokenizer, samples, output_dir, **overrides):
+def _run(tokenizer, samples, output_dir, resume=False, **overrides):
     """A tiny run with dropout on, so an exact resume also needs the restored torch RNG state."""
     config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                           intermediate_size=64, hidden_dropout_prob=0.1)
     torch.manual_seed(0)
-    return pretrain_model(GexBertForMaskedExpression(config), tokenizer, samples, _arguments(output_dir, **overrides))
+    return pretrain_model(GexBertForMaskedExpression(config), tokenizer, samples, _options(**overrides),
+                          output_dir=output_dir, resume=resume)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +220,7 @@ def test_overwrite_clears_the_old_run_and_nothing_else(dataset, tmp_path, capsys
 
 def test_a_crash_during_the_final_pretrain_save_leaves_no_model_and_resume_finishes(dataset, tmp_path,
                                                                                      monkeypatch):
-    import gexbert_hf.hub
+    from gexbert_hf import GexBertPreTrainedModel
 
     output = tmp_path / "model"
     arguments = _pretrain_command(dataset, output, "--max_steps", "4", "--save_steps", "2", "--logging_steps", "2")
@@ -228,7 +229,7 @@ def test_a_crash_during_the_final_pretrain_save_leaves_no_model_and_resume_finis
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:  # fails after transformers wrote config.json and the weights
-        patch.setattr(gexbert_hf.hub, "complete_checkpoint", disk_full)
+        patch.setattr(GexBertPreTrainedModel, "checkpoint_completer", disk_full)  # what hub.py attaches
         with pytest.raises(OSError, match="disk full"):
             main(arguments)
     assert not (output / "config.json").exists() and not (output / "model.safetensors").exists()
@@ -242,7 +243,7 @@ def test_a_crash_during_the_final_finetune_save_leaves_no_model(embedded_tokeniz
                                                                  monkeypatch):
     import numpy as np
 
-    from gexbert_hf.training.finetune import FinetuneArguments, finetune_classifier
+    from gexbert_hf.training.finetune import FinetuningOptions, finetune_classifier
 
     config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
                                           num_attention_heads=4, intermediate_size=64, max_genes=64)
@@ -252,8 +253,7 @@ def test_a_crash_during_the_final_finetune_save_leaves_no_model(embedded_tokeniz
     train, validation = (EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[rows],
                                                    {"label": labels[rows]}) for rows in (slice(0, 130),
                                                                                          slice(130, 198)))
-    arguments = FinetuneArguments(task="classify", model="(in memory)", output_dir=str(tmp_path), epochs=1,
-                                  batch_size=32, progress=False)
+    options = FinetuningOptions(epochs=1, batch_size=32, progress=False)
 
     trainer_save = GexBertTokenizer.save_pretrained
 
@@ -265,8 +265,8 @@ def test_a_crash_during_the_final_finetune_save_leaves_no_model(embedded_tokeniz
     # the final save writes the tokenizer after the model's config and weights
     monkeypatch.setattr(GexBertTokenizer, "save_pretrained", disk_full_at_the_final_save)
     with pytest.raises(OSError, match="disk full"):
-        finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"], arguments,
-                            embedded_tokenizer.genes[:16])
+        finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"], options,
+                            embedded_tokenizer.genes[:16], output_dir=tmp_path)
     assert not (tmp_path / "config.json").exists() and not (tmp_path / "model.safetensors").exists()
     assert not list(tmp_path.glob(".final-*"))
 

@@ -16,7 +16,7 @@ from gexbert_hf import (
     GexBertForSurvival,
 )
 from gexbert_hf.cli import SUBCOMMANDS, main
-from gexbert_hf.training.commands import sidecar_path
+from gexbert_hf.files import sidecar_path
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_every_subcommand_prints_its_help(name, capsys):
 
 def test_no_switches_still_turn_their_option_off():
     from gexbert_hf.cli import make_parser
-    from gexbert_hf.training.commands import ImputeArguments
+    from gexbert_hf.files import ImputeArguments
 
     parser = make_parser(ImputeArguments, "impute")
     required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]
@@ -199,6 +199,6 @@ def test_exported_card_shows_the_panel_the_metrics_and_usage_that_fits_the_head(
 
     assert main(["export", "--model", str(model_dirs["pretrained"]), "--output", str(tmp_path / "pretrained")]) == 0
     card = (tmp_path / "pretrained" / "README.md").read_text()
-    assert "model.impute(expression_df, tokenizer)" in card and "model.embed" in card
+    assert "impute(model, tokenizer, expression_df)" in card and "embed(model, tokenizer, expression_df)" in card
     assert "## Gene panel" not in card and "Fine-tuning metrics" not in card and "| labels | none |" in card
     assert not (tmp_path / "pretrained" / "finetune_metrics.json").exists()

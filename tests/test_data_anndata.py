@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gexbert_hf import ExpressionInputError, GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf import ExpressionInputError, GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer, impute
 from gexbert_hf.cli import main as gexbert
 from gexbert_hf.data.build import build_dataset
 from gexbert_hf.data.readers import read_clinical, read_expression
@@ -96,8 +96,8 @@ def test_model_impute_takes_an_anndata(adata, embedded_cohort, embedded_tokenize
     frame = embedded_cohort.expression.iloc[:40].copy()
     frame.iloc[2, 5] = np.nan
     adata.layers["log"][2, 5] = np.nan
-    filled, uncertainty = model.impute(adata, embedded_tokenizer, layer="log", gene_column="gene_symbols")
-    expected, expected_uncertainty = model.impute(frame, embedded_tokenizer)
+    filled, uncertainty = impute(model, embedded_tokenizer, adata, layer="log", gene_column="gene_symbols")
+    expected, expected_uncertainty = impute(model, embedded_tokenizer, frame)
     assert list(filled.index) == list(adata.obs_names) and filled.index.name == "sample"
     np.testing.assert_allclose(filled.to_numpy(), expected.to_numpy())
     np.testing.assert_allclose(uncertainty.to_numpy(), expected_uncertainty.to_numpy())

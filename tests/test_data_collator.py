@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gexbert_hf.configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
+from gexbert_hf.data.cohorts import make_synthetic_cohort
 from gexbert_hf.data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
-from gexbert_hf.data.synthetic import make_synthetic_cohort
 from gexbert_hf.tokenization_gexbert import GexBertTokenizer
 
 

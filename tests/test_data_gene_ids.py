@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gexbert_hf import ExpressionInputError, GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf import ExpressionInputError, GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer, impute
 from gexbert_hf.cli import main as gexbert
 from gexbert_hf.data.readers import read_expression
 
@@ -68,7 +68,7 @@ def test_model_impute_keeps_the_input_names_of_versioned_ids(expression):
                                                                     num_attention_heads=2)).eval()
     versioned = expression.set_axis([f"{gene}.7" for gene in ENSEMBL], axis=1)
     versioned.iloc[0, 1] = np.nan
-    filled, _ = model.impute(versioned, tokenizer)
+    filled, _ = impute(model, tokenizer, versioned)
     assert list(filled.columns) == list(versioned.columns) and not filled.isna().any().any()
 
 

@@ -16,7 +16,6 @@ from gexbert_hf.data.readers import (
     read_clinical,
     read_expression,
     read_split,
-    stratified_split,
 )
 from gexbert_hf.errors import ClinicalInputError, ExpressionInputError
 
@@ -191,15 +190,6 @@ def test_split_table(tmp_path):
     path.write_text("sample\tfold\nS1\t1\n")
     with pytest.raises(ClinicalInputError, match=r"split\.tsv: no column 'split'"):
         read_split(path)
-
-
-def test_stratified_split_is_seeded_and_stratified():
-    labels = pd.Series(["a"] * 50 + ["b"] * 30 + ["c"] * 1, index=[f"S{i}" for i in range(81)])
-    first = stratified_split(labels, labels.index, test_fraction=0.2, seed=3)
-    assert first.equals(stratified_split(labels, labels.index, test_fraction=0.2, seed=3))
-    assert not first.equals(stratified_split(labels, labels.index, test_fraction=0.2, seed=4))
-    test = first[first == "test"].index
-    assert labels[test].value_counts().to_dict() == {"a": 10, "b": 6}  # a singleton class stays in train
 
 
 def test_shared_folders_load_fast(shared_data_dir):

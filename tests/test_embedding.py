@@ -1,4 +1,4 @@
-"""embed / model.embed: one vector per sample, indexed like the input, batch-size independent, AnnData in and out."""
+"""embed(model, tokenizer, data): one vector per sample, indexed like the input, batch-size independent, AnnData in and out."""
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,8 @@ from gexbert_hf import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertModel,
+    embed,
 )
-from gexbert_hf.tasks.embedding import embed
 
 
 @pytest.fixture()
@@ -67,15 +67,15 @@ def test_cls_and_mean_pooling(masked_model, embedded_tokenizer, frame):
         embed(masked_model, embedded_tokenizer, frame, pooling="max")
 
 
-def test_model_embed_on_any_head_matches_the_function(masked_model, embedded_tokenizer, frame, tiny_config):
-    np.testing.assert_array_equal(masked_model.embed(frame, embedded_tokenizer, batch_size=4).to_numpy(),
+def test_embed_on_any_head_is_repeatable_and_gives_the_model_back_as_found(masked_model, embedded_tokenizer, frame, tiny_config):
+    np.testing.assert_array_equal(embed(masked_model, embedded_tokenizer, frame, batch_size=4).to_numpy(),
                                   embed(masked_model, embedded_tokenizer, frame, batch_size=4).to_numpy())
     classifier = GexBertForSequenceClassification(tiny_config).eval()
     classifier.gexbert.load_state_dict(masked_model.gexbert.state_dict())
-    np.testing.assert_allclose(classifier.embed(frame, embedded_tokenizer).to_numpy(),
-                               masked_model.embed(frame, embedded_tokenizer).to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(embed(classifier, embedded_tokenizer, frame).to_numpy(),
+                               embed(masked_model, embedded_tokenizer, frame).to_numpy(), atol=1e-5)
     masked_model.train()  # embedding runs in eval mode and gives the model back as it found it
-    masked_model.embed(frame, embedded_tokenizer)
+    embed(masked_model, embedded_tokenizer, frame)
     assert masked_model.training
 
 
@@ -83,9 +83,9 @@ def test_anndata_comes_back_as_a_copy_with_obsm(masked_model, embedded_tokenizer
     anndata = pytest.importorskip("anndata")
     adata = anndata.AnnData(X=frame.to_numpy(), obs=pd.DataFrame(index=frame.index.astype(str)),
                             var=pd.DataFrame(index=frame.columns))
-    result = masked_model.embed(adata, embedded_tokenizer)
+    result = embed(masked_model, embedded_tokenizer, adata)
     assert result is not adata and "X_gexbert" not in adata.obsm
-    expected = masked_model.embed(frame, embedded_tokenizer).to_numpy()
+    expected = embed(masked_model, embedded_tokenizer, frame).to_numpy()
     np.testing.assert_allclose(result.obsm["X_gexbert"], expected, atol=1e-6)
     assert list(result.obs_names) == list(adata.obs_names)
 

@@ -1,4 +1,4 @@
-"""model.impute: NaN filled, measured values untouched, absent genes restored, uncertainty reported."""
+"""impute(model, tokenizer, data): NaN filled, measured values untouched, absent genes restored, uncertainty reported."""
 
 import copy
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer
-from gexbert_hf.tasks.imputation import predict_distribution
+from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer, impute
+from gexbert_hf.inference import predict_distribution
 
 
 @pytest.fixture()
@@ -21,7 +21,7 @@ def test_impute_fills_every_nan_and_keeps_measured_values(model, embedded_tokeni
     rng = np.random.default_rng(0)
     holes = rng.random(frame.shape) < 0.5
     with_nans = frame.mask(holes)
-    filled, uncertainty = model.impute(with_nans, embedded_tokenizer)
+    filled, uncertainty = impute(model, embedded_tokenizer, with_nans)
     assert filled.shape == frame.shape and list(filled.columns) == list(frame.columns)
     assert list(filled.index) == list(frame.index)
     assert not filled.isna().any().any()
@@ -37,14 +37,14 @@ def test_impute_fills_every_nan_and_keeps_measured_values(model, embedded_tokeni
 def test_impute_restores_genes_absent_from_the_panel(model, embedded_tokenizer, embedded_cohort):
     panel = embedded_cohort.expression.iloc[:5, :16]
     wanted = list(embedded_cohort.expression.columns[40:42])
-    restored = model.impute(panel, embedded_tokenizer, genes=wanted)[0]
+    restored = impute(model, embedded_tokenizer, panel, genes=wanted)[0]
     assert list(restored.columns) == list(panel.columns) + wanted
     assert not restored[wanted].isna().any().any()
 
 
 def test_impute_refuses_genes_the_model_does_not_know(model, embedded_tokenizer, embedded_cohort):
     with pytest.raises(ExpressionInputError, match="ESR1"):
-        model.impute(embedded_cohort.expression.iloc[:2], embedded_tokenizer, genes=["ESR1"])
+        impute(model, embedded_tokenizer, embedded_cohort.expression.iloc[:2], genes=["ESR1"])
 
 
 def test_log1p_tokenizer_returns_values_on_the_input_scale():
@@ -57,7 +57,7 @@ def test_log1p_tokenizer_returns_values_on_the_input_scale():
                                                                     num_attention_heads=2)).eval()
     with_nan = counts.copy()
     with_nan.iloc[0, 0] = np.nan
-    filled, _ = model.impute(with_nan, tokenizer)
+    filled, _ = impute(model, tokenizer, with_nan)
     assert 20 < filled.iloc[0, 0] < 100  # counts around 50, not log-scale values around 4
     assert filled.iloc[1, 1] == counts.iloc[1, 1]
 
@@ -83,7 +83,7 @@ def test_one_extreme_training_value_does_not_poison_imputed_values():
         tokenizer, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)).eval()
     holes = train.iloc[:20].copy()
     holes["C"] = np.nan
-    filled, _ = torch_model.impute(holes, tokenizer)
+    filled, _ = impute(torch_model, tokenizer, holes)
     others = np.delete(values[:, 2], 11)
     assert filled["C"].between(others.min(), others.max()).all()
 
@@ -94,7 +94,7 @@ def test_impute_keeps_the_callers_index_so_fillna_fills(model, embedded_tokenize
     """`impute` used to return the index as strings ('0', '1', ...), so `df.fillna(filled)` filled nothing."""
     frame = embedded_cohort.expression.iloc[:6, :20].set_axis(index).rename_axis(columns="gene")
     with_nans = frame.mask(np.random.default_rng(4).random(frame.shape) < 0.3)
-    filled, uncertainty = model.impute(with_nans, embedded_tokenizer)
+    filled, uncertainty = impute(model, embedded_tokenizer, with_nans)
     for result in (filled, uncertainty):
         pd.testing.assert_index_equal(result.index, with_nans.index, exact=True)
         pd.testing.assert_index_equal(result.columns, with_nans.columns, exact=True)
@@ -110,7 +110,7 @@ def test_impute_keeps_non_string_gene_labels():
                                                                     num_attention_heads=2)).eval()
     holes = counts.iloc[:4].copy()
     holes.iloc[1, 2] = np.nan
-    filled = model.impute(holes, tokenizer)[0]
+    filled = impute(model, tokenizer, holes)[0]
     assert list(filled.columns) == [11, 12, 13, 14, 15]
     assert not holes.fillna(filled).isna().any().any()
 
@@ -124,7 +124,7 @@ def test_a_tokenizer_with_other_genes_of_the_same_size_is_refused(model, embedde
                                  normalization="none", num_levels=16)
     assert other.vocab_size == embedded_tokenizer.vocab_size
     with pytest.raises(TokenizerMismatchError, match="other genes"):
-        model.impute(expression.iloc[:3].rename(columns={expression.columns[0]: "OTHER_GENE"}), other)
+        impute(model, other, expression.iloc[:3].rename(columns={expression.columns[0]: "OTHER_GENE"}))
 
 
 def test_nan_weights_raise_instead_of_returning_nan(model, embedded_tokenizer, embedded_cohort):
@@ -136,7 +136,7 @@ def test_nan_weights_raise_instead_of_returning_nan(model, embedded_tokenizer, e
     frame = embedded_cohort.expression.iloc[:3].copy()
     frame.iloc[0, 0] = np.nan
     with pytest.raises(NonFiniteOutputError, match=r"NaN or infinite values for 3 of 3 samples"):
-        broken.impute(frame, embedded_tokenizer)
+        impute(broken, embedded_tokenizer, frame)
 
 
 def _error_lines(capsys) -> list[str]:
@@ -186,3 +186,45 @@ def test_impute_command_names_a_truncated_gzip_input(model, embedded_tokenizer, 
     (line,) = _error_lines(capsys)
     assert f"{source}: cannot be read" in line and "EOFError" in line
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.fixture()
+def validation_counts(monkeypatch):
+    """How often a matrix is validated (`as_expression_frame`, wherever it is called from) and matched to the
+    vocabulary (`select_known`)."""
+    import gexbert_hf.data.readers as readers
+    import gexbert_hf.inference as inference
+    import gexbert_hf.tokenization_gexbert as tokenization
+
+    counts = {"validated": 0, "matched": 0}
+    validate, match = tokenization.as_expression_frame, GexBertTokenizer.select_known
+
+    def counting_validate(*args, **kwargs):
+        counts["validated"] += 1
+        return validate(*args, **kwargs)
+
+    def counting_match(self, *args, **kwargs):
+        counts["matched"] += 1
+        return match(self, *args, **kwargs)
+
+    for module in (tokenization, inference, readers):
+        monkeypatch.setattr(module, "as_expression_frame", counting_validate)
+    monkeypatch.setattr(GexBertTokenizer, "select_known", counting_match)
+    return counts
+
+
+def test_imputation_validates_and_matches_the_matrix_once(model, embedded_tokenizer, embedded_cohort, tmp_path,
+                                                          validation_counts):
+    from gexbert_hf.cli import main
+
+    frame = embedded_cohort.expression.iloc[:6].mask(np.eye(6, 76, dtype=bool))
+    impute(model, embedded_tokenizer, frame, genes=None, batch_size=2)
+    assert validation_counts == {"validated": 1, "matched": 1}
+    folder, source = tmp_path / "model", tmp_path / "input.csv"
+    model.save_pretrained(folder)
+    embedded_tokenizer.save_pretrained(folder)
+    frame.iloc[:, :40].rename_axis("sample").to_csv(source)
+    validation_counts.update(validated=0, matched=0)
+    assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv"),
+                 "--progress", "false"]) == 0
+    assert validation_counts == {"validated": 1, "matched": 1}  # the reader's validation is the only one

@@ -177,3 +177,30 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, inputs):
         model(**inputs, labels=labels).loss.backward()
         gradients.append(np.concatenate([p.grad.flatten().numpy() for p in model.parameters() if p.grad is not None]))
     np.testing.assert_allclose(gradients[0], gradients[1], atol=1e-6)
+
+
+def test_masked_expression_output_carries_the_encoders_pooled_embedding(tiny_config, inputs):
+    model = _model(GexBertForMaskedExpression, tiny_config)
+    encoder = GexBertModel(model.config).eval()
+    encoder.load_state_dict(model.base_model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).pooler_output, encoder(**inputs).pooler_output)
+
+
+def test_the_model_file_imports_only_torch_transformers_and_the_config():
+    """It travels as remote code: nothing of the package (no hub, no inference, no numpy metrics) may be imported,
+    not even lazily inside a method."""
+    import ast
+    from pathlib import Path
+
+    import gexbert_hf
+
+    source = (Path(gexbert_hf.__file__).parent / "modeling_gexbert.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or "").split(".")[0])
+    assert imported <= {"__future__", "collections", "dataclasses", "typing", "torch", "transformers",
+                        ".configuration_gexbert"}, imported

@@ -27,19 +27,18 @@ import time
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer  # first, as the `gexbert` command does
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.data.synthetic import make_synthetic_cohort
+from gexbert_hf.data.cohorts import make_synthetic_cohort
 from gexbert_hf.training.presets import build_config
-from gexbert_hf.training.pretrain import PretrainArguments, pretrain_model
+from gexbert_hf.training.pretrain import PretrainingOptions, pretrain_model
 import torch
 
 cohort = make_synthetic_cohort(n_samples=120, n_genes=60, n_types=3, n_modules=6, seed=0)
 tokenizer = GexBertTokenizer.fit(cohort.expression, normalization="none", num_levels=16)
 model = GexBertForMaskedExpression(build_config(tokenizer, "tiny"))
 samples = EncodedSamples.from_frame(tokenizer, cohort.expression)
-arguments = PretrainArguments(output_dir=sys.argv[1], max_steps=50, batch_size=16, save_steps=0, logging_steps=50,
-                              progress=False)
+options = PretrainingOptions(max_steps=50, batch_size=16, save_steps=0, logging_steps=50, progress=False)
 started = time.perf_counter()
-result = pretrain_model(model, tokenizer, samples, arguments)
+result = pretrain_model(model, tokenizer, samples, options, output_dir=sys.argv[1])
 print(result.steps, time.perf_counter() - started, torch.get_num_threads())
 """
 

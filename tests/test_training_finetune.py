@@ -10,15 +10,14 @@ import torch
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertForSurvival
 from gexbert_hf.cli import main
+from gexbert_hf.data.collator import panel_ids_and_queries
 from gexbert_hf.data.samples import EncodedSamples
+from gexbert_hf.inference import predict_classes, predict_risk
 from gexbert_hf.training.finetune import (
-    FinetuneArguments,
+    FinetuningOptions,
     choose_panel,
     finetune_classifier,
     finetune_survival,
-    panel_ids_and_queries,
-    predict_classes,
-    predict_risk,
 )
 
 
@@ -39,11 +38,10 @@ def _samples(tokenizer, cohort, rows):
         "survival_time": clinical["time"].to_numpy(np.float32), "event": clinical["event"].to_numpy(np.float32)})
 
 
-def _arguments(task, output_dir, **overrides):
-    values = {"task": task, "model": "(in memory)", "output_dir": str(output_dir), "epochs": 3, "batch_size": 32,
-              "learning_rate": 1e-3, "progress": False}
+def _options(**overrides) -> FinetuningOptions:
+    values = {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "progress": False}
     values.update(overrides)
-    return FinetuneArguments(**values)
+    return FinetuningOptions(**values)
 
 
 def test_classification_from_a_panel_with_queries_reports_metrics_and_saves_the_best_model(
@@ -52,7 +50,7 @@ def test_classification_from_a_panel_with_queries_reports_metrics_and_saves_the_
                          for rows in (range(0, 130), range(130, 198)))
     panel = embedded_tokenizer.genes[:16]
     result = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
-                                 _arguments("classify", tmp_path, query_unseen=True, max_queries=20), panel)
+                                 _options(query_unseen=True, max_queries=20), panel, output_dir=tmp_path)
     assert {"accuracy", "macro_f1", "roc_auc", "loss"} <= set(result.metrics)
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
     assert any("eval_macro_f1" in record for record in result.history)
@@ -75,23 +73,22 @@ def test_encoder_learning_rate_ratio_scales_only_the_pretrained_encoder(
                          for rows in (range(0, 130), range(130, 198)))
     before = {name: value.clone() for name, value in pretrained.gexbert.state_dict().items()}
     frozen = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
-                                 _arguments("classify", tmp_path / "frozen", epochs=1,
-                                            encoder_learning_rate_ratio=0.0), embedded_tokenizer.genes[:16])
+                                 _options(epochs=1, encoder_learning_rate_ratio=0.0), embedded_tokenizer.genes[:16])
     for name, value in frozen.model.gexbert.state_dict().items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=f"encoder weight {name} moved")
     still = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
-                               _arguments("classify", tmp_path / "still", epochs=1, learning_rate=0.0),
+                               _options(epochs=1, learning_rate=0.0),
                                embedded_tokenizer.genes[:16])
     assert not torch.equal(frozen.model.classifier.weight, still.model.classifier.weight)  # the head did train
     moving = finetune_classifier(pretrained, embedded_tokenizer, train, validation, ["negative", "positive"],
-                                 _arguments("classify", tmp_path / "moving", epochs=1), embedded_tokenizer.genes[:16])
+                                 _options(epochs=1), embedded_tokenizer.genes[:16])
     assert any(not torch.equal(value, before[name]) for name, value in moving.model.gexbert.state_dict().items())
 
 
 def test_survival_fine_tuning_reports_a_c_index(pretrained, embedded_tokenizer, embedded_cohort, tmp_path):
     train, validation = (_samples(embedded_tokenizer, embedded_cohort, rows)
                          for rows in (range(0, 130), range(130, 198)))
-    result = finetune_survival(pretrained, embedded_tokenizer, train, validation, _arguments("survival", tmp_path))
+    result = finetune_survival(pretrained, embedded_tokenizer, train, validation, _options(), output_dir=tmp_path)
     assert 0.0 <= result.metrics["c_index"] <= 1.0
     risk = predict_risk(GexBertForSurvival.from_pretrained(tmp_path), embedded_tokenizer, validation)
     assert risk.shape == (len(validation),) and np.isfinite(risk).all()

@@ -15,7 +15,7 @@ from gexbert_hf.training import pretrain as pretrain_module
 from gexbert_hf.training.checkpoints import list_checkpoints
 from gexbert_hf.training.presets import build_config
 from gexbert_hf.training.pretrain import (
-    PretrainArguments,
+    PretrainingOptions,
     TrainingArgumentError,
     evaluate_restoration,
     make_accelerator,
@@ -23,11 +23,11 @@ from gexbert_hf.training.pretrain import (
 )
 
 
-def _arguments(output_dir, **overrides) -> PretrainArguments:
-    values = {"output_dir": str(output_dir), "max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
+def _options(**overrides) -> PretrainingOptions:
+    values = {"max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
               "logging_steps": 2, "eval_steps": 6, "save_steps": 4, "save_total_limit": 2, "progress": False}
     values.update(overrides)
-    return PretrainArguments(**values)
+    return PretrainingOptions(**values)
 
 
 def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, tmp_path):
@@ -45,19 +45,20 @@ def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, t
     train_samples, eval_samples = EncodedSamples.from_frame(tokenizer, fit), EncodedSamples.from_frame(tokenizer, held_out)
     before = evaluate_restoration(model, tokenizer, eval_samples, 64, 48, 0.3)["eval_loss"]
     result = pretrain_model(model, tokenizer, train_samples,
-                            _arguments(tmp_path, max_steps=80, batch_size=32, eval_steps=40, save_steps=0,
-                                       max_genes=48, logging_steps=20),
-                            eval_samples=eval_samples)
+                            _options(max_steps=80, batch_size=32, eval_steps=40, save_steps=0, max_genes=48,
+                                     logging_steps=20),
+                            eval_samples=eval_samples, output_dir=tmp_path)
     assert result.eval_loss < before - 0.1, (before, result.eval_loss)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [record["step"] for record in logged] == [20, 40, 60, 80]
     assert {"loss", "learning_rate", "samples_per_second", "eval_loss"} <= set(logged[-1])
 
 
-def _run(embedded_tokenizer, tiny_config, samples, output_dir, **overrides):
+def _run(embedded_tokenizer, tiny_config, samples, output_dir, resume=False, **overrides):
     torch.manual_seed(0)
     model = GexBertForMaskedExpression(tiny_config)
-    return pretrain_model(model, embedded_tokenizer, samples, _arguments(output_dir, **overrides)).model
+    return pretrain_model(model, embedded_tokenizer, samples, _options(**overrides), output_dir=output_dir,
+                          resume=resume).model
 
 
 def test_resume_after_a_crash_ends_with_identical_weights(embedded_cohort, embedded_tokenizer, tiny_config, tmp_path,
@@ -89,6 +90,22 @@ def test_resume_after_a_crash_ends_with_identical_weights(embedded_cohort, embed
     assert expected.keys() == actual.keys()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+
+def test_pretraining_without_an_output_folder_writes_nothing_and_learns_the_same(
+        embedded_cohort, embedded_tokenizer, tiny_config, tmp_path, monkeypatch):
+    samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
+    on_disk = _run(embedded_tokenizer, tiny_config, samples, tmp_path / "run", save_steps=0)
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples,
+                            _options(save_steps=0))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # nothing written beside the other run
+    assert [record["step"] for record in result.history] == list(range(2, 13, 2))
+    for name, weights in on_disk.state_dict().items():
+        assert torch.equal(weights, result.model.state_dict()[name]), name
+    with pytest.raises(TrainingArgumentError, match="output_dir"):
+        pretrain_model(result.model, embedded_tokenizer, samples, _options(), resume=True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed where CUDA exists")
@@ -152,9 +169,9 @@ def test_pretraining_holds_out_validation_and_never_reads_test(synthetic_cohort,
     seen = {}
     real_pretrain_model = pretrain_module.pretrain_model
 
-    def spy(model, tokenizer, train_samples, args, eval_samples=None, accelerator=None):
+    def spy(model, tokenizer, train_samples, options, eval_samples=None, **run):
         seen["train"], seen["eval"] = list(train_samples["sample"]), list(eval_samples["sample"])
-        return real_pretrain_model(model, tokenizer, train_samples, args, eval_samples, accelerator)
+        return real_pretrain_model(model, tokenizer, train_samples, options, eval_samples, **run)
 
     monkeypatch.setattr(pretrain_module, "pretrain_model", spy)
     dataset = tmp_path / ("dataset_v" if with_validation else "dataset")

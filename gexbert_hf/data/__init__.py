@@ -1,2 +1,2 @@
-"""Data layer: readers, dataset building, the masking collator and the embedded cohort. Knows the tokenizer and
-nothing above it."""
+"""Data layer: readers, dataset building, collators, the one split, and cohorts (embedded, synthetic). Knows the
+tokenizer and nothing above it."""

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import ClinicalInputError, ExpressionInputError
 from ..outputs import claim_output_dir
 from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization, is_anndata
-from .embedded import Cohort
+from .cohorts import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
 from .gene_ids import map_genes
 from .readers import (
@@ -32,8 +32,8 @@ from .readers import (
     read_expression,
     read_gene_map,
     read_split,
-    stratified_split,
 )
+from .splits import stratified_split
 
 SUMMARY_NAME = "build_summary.json"
 
@@ -114,25 +114,10 @@ def build_dataset(
     reading = {"aggregate": aggregate, "orientation": orientation, "layer": layer, "gene_column": gene_column,
                "gene_map": read_gene_map(gene_map) if isinstance(gene_map, (str, Path)) else gene_map}
     cohort = _cohort(expression, clinical, label_column, time_column, event_column, missing_clinical, reading)
-    if isinstance(split, (str, Path)):
-        split_source = str(split)
-        split = read_split(split)
-    else:
-        split_source = "split table"
-    if split is None:
-        labels = cohort.clinical[cohort.label_column] if cohort.label_column else None
-        split = stratified_split(labels, cohort.expression.index, test_fraction, seed)
-        split_source = f"stratified split (seed {seed}, test fraction {test_fraction})"
-    split = apply_split(cohort, split, source=split_source)
-    if "train" not in set(split):
-        raise ValueError(f"{split_source}: no training sample; the tokenizer is fitted on the train split")
+    split, split_source = _cohort_split(cohort, split, seed, test_fraction)
 
     requested = normalization
-    if normalization == "auto":
-        normalization = auto_normalization(cohort.expression)
-    elif normalization == "log1p":
-        source = str(expression) if isinstance(expression, (str, Path)) else cohort.name
-        check_non_negative(cohort.expression, split.index, source)
+    normalization = _resolved_normalization(normalization, cohort, split, expression)
     positions = pd.Series(np.arange(len(cohort.expression)), index=cohort.expression.index)
     tokenizer = fit_tokenizer(cohort.expression, positions[split.index[split == "train"]].to_numpy(),
                               normalization=normalization, num_levels=num_levels)
@@ -165,6 +150,34 @@ def build_dataset(
     if verbose:
         print(format_summary(summary))
     return summary
+
+
+def _resolved_normalization(normalization: str, cohort: Cohort, split: pd.Series, expression) -> str:
+    """`auto` decided on the values (one rule everywhere), `log1p` checked for negative values naming the sample."""
+    if normalization == "auto":
+        return auto_normalization(cohort.expression)
+    if normalization == "log1p":
+        source = str(expression) if isinstance(expression, (str, Path)) else cohort.name
+        check_non_negative(cohort.expression, split.index, source)
+    return normalization
+
+
+def _cohort_split(cohort: Cohort, split: str | Path | pd.Series | None, seed: int, test_fraction: float
+                  ) -> tuple[pd.Series, str]:
+    """The split of every cohort sample (a split table, else a seeded stratified one) and where it came from."""
+    if isinstance(split, (str, Path)):
+        split_source = str(split)
+        split = read_split(split)
+    else:
+        split_source = "split table"
+    if split is None:
+        labels = cohort.clinical[cohort.label_column] if cohort.label_column else None
+        split = stratified_split(labels, cohort.expression.index, test_fraction, seed)
+        split_source = f"stratified split (seed {seed}, test fraction {test_fraction})"
+    split = apply_split(cohort, split, source=split_source)
+    if "train" not in set(split):
+        raise ValueError(f"{split_source}: no training sample; the tokenizer is fitted on the train split")
+    return split, split_source
 
 
 def build_dataset_from_arguments(args: BuildDatasetArguments) -> int:

@@ -143,9 +143,27 @@ def finetuning_targets(sample: dict) -> dict:
     return targets
 
 
+def panel_ids_and_queries(
+    tokenizer: GexBertTokenizer, panel_genes: list[str] | None, query_unseen: bool = False,
+    max_queries: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
+    if panel_genes is None:
+        return None, None
+    panel_ids = tokenizer.convert_genes_to_ids(list(dict.fromkeys(panel_genes)))
+    if not query_unseen:
+        return panel_ids, None
+    outside = [gene for gene in tokenizer.genes if gene not in set(panel_genes)]
+    if max_queries is not None and len(outside) > max_queries:
+        chosen = np.random.default_rng([seed, 7919]).choice(len(outside), size=max_queries, replace=False)
+        outside = [outside[index] for index in np.sort(chosen)]
+    return panel_ids, tokenizer.convert_genes_to_ids(outside)
+
+
 def _token_ids(sample: dict):
     """Gene ids of a stored sample; `gene_ids` is the column name of datasets built before it became `input_ids`."""
     return sample["input_ids"] if "input_ids" in sample else sample["gene_ids"]
 
 
-__all__ = ["DataCollatorForExpressionFinetuning", "DataCollatorForMaskedExpression", "finetuning_targets"]
+__all__ = ["DataCollatorForExpressionFinetuning", "DataCollatorForMaskedExpression", "finetuning_targets",
+           "panel_ids_and_queries"]

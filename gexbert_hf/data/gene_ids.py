@@ -1,4 +1,5 @@
-"""Which axis of a table holds the genes, and gene ids renamed to the model's: a two-column mapping, version suffixes.
+"""Which axis of a table holds the genes, gene ids renamed to the model's (a two-column mapping, version suffixes),
+and gene list files.
 
 Orientation is read from evidence in this order: overlap with the model's vocabulary (impute, predict), overlap with
 known sample ids (the clinical table of build-dataset), then id patterns (TCGA barcodes, Ensembl ids, miRNA ids, gene
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -146,4 +148,13 @@ def _target(gene: str, lookup: Mapping[str, str]) -> str | None:
     return target if target is not None else lookup.get(strip_version(gene))
 
 
-__all__ = ["ORIENTATIONS", "detect_orientation", "gene_map_from_table", "map_gene_names", "map_genes"]
+def read_gene_list(path: str | Path) -> list[str]:
+    """Genes of a text file, one a line, `#` starting a comment, duplicates dropped in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExpressionInputError(f"{path}: gene list file does not exist")
+    genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return list(dict.fromkeys(gene for gene in genes if gene))
+
+
+__all__ = ["ORIENTATIONS", "detect_orientation", "gene_map_from_table", "map_gene_names", "map_genes", "read_gene_list"]

@@ -21,7 +21,7 @@ from pyarrow.lib import ArrowException
 
 from ..errors import ClinicalInputError, ExpressionInputError, GexBertError, one_line, preview
 from ..tokenization_gexbert import as_expression_frame, describe_ids
-from .embedded import Cohort
+from .cohorts import Cohort
 from .gene_ids import ORIENTATIONS, detect_orientation, gene_map_from_table, map_genes
 
 logger = logging.getLogger(__name__)
@@ -105,35 +105,31 @@ def read_xena_tsv(path: str | Path, aggregate: str | None = None) -> pd.DataFram
     Tab-separated by default, comma-separated for `.csv`, plain or gzip; Parquet with the genes as index or first
     column.
     """
-    path = _existing(path, ExpressionInputError)
-    if _is_parquet(path):
-        raw = _read_parquet(path, what="gene")
-        header = [str(raw.index.name)] + [str(column) for column in raw.columns]
-    else:
-        header = _header(path, _separator(path))
-        _check_header(path, header, axis="sample", first="gene")
-        raw = pd.read_csv(path, sep=_separator(path), index_col=0, engine="c", low_memory=False)
-    _check_identifiers(path, raw.index, what="gene", column=header[0])
-    _check_duplicated_rows(path, raw.index, what="gene", aggregate=aggregate)
-    _check_numeric(path, raw, row_kind="gene", column_kind="sample")
+    raw = _read_checked_table(_existing(path, ExpressionInputError), "gene", "sample", aggregate)
     return as_expression_frame(raw.T, aggregate=aggregate, source=f"{path} (genes x samples)")
 
 
 @_names_unreadable_files(ExpressionInputError, "a samples x genes table")
 def read_expression_table(path: str | Path, aggregate: str | None = None) -> pd.DataFrame:
     """Samples x genes CSV / TSV / Parquet, first column (or the Parquet index) = sample id -> samples x genes."""
-    path = _existing(path, ExpressionInputError)
+    raw = _read_checked_table(_existing(path, ExpressionInputError), "sample", "gene", aggregate_rows=None)
+    return as_expression_frame(raw, aggregate=aggregate, source=f"{path} (samples x genes)")
+
+
+def _read_checked_table(path: Path, row_kind: str, column_kind: str, aggregate_rows: str | None) -> pd.DataFrame:
+    """A table whose first column (or Parquet index) names its rows, checked before any conversion: the header,
+    the row ids, duplicated rows (allowed when they will be aggregated) and every cell a number."""
     if _is_parquet(path):
-        raw = _read_parquet(path, what="sample")
+        raw = _read_parquet(path, what=row_kind)
         header = [str(raw.index.name)] + [str(column) for column in raw.columns]
     else:
         header = _header(path, _separator(path))
-        _check_header(path, header, axis="gene", first="sample")
+        _check_header(path, header, axis=column_kind, first=row_kind)
         raw = pd.read_csv(path, sep=_separator(path), index_col=0, engine="c", low_memory=False)
-    _check_identifiers(path, raw.index, what="sample", column=header[0])
-    _check_duplicated_rows(path, raw.index, what="sample", aggregate=None)
-    _check_numeric(path, raw, row_kind="sample", column_kind="gene")
-    return as_expression_frame(raw, aggregate=aggregate, source=f"{path} (samples x genes)")
+    _check_identifiers(path, raw.index, what=row_kind, column=header[0])
+    _check_duplicated_rows(path, raw.index, what=row_kind, aggregate=aggregate_rows)
+    _check_numeric(path, raw, row_kind=row_kind, column_kind=column_kind)
+    return raw
 
 
 @_names_unreadable_files(ExpressionInputError, "AnnData (.h5ad)")
@@ -204,24 +200,6 @@ def read_split(path: str | Path) -> pd.Series:
             f"of {SPLIT_NAMES}"
         )
     return pd.Series(split.to_numpy(), index=pd.Index(ids.to_numpy(), name="sample"), name="split")
-
-
-def stratified_split(
-    labels: pd.Series | None, samples: Sequence[str], test_fraction: float = 0.2, seed: int = 0
-) -> pd.Series:
-    """Seeded train/test split, stratified by `labels` (a class with one sample stays in train)."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    samples = pd.Index(samples, name="sample")
-    groups = np.zeros(len(samples), dtype=np.int64) if labels is None else pd.factorize(
-        labels.reindex(samples).astype(str))[0]
-    rng = np.random.default_rng(seed)
-    split = np.full(len(samples), "train", dtype=object)
-    for group in np.unique(groups):
-        members = rng.permutation(np.flatnonzero(groups == group))
-        n_test = min(int(round(test_fraction * len(members))), len(members) - 1)
-        split[members[:n_test]] = "test"
-    return pd.Series(split, index=samples, name="split")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -320,7 +298,7 @@ def apply_split(cohort: Cohort, split: pd.Series, source: str = "split table") -
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# the shared data folders
+# cohort folders: expression.tsv.gz (Xena genes x samples), clinical.tsv, split.tsv
 # ----------------------------------------------------------------------------------------------------------------------
 def load_cohort(
     data_dir: str | Path,
@@ -329,7 +307,7 @@ def load_cohort(
     event_column: str | None = "os_event",
     missing_clinical: str = "keep",
 ) -> Cohort:
-    """A folder laid out like `../shared/data/*` (expression.tsv.gz, clinical.tsv) -> Cohort.
+    """A cohort folder (expression.tsv.gz in Xena genes x samples layout, clinical.tsv) -> Cohort.
 
     Samples missing a survival time are kept (NaN) by default: classification uses them, survival code filters.
     """
@@ -343,7 +321,7 @@ def load_cohort(
 
 
 def load_split(data_dir: str | Path) -> pd.Series:
-    """`split.tsv` of a shared data folder -> Series (train / test) indexed by sample."""
+    """`split.tsv` of a cohort folder -> Series (train / test) indexed by sample."""
     return read_split(Path(data_dir) / "split.tsv")
 
 
@@ -498,5 +476,5 @@ def _lines(positions) -> list[int]:
 
 __all__ = [
     "ORIENTATIONS", "apply_split", "join_cohort", "load_cohort", "load_split", "read_clinical", "read_expression",
-    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv", "stratified_split",
+    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv",
 ]

@@ -7,34 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from ..inference import attention_received
 from ..tokenization_gexbert import GexBertTokenizer
-
-
-@torch.no_grad()
-def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, batch_size: int = 8
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean attention over samples, layers and heads between the genes of `frame` (CLS and padding dropped).
-
-    Returns (gene x gene matrix [query, key], attention each gene receives = column mean).
-    """
-    was_training = model.training
-    model.eval()
-    encoder = model.gexbert if hasattr(model, "gexbert") else model
-    n = frame.shape[1]
-    total = np.zeros((n, n))
-    for start in range(0, len(frame), batch_size):
-        inputs = tokenizer(frame.iloc[start:start + batch_size], return_tensors="pt")
-        outputs = encoder(inputs["input_ids"], inputs["level_ids"], inputs["values"], inputs["attention_mask"],
-                          output_attentions=True, return_dict=True)
-        stacked = torch.stack(outputs.attentions)  # layers, batch, heads, query, key
-        total += stacked[..., 1:, 1:].float().mean(dim=(0, 2)).sum(0).numpy()
-    model.train(was_training)
-    matrix = total / len(frame)
-    return matrix, matrix.mean(axis=0)
 
 
 def differential_genes(work: pd.DataFrame, types: pd.Series, cancer: str, top: int) -> list[str]:

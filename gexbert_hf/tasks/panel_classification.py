@@ -14,48 +14,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.feature_selection import f_classif
 from sklearn.metrics import accuracy_score, f1_score
 from tqdm.auto import tqdm
 
+from ..inference import restore_from_panel
 from ..tokenization_gexbert import GexBertTokenizer
 from .baselines import CLASSIFIER_GRIDS, fit_predict_proba, tune_classifier
 
 BASELINES = ("LR", "RF", "HGB", "MLP")
 # probability averages; the pair differs only in GexBERT's restored genes and embedding feeding the LR member
 ENSEMBLES = {"LR+MLP ensemble": ("LR", "MLP"), "GexBERT restore→LR + MLP ensemble": ("GexBERT restore→LR", "MLP")}
-
-
-@torch.no_grad()
-def restore_from_panel(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, queries: Sequence[str],
-                       batch_size: int = 128, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Restored means (working scale, samples x queries) and pooled embeddings (samples x hidden) of `frame`'s
-    samples, seeing only `frame`'s columns (the panel) and asking for `queries` as MASK tokens.
-
-    One encoder pass yields both: the pooled embedding of the encoder and the decoder's level distributions.
-    """
-    from ..modeling_gexbert import expand_attention_mask
-
-    was_training = model.training
-    model.eval()
-    queries = list(queries)
-    query_ids = tokenizer.convert_genes_to_ids(queries) if queries else np.zeros(0, np.int64)
-    restored = np.zeros((len(frame), len(queries)))
-    pooled = np.zeros((len(frame), model.config.hidden_size))
-    for start in tqdm(range(0, len(frame), batch_size), desc="restoring", unit="batch", disable=not progress):
-        inputs = tokenizer(frame.iloc[start:start + batch_size], queries=queries or None, return_tensors="pt")
-        encoded = model.gexbert(inputs["input_ids"], inputs["level_ids"], inputs["values"],
-                                inputs["attention_mask"], return_dict=True)
-        pooled[start:start + batch_size] = encoded.pooler_output.float().numpy()
-        if queries:
-            decoded = model.decoder(encoded.last_hidden_state,
-                                    expand_attention_mask(inputs["attention_mask"])).last_hidden_state
-            logits = model.level_head(decoded[:, -len(queries):]).float()
-            probabilities = torch.softmax(logits, -1).numpy()
-            restored[start:start + batch_size] = tokenizer.level_distribution_moments(probabilities, query_ids)[0]
-    model.train(was_training)
-    return restored, pooled
 
 
 def informative_queries(work_train: pd.DataFrame, labels: np.ndarray, panel: Sequence[str], max_queries: int

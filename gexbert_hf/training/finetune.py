@@ -3,6 +3,8 @@
 The pretrained encoder (`gexbert.*` weights) is carried into a fresh head; a gene panel restricts what the model sees
 (the limited-panel experiments), optionally with the genes outside the panel appended as MASK queries. The panel is
 stored in the fine-tuned model's config, so `predict_*` and `gexbert predict` see exactly what training saw.
+`finetune_classifier` / `finetune_survival` take plain options (`FinetuningOptions`) and an optional output folder;
+`FinetuneArguments` and `finetune` are the command around them. The Trainer itself is set up in `trainer.py`.
 """
 
 from __future__ import annotations
@@ -10,54 +12,53 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import evaluate
 import numpy as np
-import torch
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
-from transformers.utils import logging as hf_logging
+from transformers import set_seed
 
 from ..checks import check_tokenizer_matches
-from ..data.collator import DataCollatorForExpressionFinetuning
 from ..data.encoding import with_model_column_names
-from ..data.samples import EncodedSamples, fetch_rows
+from ..data.gene_ids import read_gene_list
+from ..data.samples import EncodedSamples
+from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
+from ..inference import predict_classes, predict_risk, softmax
+from ..metrics import concordance_index
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
     GexBertForSurvival,
     GexBertModel,
     GexBertPreTrainedModel,
-    concordance_index,
 )
-from ..outputs import claim_output_dir, take_deprecated_overwrite
+from ..outputs import OutputFolder, claim_output_dir, refuse_overlap, take_deprecated_overwrite
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
 from .model_files import load_config, load_weights
 from .pretrain import check_training_set
+from .trainer import build_trainer, train_best_epoch
 
 TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
 HISTORY_FILE = "finetune_history.json"
 
 
-@dataclass
-class FinetuneArguments:
-    """Everything a fine-tuning run needs; parsed from the CLI, a script or a JSON file alike."""
+@dataclass(kw_only=True)
+class FinetuningOptions:
+    """How to fine-tune: queries beside a panel, epochs, batches, optimiser, early stopping, precision. Plain values
+    that a script or the study sets directly; `FinetuneArguments` adds the files and switches of `gexbert finetune`."""
 
-    task: str = field(metadata={"help": "classify (class labels) or survival (Cox risk)."})
-    model: str = field(metadata={"help": "A pretrained GexBERT directory (e.g. the output of `gexbert pretrain`)."})
-    output_dir: str = field(metadata={"help": "Where the best fine-tuned model and its tokenizer are saved."})
-    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
-    genes: str | None = field(default=None, metadata={"help": "Gene panel file, one gene per line."})
-    panel_size: int | None = field(default=None, metadata={"help": "Random panel of this many vocabulary genes."})
-    panel_seed: int = field(default=0, metadata={"help": "Seed of the random panel."})
     query_unseen: bool = field(default=False, metadata={"help": "Append genes outside the panel as MASK queries."})
     max_queries: int | None = field(default=None, metadata={"help": "At most this many query genes (seeded)."})
+    panel_seed: int = field(default=0, metadata={"help": "Seed of the random panel and of the query subsample."})
     epochs: float = field(default=10, metadata={"help": "Maximum training epochs (early stopping may end sooner)."})
     batch_size: int = field(default=32, metadata={"help": "Samples per batch."})
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate (of the new head)."})
@@ -67,14 +68,27 @@ class FinetuneArguments:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
     early_stopping_patience: int = field(default=3, metadata={"help": "Epochs without improvement before stopping."})
-    validation_fraction: float = field(default=0.15, metadata={"help": "Share of train held out for validation "
-                                                                        "when the dataset has no validation split."})
     seed: int = field(default=0, metadata={"help": "Seed of the head, data order and gene subsampling."})
     max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per training sample and step "
                                                                    "(default: the model's max_genes); evaluation "
                                                                    "uses this cap too, or every gene when unset."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+
+@dataclass
+class FinetuneArguments(FinetuningOptions):
+    """`gexbert finetune`: the options above plus the task, the pretrained model, the dataset, the panel and the
+    output folder; parsed from the CLI, a script or a JSON file alike."""
+
+    task: str = field(metadata={"help": "classify (class labels) or survival (Cox risk)."})
+    model: str = field(metadata={"help": "A pretrained GexBERT directory (e.g. the output of `gexbert pretrain`)."})
+    output_dir: str = field(metadata={"help": "Where the best fine-tuned model and its tokenizer are saved."})
+    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
+    genes: str | None = field(default=None, metadata={"help": "Gene panel file, one gene per line."})
+    panel_size: int | None = field(default=None, metadata={"help": "Random panel of this many vocabulary genes."})
+    validation_fraction: float = field(default=0.15, metadata={"help": "Share of train held out for validation "
+                                                                        "when the dataset has no validation split."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing fine-tuned model (only in a "
                                                              "folder an earlier gexbert finetune wrote)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Deprecated spelling of --overwrite."})
@@ -139,15 +153,9 @@ class ConcordanceMetric(evaluate.Metric):
             return {"c_index": 0.5}
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(-1, keepdims=True)
-
-
 def _classification_metrics(prediction) -> dict[str, float]:
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return ClassificationMetric().compute(predictions=_softmax(np.asarray(logits)),
+    return ClassificationMetric().compute(predictions=softmax(np.asarray(logits)),
                                           references=np.asarray(prediction.label_ids).reshape(-1))
 
 
@@ -185,32 +193,6 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
     return head.to(next(model.parameters()).device)
 
 
-def panel_ids_and_queries(
-    tokenizer: GexBertTokenizer, panel_genes: list[str] | None, query_unseen: bool = False,
-    max_queries: int | None = None, seed: int = 0,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
-    if panel_genes is None:
-        return None, None
-    panel_ids = tokenizer.convert_genes_to_ids(list(dict.fromkeys(panel_genes)))
-    if not query_unseen:
-        return panel_ids, None
-    outside = [gene for gene in tokenizer.genes if gene not in set(panel_genes)]
-    if max_queries is not None and len(outside) > max_queries:
-        chosen = np.random.default_rng([seed, 7919]).choice(len(outside), size=max_queries, replace=False)
-        outside = [outside[index] for index in np.sort(chosen)]
-    return panel_ids, tokenizer.convert_genes_to_ids(outside)
-
-
-def read_gene_list(path: str | Path) -> list[str]:
-    """Genes of a text file, one a line, `#` starting a comment, duplicates dropped in order."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExpressionInputError(f"{path}: gene list file does not exist")
-    genes = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return list(dict.fromkeys(gene for gene in genes if gene))
-
-
 def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, panel_size: int | None = None,
                  panel_seed: int = 0) -> list[str] | None:
     """A panel from a file (one gene per line; # comments) or `panel_size` vocabulary genes drawn with `panel_seed`."""
@@ -233,158 +215,70 @@ def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, pan
     return None
 
 
-class RowDataset(torch.utils.data.Dataset):
-    """Index access to an `EncodedSamples` or a tokenized `datasets.Dataset`, one dict per sample, for `Trainer`."""
-
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> dict:
-        return fetch_rows(self.samples, [int(index)])[0]
-
-
-class _PanelTrainer(Trainer):
-    """`Trainer` whose evaluation and prediction batches come from their own deterministic collator."""
-
-    def __init__(self, *args, eval_collator: DataCollatorForExpressionFinetuning, encoder_learning_rate_ratio: float = 1.0,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eval_collator = eval_collator
-        self.encoder_learning_rate_ratio = encoder_learning_rate_ratio
-
-    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """Trainer's optimizer, with the pretrained encoder (`gexbert.*`) in its own groups at a scaled rate."""
-        if self.optimizer is not None or self.encoder_learning_rate_ratio == 1.0:
-            return super().create_optimizer(model)
-        model = self.model if model is None else model
-        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
-        decay = set(self.get_decay_parameter_names(model))
-        groups = []
-        for encoder in (True, False):
-            for decayed in (True, False):
-                parameters = [parameter for name, parameter in model.named_parameters()
-                              if parameter.requires_grad and name.startswith("gexbert.") == encoder
-                              and (name in decay) == decayed]
-                if parameters:
-                    groups.append({"params": parameters, "weight_decay": self.args.weight_decay if decayed else 0.0,
-                                   "lr": self.args.learning_rate * (self.encoder_learning_rate_ratio if encoder
-                                                                    else 1.0)})
-        self.optimizer = optimizer_class(groups, **optimizer_kwargs)
-        return self.optimizer
-
-    def _with_eval_collator(self, make_loader, *args):
-        training_collator = self.data_collator
-        self.eval_collator.calls = 0  # the same gene subsets at every evaluation
-        self.data_collator = self.eval_collator
-        try:
-            return make_loader(*args)
-        finally:
-            self.data_collator = training_collator
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
-
-    def get_test_dataloader(self, test_dataset):
-        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+@contextmanager
+def _trainer_dir(output_dir: str | Path | None) -> Iterator[Path]:
+    """Where the Trainer keeps its epoch checkpoints: inside the output folder, or a temporary folder without one;
+    removed once training is done (the best model is returned, and saved by the caller)."""
+    if output_dir is None:
+        with tempfile.TemporaryDirectory(prefix="gexbert-finetune-") as folder:
+            yield Path(folder)
+        return
+    yield Path(output_dir) / TRAINER_DIR
+    shutil.rmtree(Path(output_dir) / TRAINER_DIR, ignore_errors=True)
 
 
-def _collators(tokenizer, model, args: FinetuneArguments, panel_genes):
-    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, args.query_unseen, args.max_queries,
-                                                 args.panel_seed)
-    # the collators pass the targets (labels, survival_time, event) through under the heads' argument names
-    common = {"panel_ids": panel_ids, "query_ids": query_ids}
-    training = DataCollatorForExpressionFinetuning(tokenizer, max_genes=args.max_genes or model.config.max_genes,
-                                                   seed=args.seed, **common)
-    evaluation = DataCollatorForExpressionFinetuning(tokenizer, max_genes=args.max_genes, seed=args.seed + 1, **common)
-    return training, evaluation
+# task -> (the targets a batch carries, the metric choosing the best epoch, its computation)
+TASK_TARGETS = {"classify": (["labels"], "macro_f1", _classification_metrics),
+                "survival": (["survival_time", "event"], "c_index", _survival_metrics)}
 
 
-def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(Path(args.output_dir) / TRAINER_DIR),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=max(args.batch_size, 64),
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_ratio,  # below 1: a share of the steps (transformers 5)
-        lr_scheduler_type="linear",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        logging_strategy="epoch",
-        save_total_limit=1,
-        save_only_model=True,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=True,
-        remove_unused_columns=False,
-        report_to=[],
-        seed=args.seed,
-        data_seed=args.seed,
-        bf16=args.bf16,
-        disable_tqdm=not args.progress,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
-
-
-def _finetune(model, tokenizer, train, validation, args, panel_genes, task: str, config_overrides: dict
-              ) -> FinetuneResult:
+def _finetune(model, tokenizer: GexBertTokenizer, train, validation, options: FinetuningOptions,
+              panel_genes: list[str] | None, task: str, config_overrides: dict, output_dir: str | Path | None,
+              overwrite: bool) -> FinetuneResult:
+    """Check, build the head, train with early stopping, and save the best model where `output_dir` says."""
     configure_threads()
-    output_dir = Path(args.output_dir)
-    if (output_dir / "config.json").exists() and not args.overwrite:
-        raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite to replace it")
-    inputs = {"--model": model if isinstance(model, (str, Path)) else None, "--dataset": args.dataset}
-    folder = claim_output_dir(output_dir, "finetune", inputs, args.overwrite, argument="--output_dir")
+    folder = None if output_dir is None else _claim_output(Path(output_dir), model, overwrite)
     if len(train) == 0 or len(validation) == 0:
         raise ClinicalInputError(f"fine-tuning needs training and validation samples, got {len(train)} and "
                                  f"{len(validation)}")
+    head = _head(model, tokenizer, task, options, panel_genes, config_overrides)
+    if folder is not None:
+        folder.mark()  # only once the inputs are known to be usable: a refused run writes nothing
+    with _trainer_dir(output_dir) as trainer_dir:
+        label_names, metric, compute = TASK_TARGETS[task]
+        trainer = build_trainer(head, tokenizer, train, validation, options, panel_genes, trainer_dir,
+                                label_names, metric, compute)
+        metrics, history = train_best_epoch(trainer, options.progress)
+        best = trainer.model
+        if output_dir is not None and trainer.args.should_save:
+            def write_final_model(folder: Path) -> None:
+                best.save_pretrained(folder)
+                tokenizer.save_pretrained(folder)
+                (folder / HISTORY_FILE).write_text(json.dumps({"metrics": metrics, "history": history}, indent=1))
+
+            save_final_model(Path(output_dir), write_final_model)  # staged, config.json moved in last
+    return FinetuneResult(model=best, metrics=metrics, history=history)
+
+
+def _claim_output(output_dir: Path, model, overwrite: bool) -> OutputFolder:
+    """The output folder, checked (not yet marked): no model replaced without `overwrite`, never the source model."""
+    if (output_dir / "config.json").exists() and not overwrite:
+        raise OutputExistsError(f"{output_dir} already holds a model; pass --overwrite to replace it")
+    inputs = {"--model": model if isinstance(model, (str, Path)) else None}
+    return claim_output_dir(output_dir, "finetune", inputs, overwrite, argument="--output_dir")
+
+
+def _head(model, tokenizer: GexBertTokenizer, task: str, options: FinetuningOptions, panel_genes: list[str] | None,
+          config_overrides: dict) -> GexBertPreTrainedModel:
+    """The task's head on the pretrained encoder, its config recording the panel, queries and tokenizer."""
     head_class = GexBertForSequenceClassification if task == "classify" else GexBertForSurvival
     config_overrides = {**config_overrides, "panel_genes": list(panel_genes) if panel_genes is not None else None,
-                        "query_unseen": bool(args.query_unseen and panel_genes is not None),
-                        "max_queries": args.max_queries, "panel_seed": args.panel_seed}
-    head = load_head_model(model, head_class, seed=args.seed, **config_overrides)
+                        "query_unseen": bool(options.query_unseen and panel_genes is not None),
+                        "max_queries": options.max_queries, "panel_seed": options.panel_seed}
+    head = load_head_model(model, head_class, seed=options.seed, **config_overrides)
     check_tokenizer_matches(tokenizer, head.config, source=str(model) if isinstance(model, (str, Path)) else "model")
     head.config.tokenizer_fingerprint = tokenizer.fingerprint  # an older checkpoint: record the pair it trains with
-    folder.mark()  # only once the inputs are known to be usable: a refused run writes nothing
-    if task == "classify":
-        label_names, metric, compute = ["labels"], "macro_f1", _classification_metrics
-    else:
-        label_names, metric, compute = ["survival_time", "event"], "c_index", _survival_metrics
-    training_collator, eval_collator = _collators(tokenizer, head, args, panel_genes)
-    training_arguments = _training_arguments(args, metric)
-    training_arguments.label_names = label_names
-    trainer = _PanelTrainer(
-        model=head, args=training_arguments, data_collator=training_collator, eval_collator=eval_collator,
-        train_dataset=RowDataset(train), eval_dataset=RowDataset(validation), compute_metrics=compute,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)],
-        encoder_learning_rate_ratio=args.encoder_learning_rate_ratio,
-    )
-    if not args.progress:  # quiet: no per-epoch log lines and no shard-writing bars
-        trainer.remove_callback(PrinterCallback)
-        hf_logging.disable_progress_bar()
-    try:
-        trainer.train()
-        final = trainer.evaluate()
-    finally:
-        if not args.progress:
-            hf_logging.enable_progress_bar()
-    metrics = {key.removeprefix("eval_"): float(value) for key, value in final.items()
-               if isinstance(value, (int, float))}
-    history = list(trainer.state.log_history)
-    best = trainer.model
-    if trainer.args.should_save:
-        def write_final_model(folder: Path) -> None:
-            best.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            (folder / HISTORY_FILE).write_text(json.dumps({"metrics": metrics, "history": history}, indent=1))
-
-        save_final_model(output_dir, write_final_model)  # staged, config.json moved in last
-        shutil.rmtree(output_dir / TRAINER_DIR, ignore_errors=True)  # the best model is saved above
-    return FinetuneResult(model=best, metrics=metrics, history=history)
+    return head
 
 
 def finetune_classifier(
@@ -393,16 +287,23 @@ def finetune_classifier(
     train: EncodedSamples,
     validation: EncodedSamples,
     label_names: list[str],
-    args: FinetuneArguments,
+    options: FinetuningOptions | None = None,
     panel_genes: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> FinetuneResult:
-    """Fine-tune a classifier (samples carry `labels`, int codes into `label_names`); best macro-F1 epoch kept."""
+    """Fine-tune a classifier (samples carry `labels`, int codes into `label_names`); best macro-F1 epoch kept.
+
+    `output_dir` receives the best model, its tokenizer and the training history (replacing an earlier
+    `gexbert finetune` model there only with `overwrite`); without one nothing is written.
+    """
     if len(label_names) < 2:
         raise ClinicalInputError(f"classification needs at least two classes, got {label_names}")
     overrides = {"id2label": dict(enumerate(map(str, label_names))),
                  "label2id": {str(name): index for index, name in enumerate(label_names)},
                  "problem_type": "single_label_classification"}
-    return _finetune(model, tokenizer, train, validation, args, panel_genes, "classify", overrides)
+    return _finetune(model, tokenizer, train, validation, options or FinetuningOptions(), panel_genes, "classify",
+                     overrides, output_dir, overwrite)
 
 
 def finetune_survival(
@@ -410,68 +311,23 @@ def finetune_survival(
     tokenizer: GexBertTokenizer,
     train: EncodedSamples,
     validation: EncodedSamples,
-    args: FinetuneArguments,
+    options: FinetuningOptions | None = None,
     panel_genes: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> FinetuneResult:
-    """Fine-tune a Cox risk model (samples carry `survival_time` and `event`); best C-index epoch kept.
+    """Fine-tune a Cox risk model (samples carry `survival_time` and `event`); best C-index epoch kept; output as
+    in `finetune_classifier`.
 
     Each batch is its own risk set, so larger batches give the Cox loss more pairs to rank.
     """
-    return _finetune(model, tokenizer, train, validation, args, panel_genes, "survival", {})
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# prediction
-# ----------------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, max_queries=None,
-                 max_genes=None, output: str = "logits") -> np.ndarray:
-    configure_threads()
-    if panel_genes is None:
-        panel_genes = getattr(model.config, "panel_genes", None)
-    if max_queries is None:  # the query cap (and its seed, below) the model was fine-tuned with
-        max_queries = getattr(model.config, "max_queries", None)
-    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, max_queries,
-                                                 getattr(model.config, "panel_seed", 0))
-    collator = DataCollatorForExpressionFinetuning(tokenizer, max_genes=max_genes, panel_ids=panel_ids,
-                                                   query_ids=query_ids, seed=1)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    results = []
-    for start in range(0, len(samples), batch_size):
-        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
-        results.append(getattr(model(**batch), output).float().cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(results)
-
-
-def predict_classes(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                    query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities `(samples, classes)`; `panel_genes=None` uses the panel the model was fine-tuned on."""
-    return _softmax(_forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size))
-
-
-def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                 query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Cox risk scores (log hazard ratios, higher = earlier event); panel as in `predict_classes`."""
-    return _forward_all(model, tokenizer, samples, panel_genes, query_unseen, batch_size, output="risk")
+    return _finetune(model, tokenizer, train, validation, options or FinetuningOptions(), panel_genes, "survival",
+                     {}, output_dir, overwrite)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # the command: a build-dataset folder in, a fine-tuned model (and its test metrics) out
 # ----------------------------------------------------------------------------------------------------------------------
-def _split_validation(strata: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation positions, stratified by `strata` (class labels or events)."""
-    from sklearn.model_selection import train_test_split
-
-    positions = np.arange(len(strata))
-    counts = np.unique(strata, return_counts=True)[1]
-    stratify = strata if counts.min() >= 2 else None
-    train, validation = train_test_split(positions, test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(validation)
-
-
 def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
     """(train, validation, test or None, label names) from a build-dataset folder, samples lacking the target out."""
     dataset_dir = Path(args.dataset)
@@ -505,9 +361,12 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
     if "validation" in splits:
         validation = usable(splits["validation"])
     else:
+        if not 0.0 < args.validation_fraction < 1.0:
+            raise ClinicalInputError(f"--validation_fraction must be in (0, 1) to carve validation samples out of "
+                                     f"the train split of {dataset_dir}, got {args.validation_fraction}")
         strata = np.asarray(train["labels"] if args.task == "classify" else train["event"])
-        fit_rows, validation_rows = _split_validation(strata, args.validation_fraction, args.seed)
-        train, validation = train.select(fit_rows), train.select(validation_rows)
+        held = split_validation(strata, args.validation_fraction, args.seed)
+        train, validation = train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held))
     test = usable(splits["test"]) if "test" in splits else None
     label_names = splits["train"].features["labels"].names if args.task == "classify" else None
     return train, validation, test, label_names
@@ -528,10 +387,12 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     print(f"fine-tuning {args.task} on {len(train)} samples (validation {len(validation)}"
           + (f", test {len(test)}" if test is not None else "") + ")"
           + (f" from a {len(panel)}-gene panel" if panel else ""))
+    refuse_overlap(Path(args.output_dir), {"--dataset": args.dataset})  # the library call checks the rest
+    output = {"output_dir": args.output_dir, "overwrite": args.overwrite}
     if args.task == "classify":
-        result = finetune_classifier(str(model_dir), tokenizer, train, validation, label_names, args, panel)
+        result = finetune_classifier(str(model_dir), tokenizer, train, validation, label_names, args, panel, **output)
     else:
-        result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel)
+        result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel, **output)
     summary = {"validation": result.metrics}
     if test is not None and len(test):
         query = bool(getattr(result.model.config, "query_unseen", False))
@@ -551,15 +412,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
     print(f"saved the best model to {args.output_dir}")
     return result
 
-
-def finetune_from_arguments(args: FinetuneArguments) -> int:
-    """The `gexbert finetune` entry point."""
-    finetune(args)
-    return 0
-
-
 __all__ = [
-    "finetune", "finetune_from_arguments", "load_finetune_data",
-    "FinetuneArguments", "FinetuneResult", "finetune_classifier", "finetune_survival", "predict_classes",
-    "predict_risk", "load_head_model", "choose_panel", "panel_ids_and_queries", "RowDataset",
+    "FinetuneArguments", "FinetuneResult", "FinetuningOptions", "choose_panel", "finetune", "finetune_classifier",
+    "finetune_survival", "load_finetune_data", "load_head_model",
 ]

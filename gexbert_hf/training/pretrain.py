@@ -28,8 +28,10 @@ from transformers.utils import FEATURE_EXTRACTOR_NAME
 from ..data.collator import DataCollatorForMaskedExpression
 from ..data.encoding import with_model_column_names
 from ..data.samples import fetch_rows
+from ..data.splits import held_out_mask
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
 from ..hub import REMOTE_CODE_FILES
+from ..inference import forward_batches
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
@@ -52,21 +54,18 @@ TENSORBOARD_DIR = "tensorboard"
 FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", *REMOTE_CODE_FILES,
                      TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
 MAX_VALIDATION_SAMPLES = 1000  # enough for a stable held-out loss; more only slows every evaluation
+HELD_OUT_STREAM = 17  # the random stream of the seed that carves the held-out part
 
 
 class TrainingArgumentError(GexBertError, ValueError):
     """Training options that cannot work together or on this machine (e.g. fp16 on a CPU)."""
 
 
-@dataclass
-class PretrainArguments:
-    """Everything a pretraining run needs; parsed from the CLI, a script or a JSON file alike."""
+@dataclass(kw_only=True)
+class PretrainingOptions:
+    """How to pretrain: steps, batches, optimiser, masking, precision, logging and checkpoint cadence. Plain values
+    that a script or the study sets directly; `PretrainArguments` adds the files and switches of `gexbert pretrain`."""
 
-    output_dir: str = field(metadata={"help": "Where checkpoints, metrics and the final model go."})
-    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
-    preset: str = field(default="small", metadata={"help": "Model size preset: tiny, small or base."})
-    config_file: str | None = field(default=None, metadata={"help": "JSON of GexBertConfig overrides."})
-    value_embedding: str | None = field(default=None, metadata={"help": "level, continuous or both."})
     max_steps: int = field(default=2000, metadata={"help": "Optimizer steps."})
     batch_size: int = field(default=32, metadata={"help": "Samples per process and micro-batch."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
@@ -83,6 +82,19 @@ class PretrainArguments:
     eval_steps: int = field(default=200, metadata={"help": "Steps between held-out restoration evaluations."})
     save_steps: int = field(default=200, metadata={"help": "Steps between checkpoints (0 = none)."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (newest)."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+
+@dataclass
+class PretrainArguments(PretrainingOptions):
+    """`gexbert pretrain`: the options above plus the dataset, the output folder and the model to build; parsed from
+    the CLI, a script or a JSON file alike."""
+
+    output_dir: str = field(metadata={"help": "Where checkpoints, metrics and the final model go."})
+    dataset: str | None = field(default=None, metadata={"help": "A `gexbert build-dataset` output directory."})
+    preset: str = field(default="small", metadata={"help": "Model size preset: tiny, small or base."})
+    config_file: str | None = field(default=None, metadata={"help": "JSON of GexBertConfig overrides."})
+    value_embedding: str | None = field(default=None, metadata={"help": "level, continuous or both."})
     resume: bool = field(default=False, metadata={"help": "Continue from the newest complete checkpoint."})
     overwrite: bool = field(default=False, metadata={"help": "Allow replacing a finished run (only in a folder an "
                                                              "earlier gexbert pretrain wrote)."})
@@ -91,7 +103,6 @@ class PretrainArguments:
     validation_fraction: float = field(default=0.1, metadata={
         "help": "Share of train held out (seeded, at most 1000 samples) for the held-out restoration loss when "
                 "the dataset has no validation split; the test split is never read."})
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
     def __post_init__(self):
         take_deprecated_overwrite(self)
@@ -163,26 +174,20 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
 
 
-@torch.no_grad()
 def evaluate_restoration(
     model: torch.nn.Module, tokenizer: GexBertTokenizer, samples, batch_size: int, max_genes: int | None,
     mask_fraction: float, seed: int = 12345,
 ) -> dict[str, float]:
     """Held-out restoration loss and level accuracy under a fixed masking, comparable across steps and runs."""
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=mask_fraction, seed=seed)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_loss, total_correct, total_targets = 0.0, 0, 0
-    for start in range(0, len(samples), batch_size):
-        batch = collator(fetch_rows(samples, range(start, min(start + batch_size, len(samples))))).to(device)
-        outputs = model(**batch)
+
+    def read(outputs, batch) -> tuple[float, int, int]:
         targets = batch["labels"] != -100
         count = int(targets.sum())
-        total_loss += float(outputs.loss) * count
-        total_correct += int((outputs.level_logits.argmax(-1) == batch["labels"])[targets].sum())
-        total_targets += count
-    model.train(was_training)
+        return float(outputs.loss) * count, int((outputs.level_logits.argmax(-1) == batch["labels"])[targets].sum()), count
+
+    parts = forward_batches(model, len(samples), batch_size, lambda rows: collator(fetch_rows(samples, rows)), read)
+    total_loss, total_correct, total_targets = (sum(values) for values in zip(*parts)) if parts else (0.0, 0, 0)
     return {"eval_loss": total_loss / max(total_targets, 1), "eval_level_accuracy": total_correct / max(total_targets, 1)}
 
 
@@ -190,95 +195,139 @@ def pretrain_model(
     model: GexBertForMaskedExpression,
     tokenizer: GexBertTokenizer,
     train_samples,
-    args: PretrainArguments,
+    options: PretrainingOptions,
     eval_samples=None,
     accelerator: Accelerator | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> PretrainResult:
-    """Train `model` in place on `train_samples` (an `EncodedSamples` or a tokenized `datasets.Dataset`)."""
+    """Train `model` in place on `train_samples` (an `EncodedSamples` or a tokenized `datasets.Dataset`).
+
+    `output_dir` receives `metrics.jsonl`, TensorBoard logs and a checkpoint every `save_steps`; without one the run
+    stays in memory (its history is in the result). `resume` continues from the folder's newest usable checkpoint.
+    """
+    if resume and output_dir is None:
+        raise TrainingArgumentError("resume continues a run from its checkpoints: give the output_dir holding them")
     configure_threads()
-    accelerator = accelerator or make_accelerator(args.mixed_precision, args.gradient_accumulation_steps)
-    set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-    checkpoint_root = output_dir / CHECKPOINT_DIR
-    max_genes = args.max_genes or model.config.max_genes
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    collator = DataCollatorForMaskedExpression(
-        tokenizer, max_genes=max_genes, mask_fraction=args.mask_fraction, seed=args.seed,
-        rank=accelerator.process_index,
-    )
-    sampler = EpochSampler(len(train_samples), args.batch_size, accelerator.num_processes, accelerator.process_index,
-                           args.seed)
-    optimizer = torch.optim.AdamW(_parameter_groups(model, args.weight_decay), lr=args.learning_rate)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * args.max_steps),
-                                                args.max_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    parts = TrainingParts(accelerator, model, optimizer, scheduler, collator)
-    run = run_arguments(accelerator.unwrap_model(model).config, tokenizer, train_samples, args, max_genes,
+    accelerator = accelerator or make_accelerator(options.mixed_precision, options.gradient_accumulation_steps)
+    set_seed(options.seed)
+    output_dir = None if output_dir is None else Path(output_dir)
+    parts, sampler, max_genes = _training_parts(model, tokenizer, len(train_samples), options, accelerator)
+    run = run_arguments(accelerator.unwrap_model(parts.model).config, tokenizer, train_samples, options, max_genes,
                         accelerator.num_processes)
-    step, position, history = _start_or_resume(parts, output_dir, run, args)
-
-    writer = (_tensorboard_writer(output_dir, purge_step=step + 1 if step else None)
-              if accelerator.is_main_process else None)
-    progress = tqdm(total=args.max_steps, initial=step, desc="pretraining", unit="step",
-                    disable=not (args.progress and accelerator.is_main_process))
-    model.train()
-    started, window_start, window_samples = time.perf_counter(), time.perf_counter(), 0
+    step, position, history = _start_or_resume(parts, output_dir, run, resume, options.save_steps)
+    progress = tqdm(total=options.max_steps, initial=step, desc="pretraining", unit="step",
+                    disable=not (options.progress and accelerator.is_main_process))
+    parts.model.train()
+    started, log = time.perf_counter(), _RunLog(output_dir if accelerator.is_main_process else None, step)
     loss_value, eval_metrics = float("nan"), {}
-    while step < args.max_steps:
-        running = 0.0
-        for _ in range(args.gradient_accumulation_steps):
-            batch = collator(fetch_rows(train_samples, sampler.batch(position))).to(accelerator.device)
-            position += 1
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                running += float(loss.detach()) / args.gradient_accumulation_steps
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_samples += len(batch["input_ids"]) * accelerator.num_processes
-        scheduler.step()
+    while step < options.max_steps:
+        loss_value = _optimizer_step(parts, train_samples, sampler, position, options, log)
+        position += options.gradient_accumulation_steps
         step += 1
-        loss_value = running
         progress.update(1)
-
-        if step % args.logging_steps == 0 or step == args.max_steps:
-            elapsed = time.perf_counter() - window_start
-            record = {"step": step, "loss": loss_value, "learning_rate": scheduler.get_last_lr()[0],
-                      "samples_per_second": window_samples / max(elapsed, 1e-9)}
-            window_start, window_samples = time.perf_counter(), 0
-            if eval_samples is not None and (step % args.eval_steps == 0 or step == args.max_steps):
-                if accelerator.is_main_process:
-                    eval_metrics = evaluate_restoration(accelerator.unwrap_model(model), tokenizer, eval_samples,
-                                                        args.batch_size, max_genes, args.mask_fraction)
-                    record.update(eval_metrics)
-                accelerator.wait_for_everyone()
+        if step % options.logging_steps == 0 or step == options.max_steps:
+            record = log.record(step, loss_value, parts.scheduler.get_last_lr()[0])
+            if eval_samples is not None and (step % options.eval_steps == 0 or step == options.max_steps):
+                eval_metrics = _evaluate_on_main(parts, tokenizer, eval_samples, options, max_genes)
+                record.update(eval_metrics)
             history.append(record)
             progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{record['learning_rate']:.2e}",
                                  samples_s=f"{record['samples_per_second']:.0f}")
-            if accelerator.is_main_process:
-                _log(output_dir, record, writer)
-
-        if args.save_steps and step % args.save_steps == 0 and step < args.max_steps:
-            save_checkpoint(parts, checkpoint_root, step,
-                            {"position": position, "history": history, "run": run}, args.save_total_limit)
+            log.write(record)
+        if output_dir is not None and options.save_steps and step % options.save_steps == 0 and step < options.max_steps:
+            save_checkpoint(parts, output_dir / CHECKPOINT_DIR, step,
+                            {"position": position, "history": history, "run": run}, options.save_total_limit)
     progress.close()
-    if writer is not None:
-        writer.close()
-    unwrapped = accelerator.unwrap_model(model)
-    return PretrainResult(model=unwrapped, steps=step, final_loss=loss_value,
+    log.close()
+    return PretrainResult(model=accelerator.unwrap_model(parts.model), steps=step, final_loss=loss_value,
                           eval_loss=eval_metrics.get("eval_loss"), seconds=time.perf_counter() - started,
                           history=history)
 
 
-def _start_or_resume(parts: TrainingParts, output_dir: Path, run: dict, args: PretrainArguments
+def _training_parts(model: GexBertForMaskedExpression, tokenizer: GexBertTokenizer, n_samples: int,
+                    options: PretrainingOptions, accelerator: Accelerator
+                    ) -> tuple[TrainingParts, EpochSampler, int]:
+    """Collator, data order, optimiser and schedule of a run, prepared by Accelerate; and the genes per sample."""
+    max_genes = options.max_genes or model.config.max_genes
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=options.mask_fraction,
+                                               seed=options.seed, rank=accelerator.process_index)
+    sampler = EpochSampler(n_samples, options.batch_size, accelerator.num_processes, accelerator.process_index,
+                           options.seed)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, options.weight_decay), lr=options.learning_rate)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(options.warmup_ratio * options.max_steps),
+                                                options.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return TrainingParts(accelerator, model, optimizer, scheduler, collator), sampler, max_genes
+
+
+def _optimizer_step(parts: TrainingParts, train_samples, sampler: EpochSampler, position: int,
+                    options: PretrainingOptions, log: _RunLog) -> float:
+    """One optimiser step over `gradient_accumulation_steps` micro-batches from data position `position`; returns
+    the step's mean loss."""
+    accelerator, model = parts.accelerator, parts.model
+    running = 0.0
+    for offset in range(options.gradient_accumulation_steps):
+        batch = parts.collator(fetch_rows(train_samples, sampler.batch(position + offset))).to(accelerator.device)
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            running += float(loss.detach()) / options.gradient_accumulation_steps
+            if accelerator.sync_gradients and options.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+            parts.optimizer.step()
+            parts.optimizer.zero_grad(set_to_none=True)
+        log.samples += len(batch["input_ids"]) * accelerator.num_processes
+    parts.scheduler.step()
+    return running
+
+
+def _evaluate_on_main(parts: TrainingParts, tokenizer: GexBertTokenizer, eval_samples, options: PretrainingOptions,
+                      max_genes: int) -> dict[str, float]:
+    """Held-out restoration on the main process (the others wait); empty on the others."""
+    metrics = {}
+    if parts.accelerator.is_main_process:
+        metrics = evaluate_restoration(parts.accelerator.unwrap_model(parts.model), tokenizer, eval_samples,
+                                       options.batch_size, max_genes, options.mask_fraction)
+    parts.accelerator.wait_for_everyone()
+    return metrics
+
+
+class _RunLog:
+    """A run's log lines: throughput since the last line, and `metrics.jsonl` + TensorBoard where the run has an
+    output folder (main process only)."""
+
+    def __init__(self, output_dir: Path | None, step: int):
+        self.writer = None if output_dir is None else _tensorboard_writer(output_dir, step + 1 if step else None)
+        self.output_dir, self.started, self.samples = output_dir, time.perf_counter(), 0
+
+    def record(self, step: int, loss: float, learning_rate: float) -> dict:
+        """The record of `step`; the throughput window starts again."""
+        elapsed = time.perf_counter() - self.started
+        record = {"step": step, "loss": loss, "learning_rate": learning_rate,
+                  "samples_per_second": self.samples / max(elapsed, 1e-9)}
+        self.started, self.samples = time.perf_counter(), 0
+        return record
+
+    def write(self, record: dict) -> None:
+        if self.output_dir is not None:
+            _log(self.output_dir, record, self.writer)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _start_or_resume(parts: TrainingParts, output_dir: Path | None, run: dict, resume: bool, save_steps: int
                      ) -> tuple[int, int, list[dict]]:
     """(step, data position, history) to start from: the newest usable checkpoint of this run, or zero."""
+    if output_dir is None:
+        return 0, 0, []
     root = output_dir / CHECKPOINT_DIR
-    if not args.resume:
-        if args.save_steps and list_checkpoints(root):
+    if not resume:
+        if save_steps and list_checkpoints(root):
             raise OutputExistsError(f"{root} holds checkpoints of an earlier run; resume it, or remove them "
                                     "(`gexbert pretrain --overwrite`) before starting a new one")
         return 0, 0, []
@@ -375,12 +424,13 @@ def split_held_out(splits, fraction: float, seed: int) -> tuple[object, object |
     if not 0.0 <= fraction < 1.0:
         raise TrainingArgumentError(f"validation_fraction must be in [0, 1), got {fraction}")
     train = splits["train"]
-    count = min(MAX_VALIDATION_SAMPLES, int(round(fraction * len(train))))
-    if count == 0:
+    # at most MAX_VALIDATION_SAMPLES, from pretraining's own random stream of the seed
+    capped = min(fraction, MAX_VALIDATION_SAMPLES / max(len(train), 1))
+    held = held_out_mask(len(train), capped, np.random.default_rng([seed, HELD_OUT_STREAM]), min_per_stratum=0)
+    if not held.any():
         return train, None, "nothing (no validation split, validation_fraction 0)"
-    order = np.random.default_rng([seed, 17]).permutation(len(train))
-    held, kept = np.sort(order[:count]), np.sort(order[count:])
-    return train.select(kept), train.select(held), f"{count} samples carved from train (seed {seed})"
+    return (train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held)),
+            f"{int(held.sum())} samples carved from train (seed {seed})")
 
 
 def pretrain(args: PretrainArguments) -> PretrainResult:
@@ -422,7 +472,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     accelerator.print(f"pretraining {model.num_parameters():,} parameters on {len(train)} samples x "
                       f"{len(tokenizer.genes)} genes with {accelerator.num_processes} process(es) on {accelerator.device}; "
                       f"held-out restoration on {held_out_name}")
-    result = pretrain_model(model, tokenizer, train, args, eval_samples=held_out, accelerator=accelerator)
+    result = pretrain_model(model, tokenizer, train, args, eval_samples=held_out, accelerator=accelerator,
+                            output_dir=output_dir, resume=args.resume)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         def write_final_model(folder: Path) -> None:
@@ -438,9 +489,3 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
             accelerator.print(f"pushed to https://huggingface.co/{args.push_to_hub}")
     accelerator.wait_for_everyone()
     return result
-
-
-def pretrain_from_arguments(args: PretrainArguments) -> int:
-    """The `gexbert pretrain` entry point."""
-    pretrain(args)
-    return 0

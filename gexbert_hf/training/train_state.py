@@ -32,7 +32,7 @@ from .state_files import (
 )
 
 if TYPE_CHECKING:
-    from .pretrain import PretrainArguments
+    from .pretrain import PretrainingOptions
 
 MODEL_STATE, OPTIMIZER_STATE, SCHEDULER_STATE = "model.safetensors", "optimizer.safetensors", "scheduler.safetensors"
 # run arguments that change the weights a step produces; logging, saving and progress options may change freely
@@ -61,7 +61,7 @@ def checkpoint_files(num_processes: int) -> list[str]:
     return [MODEL_STATE, OPTIMIZER_STATE, SCHEDULER_STATE, *map(process_state_file, range(num_processes))]
 
 
-def run_arguments(config, tokenizer: GexBertTokenizer, train_samples, args: PretrainArguments, max_genes: int,
+def run_arguments(config, tokenizer: GexBertTokenizer, train_samples, args: PretrainingOptions, max_genes: int,
                   num_processes: int) -> dict:
     """What makes a checkpoint's weights this run's: data, tokenizer, model config and training arguments.
 

@@ -1,4 +1,4 @@
-"""Synthetic cohorts: planted structure (modules, tumour types, hazard genes) is really there, and seeds repeat."""
+"""Cohorts: the synthetic one's planted structure (modules, tumour types, hazard genes) is really there, and seeds repeat."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 from sksurv.metrics import concordance_index_censored
 
-from gexbert_hf.data.embedded import Cohort
-from gexbert_hf.data.synthetic import make_synthetic_cohort
+from gexbert_hf.data.cohorts import Cohort, make_synthetic_cohort
 
 
 def test_shape_types_and_seed(synthetic_cohort):

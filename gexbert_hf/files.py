@@ -17,29 +17,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..checks import check_finite_output, check_tokenizer_matches
-from ..configuration_gexbert import GexBertConfig
-from ..data.readers import read_expression, read_gene_map
-from ..data.samples import EncodedSamples
-from ..errors import ExpressionInputError, preview
-from ..hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
-from ..modeling_gexbert import (
+from .checks import check_finite_output, check_tokenizer_matches
+from .configuration_gexbert import GexBertConfig
+from .data.gene_ids import read_gene_list
+from .data.readers import read_expression, read_gene_map
+from .data.samples import EncodedSamples
+from .errors import ExpressionInputError, preview
+from .hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
+from .inference import impute_frame, predict_classes, predict_risk
+from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertForSurvival,
     GexBertModel,
     GexBertPreTrainedModel,
 )
-from ..outputs import check_output_file, claim_output_dir
-from ..tokenization_gexbert import (
+from .outputs import check_output_file, claim_output_dir
+from .tokenization_gexbert import (
     FEATURE_EXTRACTOR_NAME,
     TOKENIZER_ARRAYS_NAME,
     TOKENIZER_CONFIG_NAME,
     GexBertTokenizer,
     describe_ids,
 )
-from .finetune import read_gene_list
-from .model_files import load_config, load_weights
+from .training.model_files import load_config, load_weights
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
                                                GexBertForSurvival, GexBertModel)}
@@ -163,8 +164,6 @@ class ImputeArguments(InputArguments):
 
 def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     """Read, impute with the model's predictive distribution, write filled values and their uncertainty."""
-    from ..tasks.imputation import impute
-
     input_path, output = Path(args.input), Path(args.output)
     uncertainty_path = None if _is_h5ad(output) else sidecar_path(output, "uncertainty")
     _check_outputs({"input file": input_path, "gene list": args.genes, "gene map": args.gene_map},
@@ -184,8 +183,8 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
         tokenizer.select_known(frame, source=str(input_path))  # raises, naming the ids the model expects
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
-        filled, uncertainty = impute(model, tokenizer, frame, genes=requested, batch_size=args.batch_size,
-                                     progress=args.progress)
+        filled, uncertainty = impute_frame(model, tokenizer, frame, genes=requested, batch_size=args.batch_size,
+                                           progress=args.progress)
     if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
         filled = filled.join(frame[unknown])
         uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))
@@ -204,7 +203,7 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
 def _write_imputed_h5ad(args: ImputeArguments, input_path: Path, frame: pd.DataFrame, filled: pd.DataFrame,
                         uncertainty: pd.DataFrame, output: Path) -> None:
     """A copy of the input AnnData (or one built from the input table) with the imputation in two layers."""
-    from ..data.anndata import anndata_from_frame, imputed_anndata, load_anndata, var_gene_names, write_h5ad
+    from .data.anndata import anndata_from_frame, imputed_anndata, load_anndata, var_gene_names, write_h5ad
 
     if _is_h5ad(input_path):
         source = load_anndata(input_path)
@@ -212,12 +211,6 @@ def _write_imputed_h5ad(args: ImputeArguments, input_path: Path, frame: pd.DataF
     else:
         source, gene_names = anndata_from_frame(frame), None
     write_h5ad(imputed_anndata(source, filled, uncertainty, gene_names), output)
-
-
-def impute_from_arguments(args: ImputeArguments) -> int:
-    impute_file(args)
-    return 0
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # predict
@@ -237,8 +230,6 @@ class PredictArguments(InputArguments):
 def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
                   batch_size: int = 64, source: str = "input") -> pd.DataFrame:
     """Predictions for a samples x genes DataFrame, using the panel and queries the model was fine-tuned with."""
-    from .finetune import predict_classes, predict_risk
-
     panel = getattr(model.config, "panel_genes", None)
     if panel is not None:
         measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
@@ -294,12 +285,6 @@ def predict_file(args: PredictArguments) -> Path:
     print(f"predicted {len(table)} samples -> {output}")
     return output
 
-
-def predict_from_arguments(args: PredictArguments) -> int:
-    predict_file(args)
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------------------------------
@@ -345,12 +330,6 @@ def export_model(args: ExportArguments) -> Path:
           f"AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True) "
           f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
     return output
-
-
-def export_from_arguments(args: ExportArguments) -> int:
-    export_model(args)
-    return 0
-
 
 __all__ = [
     "ExportArguments", "ImputeArguments", "PredictArguments", "export_model", "impute_file", "load_model_and_tokenizer",

@@ -1,18 +1,60 @@
-"""Synthetic cohorts for unit and scale tests: co-expression modules, tumour types, a hazard tied to a few genes.
+"""Cohorts: expression and clinical data aligned on one sample index, and the two that ship with the package.
 
-Synthetic data checks that code runs and recovers planted structure; it never stands in for real data in a result.
-Values are TPM-like (non-negative, heavy upper tail), so `normalization='auto'` picks log1p as for real TPM files.
-The matrix is filled in sample chunks, so 11,000 x 20,000 costs little more than the matrix itself.
+The embedded cohort is GSE7390 as shipped inside scikit-survival (198 breast tumours x 76 genes, ER status, grade,
+distant-metastasis-free survival): it comes with a dependency, so the demo and tests run on any machine.
+
+Synthetic cohorts serve unit and scale tests: co-expression modules, tumour types, a hazard tied to a few genes. They
+check that code runs and recovers planted structure; they never stand in for real data in a result. Values are
+TPM-like (non-negative, heavy upper tail), so `normalization='auto'` picks log1p as for real TPM files. The matrix
+is filled in sample chunks, so 11,000 x 20,000 costs little more than the matrix itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from .embedded import Cohort
+CLINICAL_COLUMNS = ("age", "er", "grade", "size")  # the embedded cohort's non-gene features
+_CHUNK = 1024  # synthetic samples generated at a time
 
-_CHUNK = 1024  # samples generated at a time
+
+@dataclass
+class Cohort:
+    """Expression (samples x genes, NaN = not measured) and clinical table, aligned on the same sample index.
+
+    `label_column`, `time_column` and `event_column` name the registered clinical columns (None when absent).
+    """
+
+    expression: pd.DataFrame
+    clinical: pd.DataFrame
+    label_column: str | None = None
+    time_column: str | None = None
+    event_column: str | None = None
+    name: str = "cohort"
+
+
+def load_embedded_cohort() -> Cohort:
+    """GSE7390 breast cancer: expression of 76 genes, clinical `er` (label), `time` / `event` (metastasis-free)."""
+    from sksurv.datasets import load_breast_cancer
+
+    features, outcome = load_breast_cancer()
+    samples = pd.Index([f"GSE7390_{i:03d}" for i in range(len(features))], name="sample")
+    genes = [column for column in features.columns if column not in CLINICAL_COLUMNS]
+    expression = features[genes].astype(np.float64).set_axis(samples)
+    clinical = pd.DataFrame(
+        {
+            "er": features["er"].astype(str).to_numpy(),
+            "grade": features["grade"].astype(str).to_numpy(),
+            "age": features["age"].astype(float).to_numpy(),
+            "time": outcome["t.tdm"].astype(float),
+            "event": outcome["e.tdm"].astype(int),
+        },
+        index=samples,
+    )
+    return Cohort(expression, clinical, label_column="er", time_column="time", event_column="event",
+                  name="GSE7390 (scikit-survival breast_cancer)")
 
 
 def make_synthetic_cohort(
@@ -83,4 +125,4 @@ def make_synthetic_cohort(
                   name=f"synthetic ({n_samples} x {n_genes}, seed {seed})")
 
 
-__all__ = ["make_synthetic_cohort"]
+__all__ = ["CLINICAL_COLUMNS", "Cohort", "load_embedded_cohort", "make_synthetic_cohort"]

@@ -1,0 +1,342 @@
+"""Using a trained GexBERT on expression profiles: one batched forward pass behind every use.
+
+`forward_batches` holds what every use shares: eval mode, no gradients, the model's device, batches, a progress bar,
+and the training flag given back as found. On it sit restoration (`predict_distribution`, `impute`,
+`restore_from_panel`), sample embeddings (`embed`), fine-tuned predictions (`predict_classes`, `predict_risk`) and
+attention (`attention_received`). A matrix is validated once at the edge (`as_expression_frame`, or the reader that
+produced it), encoded and normalised once (`GexBertTokenizer.encode_known`), then travels as arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import BatchEncoding
+
+from .checks import check_finite_output, check_tokenizer_matches, model_name
+from .configuration_gexbert import MASK_LEVEL_ID, PAD_LEVEL_ID, POOLINGS
+from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
+from .data.samples import EncodedSamples, fetch_rows
+from .errors import ExpressionInputError
+from .threads import configure_threads
+from .tokenization_gexbert import GexBertTokenizer, as_expression_frame, is_anndata
+
+IMPUTATION_INPUT = "imputation input"
+EMBEDDING_INPUT = "embedding input"
+OBSM_KEY = "X_gexbert"
+EMBEDDING_SEED = 1  # the gene subsampling stream when `max_genes` caps a profile: the same call, the same vector
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the one forward loop
+# ----------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def forward_batches(model: torch.nn.Module, n_samples: int, batch_size: int,
+                    make_batch: Callable[[range], BatchEncoding], read: Callable, forward: Callable | None = None,
+                    description: str = "", progress: bool = False, **forward_options) -> list:
+    """`read(outputs, batch)` for each batch of `n_samples` rows, `outputs = forward(**batch)` (default the model
+    itself; e.g. `model.base_model` for the encoder alone) in eval mode on the model's device; the model's
+    training flag is given back as found, also when a batch fails."""
+    if batch_size < 1:
+        raise ExpressionInputError(f"batch_size must be positive, got {batch_size}")
+    configure_threads()
+    forward = model if forward is None else forward
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results = []
+    try:
+        for start in tqdm(range(0, n_samples, batch_size), desc=description, unit="batch", disable=not progress):
+            batch = make_batch(range(start, min(start + batch_size, n_samples))).to(device)
+            results.append(read(forward(**batch, **forward_options), batch))
+    finally:
+        model.train(was_training)
+    return results
+
+
+def dense_inputs(tokenizer: GexBertTokenizer, gene_ids: np.ndarray, level_ids: np.ndarray, values: np.ndarray
+                 ) -> BatchEncoding:
+    """Model inputs for rows that share one gene order (nothing to pad): the CLS token, then every gene."""
+    rows, genes = level_ids.shape
+    return BatchEncoding({
+        "input_ids": np.hstack([np.full((rows, 1), tokenizer.cls_token_id, dtype=np.int64),
+                                np.broadcast_to(np.asarray(gene_ids, dtype=np.int64), (rows, genes))]),
+        "level_ids": np.hstack([np.full((rows, 1), PAD_LEVEL_ID, dtype=np.int64), level_ids.astype(np.int64)]),
+        "values": np.hstack([np.zeros((rows, 1), dtype=np.float32), values.astype(np.float32)]),
+        "attention_mask": np.ones((rows, genes + 1), dtype=np.int64),
+    }, tensor_type="pt")
+
+
+def _with_queries(encoded: dict, query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gene ids, level ids, values) with `query_ids` appended as MASK tokens, replacing any measured value."""
+    keep = ~np.isin(encoded["gene_ids"], query_ids)
+    n_samples = len(encoded["samples"])
+    return (np.concatenate([encoded["gene_ids"][keep], query_ids]),
+            np.hstack([encoded["level_ids"][:, keep], np.full((n_samples, len(query_ids)), MASK_LEVEL_ID)]),
+            np.hstack([encoded["values"][:, keep], np.zeros((n_samples, len(query_ids)), np.float32)]))
+
+
+def _with_columns(matrix: np.ndarray, count: int, fill) -> np.ndarray:
+    """`matrix` with `count` columns of `fill` appended (the genes asked for that the input lacks)."""
+    return np.hstack([matrix, np.full((len(matrix), count), fill, dtype=matrix.dtype)])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# restoration: missing values and absent genes from the predicted level distribution
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class RestoredDistribution:
+    """Per sample and gene, on the tokenizer's working scale: predicted mean, spread and central interval."""
+
+    samples: list[str]
+    genes: list[str]
+    raw: np.ndarray  # the input as given, NaN where the value was missing or absent
+    observed: np.ndarray  # the same on the working scale
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def predict_distribution(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None,
+                         batch_size: int = 64, coverage: float = 0.8, progress: bool = False,
+                         layer: str | None = None, gene_column: str | None = None) -> RestoredDistribution:
+    """Predict every missing value of `data` and every gene of `genes` absent from it (working scale).
+
+    `data` is a samples x genes DataFrame or an AnnData (`layer`, `gene_column`); the input's genes keep their
+    names in the result even where they match the vocabulary only without an Ensembl version suffix.
+    """
+    frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
+    return restore_distribution(model, tokenizer, frame, genes, batch_size, coverage, progress)
+
+
+def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
+                         batch_size: int = 64, coverage: float = 0.8, progress: bool = False) -> RestoredDistribution:
+    """`predict_distribution` of a matrix validated already (`as_expression_frame`, or a reader's output): it is
+    encoded and normalised once. Every NaN and every requested absent gene enters as a MASK query beside the
+    measured genes of its sample."""
+    if not hasattr(model, "level_head"):
+        raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
+    check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
+    known = tokenizer.select_known(frame, source=IMPUTATION_INPUT)
+    requested = list(dict.fromkeys(genes or []))
+    tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
+    absent = [gene for gene in requested if gene not in known.columns]
+    encoded = tokenizer.encode_known(known)
+    gene_ids = np.concatenate([encoded["gene_ids"], tokenizer.convert_genes_to_ids(absent)])
+    observed = _with_columns(encoded["normalized"], len(absent), np.nan)
+    level_ids = np.where(np.isnan(observed), MASK_LEVEL_ID, _with_columns(encoded["level_ids"], len(absent), 0))
+    values = _with_columns(encoded["values"], len(absent), 0.0)
+    mean, std, lower, upper = _level_distributions(model, tokenizer, gene_ids, level_ids, values, batch_size,
+                                                   coverage, progress)
+    check_finite_output(mean, encoded["samples"], model)
+    input_names = {tokenizer.vocabulary_name(gene): gene for gene in frame.columns}
+    return RestoredDistribution(
+        samples=encoded["samples"], genes=[input_names.get(gene, gene) for gene in [*known.columns, *absent]],
+        raw=_with_columns(known.to_numpy(), len(absent), np.nan), observed=observed,
+        mean=mean, std=std, lower=lower, upper=upper,
+    )
+
+
+def _level_distributions(model, tokenizer: GexBertTokenizer, gene_ids: np.ndarray, level_ids: np.ndarray,
+                         values: np.ndarray, batch_size: int, coverage: float, progress: bool
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, spread and central `coverage` interval of every token's predicted level distribution (CLS dropped)."""
+
+    def read(outputs, batch) -> tuple[np.ndarray, ...]:
+        probabilities = torch.softmax(outputs.level_logits[:, 1:].float(), dim=-1).cpu().numpy()
+        return (*tokenizer.level_distribution_moments(probabilities, gene_ids),
+                *tokenizer.level_distribution_interval(probabilities, gene_ids, coverage))
+
+    parts = forward_batches(model, len(level_ids), batch_size,
+                            lambda rows: dense_inputs(tokenizer, gene_ids, level_ids[rows], values[rows]), read,
+                            description="imputing", progress=progress)
+    mean, std, lower, upper = (np.concatenate(part) for part in zip(*parts))
+    return mean, std, lower, upper
+
+
+def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None, batch_size: int = 64,
+           progress: bool = False, layer: str | None = None, gene_column: str | None = None
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return `(filled, uncertainty)`, DataFrames shaped like the input plus any requested absent genes.
+
+    `data` is a samples x genes DataFrame or an AnnData (obs x var; `layer` instead of `X`, `gene_column` a var
+    column naming the genes); the frames are indexed by sample (obs names) either way, a DataFrame's own labels
+    kept, so `data.fillna(filled)` lines up.
+
+    Measured values are kept as given; each NaN (and each absent requested gene) is replaced by the mean of its
+    predicted distribution, back on the input's scale. `uncertainty` is that distribution's standard deviation on
+    the tokenizer's working scale (log1p-space for `log1p` tokenizers), 0 for measured values.
+    """
+    if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
+        raise ExpressionInputError(f"{IMPUTATION_INPUT}: no samples")
+    frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
+    filled, uncertainty = impute_frame(model, tokenizer, frame, genes, batch_size, progress)
+    if not isinstance(data, pd.DataFrame):
+        return filled, uncertainty
+    index, columns = _caller_labels(data, filled)
+    return filled.set_axis(index).set_axis(columns, axis=1), uncertainty.set_axis(index).set_axis(columns, axis=1)
+
+
+def impute_frame(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
+                 batch_size: int = 64, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`impute` of a matrix validated already (a reader's output), indexed by its sample ids."""
+    restored = restore_distribution(model, tokenizer, frame, genes, batch_size, progress=progress)
+    measured = ~np.isnan(restored.raw)
+    index, columns = pd.Index(restored.samples, name="sample"), pd.Index(restored.genes)
+    return (pd.DataFrame(np.where(measured, restored.raw, tokenizer.denormalize(restored.mean)), index, columns),
+            pd.DataFrame(np.where(measured, 0.0, restored.std), index, columns))
+
+
+def _caller_labels(data: pd.DataFrame, filled: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
+    """The caller's own row and column labels (values, dtype, name), which validation turned into strings. Requested
+    genes absent from `data` keep their vocabulary names."""
+    if len(data.index) != len(filled.index):  # validation never drops or reorders samples; guard the promise
+        raise RuntimeError(f"imputation returned {len(filled.index)} samples for {len(data.index)} given")
+    own = {str(column): column for column in data.columns}
+    return data.index.copy(), pd.Index([own.get(gene, gene) for gene in filled.columns], name=data.columns.name)
+
+
+def restore_from_panel(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, queries: Sequence[str],
+                       batch_size: int = 128, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Restored means (working scale, samples x queries) and pooled embeddings (samples x hidden) of `frame`'s
+    samples, seeing only `frame`'s columns (the panel) and asking for `queries` as MASK tokens.
+
+    One pass yields both: the pooled embedding of the encoder and the decoder's level distributions.
+    """
+    queries = list(queries)
+    encoded = tokenizer.encode(frame)
+    query_ids = tokenizer.convert_genes_to_ids(queries) if queries else np.zeros(0, np.int64)
+    gene_ids, level_ids, values = _with_queries(encoded, query_ids)
+
+    def read(outputs, batch) -> tuple[np.ndarray, np.ndarray]:
+        pooled = outputs.pooler_output.float().cpu().numpy().astype(np.float64)
+        if not queries:
+            return np.zeros((len(pooled), 0)), pooled
+        probabilities = torch.softmax(outputs.level_logits[:, -len(queries):].float(), -1).cpu().numpy()
+        return tokenizer.level_distribution_moments(probabilities, query_ids)[0], pooled
+
+    parts = forward_batches(model, len(level_ids), batch_size,
+                            lambda rows: dense_inputs(tokenizer, gene_ids, level_ids[rows], values[rows]), read,
+                            forward=model if queries else model.base_model, description="restoring",
+                            progress=progress)
+    restored, pooled = (np.concatenate(part) for part in zip(*parts))
+    return restored, pooled
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# sample embeddings
+# ----------------------------------------------------------------------------------------------------------------------
+def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, pooling: str | None = None,
+          max_genes: int | None = None, progress: bool = False):
+    """Embed every sample of `data`: a samples x hidden DataFrame indexed like `data`, or an AnnData copy.
+
+    `model` is any GexBERT (pretrained, classifier, survival or the bare encoder); only its encoder runs, over each
+    profile's measured genes (NaN = not measured, left out as in fine-tuning and prediction).
+    `pooling` is `"cls"` or `"mean"` (default: the model's `config.pooling`, the one its heads were trained on).
+    `max_genes` caps the genes read per sample (seeded subsample; default all measured genes): attention cost
+    grows with its square. An AnnData (`.obs_names`, `.var_names`, `.X`) comes back as a copy with
+    `obsm["X_gexbert"]`; a DataFrame as a DataFrame with columns `gexbert_0 ...`, the caller's index kept.
+    """
+    pooling = pooling or model.config.pooling
+    if pooling not in POOLINGS:
+        raise ExpressionInputError(f"embed: pooling must be one of {POOLINGS}, got {pooling!r}")
+    if batch_size < 1:
+        raise ExpressionInputError(f"embed: batch_size must be positive, got {batch_size}")
+    if not (isinstance(data, pd.DataFrame) or is_anndata(data)):
+        raise ExpressionInputError(f"embed: data must be a samples x genes DataFrame or an AnnData, got "
+                                   f"{type(data).__name__}")
+    if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
+        raise ExpressionInputError(f"{EMBEDDING_INPUT}: no samples")
+    known = tokenizer.select_known(as_expression_frame(data, source=EMBEDDING_INPUT), source=EMBEDDING_INPUT)
+    samples = EncodedSamples(tokenizer.encode_known(known))
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0, seed=EMBEDDING_SEED)
+    encoder = model.base_model
+
+    def read(outputs, batch) -> np.ndarray:
+        pooled = (outputs.pooler_output if pooling == model.config.pooling
+                  else encoder.pool(outputs.last_hidden_state, batch["attention_mask"], pooling))
+        return pooled.float().cpu().numpy()
+
+    vectors = np.concatenate(forward_batches(model, len(samples), batch_size,
+                                             lambda rows: collator(fetch_rows(samples, rows)), read, forward=encoder,
+                                             description="embedding", progress=progress))
+    if is_anndata(data):
+        result = data.copy()
+        result.obsm[OBSM_KEY] = vectors
+        return result
+    return pd.DataFrame(vectors, index=data.index.copy(), columns=[f"gexbert_{i}" for i in range(vectors.shape[1])])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# fine-tuned heads: classes and risk, from the panel (and queries) the model was fine-tuned with
+# ----------------------------------------------------------------------------------------------------------------------
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits `(..., classes)`, numerically stable."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def predict_classes(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
+                    query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities `(samples, classes)` of an `EncodedSamples` or tokenized dataset; `panel_genes=None` uses
+    the panel the model was fine-tuned on."""
+    return softmax(_head_outputs(model, tokenizer, samples, panel_genes, query_unseen, batch_size, "logits"))
+
+
+def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
+                 query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
+    """Cox risk scores (log hazard ratios, higher = earlier event); panel as in `predict_classes`."""
+    return _head_outputs(model, tokenizer, samples, panel_genes, query_unseen, batch_size, "risk")
+
+
+def _head_outputs(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None, query_unseen: bool,
+                  batch_size: int, output: str) -> np.ndarray:
+    """The head's `output` for every sample, with the panel, query cap and query seed stored in the model config."""
+    config = model.config
+    panel_genes = getattr(config, "panel_genes", None) if panel_genes is None else panel_genes
+    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen,
+                                                 getattr(config, "max_queries", None), getattr(config, "panel_seed", 0))
+    collator = DataCollatorForExpressionFinetuning(tokenizer, panel_ids=panel_ids, query_ids=query_ids, seed=1)
+    return np.concatenate(forward_batches(model, len(samples), batch_size,
+                                          lambda rows: collator(fetch_rows(samples, rows)),
+                                          lambda outputs, batch: getattr(outputs, output).float().cpu().numpy()))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# attention
+# ----------------------------------------------------------------------------------------------------------------------
+def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, batch_size: int = 8
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attention over samples, layers and heads between the genes of `frame` (CLS and padding dropped).
+
+    Returns (gene x gene matrix [query, key], attention each gene receives = column mean).
+    """
+    encoded = tokenizer.encode(frame)
+
+    def read(outputs, batch) -> np.ndarray:
+        stacked = torch.stack(outputs.attentions)  # layers, batch, heads, query, key
+        return stacked[..., 1:, 1:].float().mean(dim=(0, 2)).sum(0).cpu().numpy()
+
+    parts = forward_batches(model, len(encoded["samples"]), batch_size,
+                            lambda rows: dense_inputs(tokenizer, encoded["gene_ids"], encoded["level_ids"][rows],
+                                                      encoded["values"][rows]),
+                            read, forward=model.base_model, output_attentions=True)
+    total = np.zeros((len(encoded["genes"]), len(encoded["genes"])))
+    for part in parts:
+        total += part
+    matrix = total / len(encoded["samples"])
+    return matrix, matrix.mean(axis=0)
+
+
+__all__ = [
+    "OBSM_KEY", "RestoredDistribution", "attention_received", "dense_inputs", "embed", "forward_batches", "impute",
+    "impute_frame", "predict_classes", "predict_distribution", "predict_risk", "restore_distribution",
+    "restore_from_panel", "softmax",
+]
