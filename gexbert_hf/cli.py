@@ -18,15 +18,15 @@ from .threads import configure_threads
 
 # subcommand -> (module, arguments dataclass, function taking that dataclass)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "benchmark": ("gexbert_hf.benchmarks.benchmark", "BenchmarkArguments", "run_benchmark"),
-    "bench-speed": ("gexbert_hf.benchmarks.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
+    "benchmark": ("gexbert_hf.study.benchmark", "BenchmarkArguments", "run_benchmark"),
+    "bench-speed": ("gexbert_hf.study.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
     "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
     "pretrain": ("gexbert_hf.training.pretrain", "PretrainArguments", "pretrain_from_arguments"),
     "finetune": ("gexbert_hf.training.finetune", "FinetuneArguments", "finetune_from_arguments"),
     "impute": ("gexbert_hf.training.commands", "ImputeArguments", "impute_from_arguments"),
     "predict": ("gexbert_hf.training.commands", "PredictArguments", "predict_from_arguments"),
     "export": ("gexbert_hf.training.commands", "ExportArguments", "export_from_arguments"),
-    "demo": ("gexbert_hf.tasks.demo", "DemoArguments", "demo_from_arguments"),
+    "demo": ("gexbert_hf.study.demo", "DemoArguments", "demo_from_arguments"),
 }
 # subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`
 POSITIONAL: dict[str, str] = {"finetune": "--task"}

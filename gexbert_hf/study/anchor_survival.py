@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from ..tasks.imputation import predict_distribution
+from ..data.splits import split_validation
+from ..inference import predict_distribution
 from ..tokenization_gexbert import GexBertTokenizer
-from .baselines import bootstrap_c_index, harrell_c, tuned_cox_risk, univariate_cox_z
+from .baselines import bootstrap_c_index, harrell_c, mean_gene_r, tuned_cox_risk, univariate_cox_z
+from .working_scale import working_frame
 
 ARMS = ("a: panel", "b: panel + GexBERT anchors", "c: panel + true anchors", "d: panel + ridge anchors",
         "d: panel + KNN anchors")
@@ -52,6 +55,111 @@ def predict_anchors_regression(kind: str, x_train: np.ndarray, a_train: np.ndarr
     return [model.predict(x) for x in x_apply]
 
 
+@dataclass
+class _TypeData:
+    """One cancer type's samples with known outcome: raw and working-scale values, times and events."""
+
+    raw_train: pd.DataFrame
+    raw_test: pd.DataFrame
+    work_train: pd.DataFrame
+    work_test: pd.DataFrame
+    t_train: np.ndarray
+    e_train: np.ndarray
+    t_test: np.ndarray
+    e_test: np.ndarray
+    validation: np.ndarray  # boolean over the train rows: where the Cox penalty is chosen
+
+
+def _type_data(raw_train: pd.DataFrame, raw_test: pd.DataFrame, work_train: pd.DataFrame, work_test: pd.DataFrame,
+               clinical_train: pd.DataFrame, clinical_test: pd.DataFrame, rows_tr: np.ndarray, rows_te: np.ndarray,
+               time_column: str, event_column: str) -> _TypeData:
+    """One type's rows; its Cox-penalty validation part is a 25% share of its train samples, stratified by event."""
+    e_tr = clinical_train.loc[rows_tr, event_column].to_numpy(int)
+    return _TypeData(raw_train.loc[rows_tr], raw_test.loc[rows_te], work_train.loc[rows_tr], work_test.loc[rows_te],
+                     clinical_train.loc[rows_tr, time_column].to_numpy(float), e_tr,
+                     clinical_test.loc[rows_te, time_column].to_numpy(float),
+                     clinical_test.loc[rows_te, event_column].to_numpy(int),
+                     split_validation(e_tr, 0.25, seed=7))
+
+
+def _restored_anchors(model, tokenizer: GexBertTokenizer, raw: pd.DataFrame, panel: list[str], anchors: list[str]
+                      ) -> np.ndarray:
+    """GexBERT's restored anchors (working scale) from the panel's values alone."""
+    restored = predict_distribution(model, tokenizer, raw[panel], genes=anchors)
+    return restored.mean[:, [restored.genes.index(gene) for gene in anchors]]
+
+
+def _panel_arms(model, tokenizer: GexBertTokenizer, data: _TypeData, work_train_all: pd.DataFrame,
+                panel: list[str], anchors: list[str], seed: int) -> tuple[dict, float, float]:
+    """The Cox inputs (train, test) of arms (a)-(d) for one panel, and the anchors' restoration r of GexBERT and of
+    ridge regression on test."""
+    p_tr, p_te = data.work_train[panel].to_numpy(), data.work_test[panel].to_numpy()
+    true_tr, true_te = data.work_train[anchors].to_numpy(), data.work_test[anchors].to_numpy()
+    g_tr = _restored_anchors(model, tokenizer, data.raw_train, panel, anchors)
+    g_te = _restored_anchors(model, tokenizer, data.raw_test, panel, anchors)
+    # the competitor: panel -> anchors regressions fitted on all train samples of the folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ridge_tr, ridge_te = predict_anchors_regression(
+            "ridge", work_train_all[panel].to_numpy(), work_train_all[anchors].to_numpy(), [p_tr, p_te], seed)
+        knn_tr, knn_te = predict_anchors_regression(
+            "knn", work_train_all[panel].to_numpy(), work_train_all[anchors].to_numpy(), [p_tr, p_te], seed)
+    arms = {
+        ARMS[0]: (p_tr, p_te),
+        ARMS[1]: (np.hstack([p_tr, g_tr]), np.hstack([p_te, g_te])),
+        ARMS[2]: (np.hstack([p_tr, true_tr]), np.hstack([p_te, true_te])),
+        ARMS[3]: (np.hstack([p_tr, ridge_tr]), np.hstack([p_te, ridge_te])),
+        ARMS[4]: (np.hstack([p_tr, knn_tr]), np.hstack([p_te, knn_te])),
+    }
+    return arms, mean_gene_r(true_te, g_te), mean_gene_r(true_te, ridge_te)
+
+
+def _panel_size_entry(model, tokenizer: GexBertTokenizer, data: _TypeData, work_train_all: pd.DataFrame,
+                      cancer: str, anchors: list[str], others: list[str], k: int, seeds: Sequence[int],
+                      n_boot: int, finetune: Callable | None) -> dict:
+    """Panel size `k` of one type: every arm's test C-index over random panels (seeds), with a bootstrap CI."""
+    risks: dict[str, list[np.ndarray]] = {}
+    penalties: dict[str, list[float]] = {}
+    restore_r: list[float] = []
+    ridge_r: list[float] = []
+    for seed in seeds:
+        panel = sorted(np.random.default_rng([seed, k, 11]).choice(others, size=min(k, len(others)),
+                                                                   replace=False).tolist())
+        arms, gexbert_r, ridge = _panel_arms(model, tokenizer, data, work_train_all, panel, anchors, seed)
+        restore_r.append(gexbert_r)
+        ridge_r.append(ridge)
+        for arm, (x_tr, x_te) in arms.items():
+            risk, penalty = tuned_cox_risk(x_tr, data.t_train, data.e_train, x_te, data.validation)
+            risks.setdefault(arm, []).append(risk)
+            penalties.setdefault(arm, []).append(penalty)
+        if finetune is not None:
+            risk = finetune(cancer, panel, seed)
+            if risk is not None:
+                risks.setdefault("GexBertForSurvival fine-tuned", []).append(np.asarray(risk))
+    entry: dict = {"anchor_restoration_r": {"GexBERT": float(np.nanmean(restore_r)),
+                                            "ridge": float(np.nanmean(ridge_r))}, "arms": {}}
+    for arm, arm_risks in risks.items():
+        per_seed = [harrell_c(risk, data.t_test, data.e_test) for risk in arm_risks]
+        point, low, high = bootstrap_c_index(arm_risks, data.t_test, data.e_test, n_boot=n_boot, seed=k)
+        entry["arms"][arm] = {"c_index": point, "ci95": [low, high], "per_seed": per_seed,
+                              "penalties": penalties.get(arm, [])}
+    return entry
+
+
+def _types_to_run(clinical_train: pd.DataFrame, clinical_test: pd.DataFrame, has_train: np.ndarray,
+                  has_test: np.ndarray, type_column: str, event_column: str, min_train_events: int,
+                  min_test_events: int, max_types: int | None) -> list[str]:
+    """The eligible types; with `max_types`, those with most train events (the most reliable C-indices)."""
+    types = eligible_types(clinical_train[type_column][has_train], clinical_train[event_column][has_train].to_numpy(),
+                           clinical_test[type_column][has_test], clinical_test[event_column][has_test].to_numpy(),
+                           min_train_events, min_test_events)
+    if max_types is not None:
+        counts = {cancer: clinical_train.loc[has_train & (clinical_train[type_column] == cancer).to_numpy(),
+                                             event_column].sum() for cancer in types}
+        types = sorted(sorted(types, key=lambda cancer: -counts[cancer])[:max_types])
+    return types
+
+
 def run_anchor_survival(
     model,
     tokenizer: GexBertTokenizer,
@@ -77,101 +185,30 @@ def run_anchor_survival(
 
     `finetune(type, panel, seed) -> test risk` adds a fine-tuned `GexBertForSurvival` on the panel where given.
     """
-    work_train = pd.DataFrame(tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns)),
-                              index=raw_train.index, columns=raw_train.columns)
-    work_test = pd.DataFrame(tokenizer.normalize(raw_test.to_numpy(), list(raw_test.columns)),
-                             index=raw_test.index, columns=raw_test.columns)
+    work_train, work_test = working_frame(tokenizer, raw_train), working_frame(tokenizer, raw_test)
     genes = list(raw_train.columns)
     has_train = clinical_train[time_column].notna().to_numpy() & clinical_train[event_column].notna().to_numpy()
     has_test = clinical_test[time_column].notna().to_numpy() & clinical_test[event_column].notna().to_numpy()
-    types = eligible_types(clinical_train[type_column][has_train], clinical_train[event_column][has_train].to_numpy(),
-                           clinical_test[type_column][has_test], clinical_test[event_column][has_test].to_numpy(),
-                           min_train_events, min_test_events)
-    if max_types is not None:  # keep the types with most events (the most reliable C-indices)
-        counts = {cancer: clinical_train.loc[has_train & (clinical_train[type_column] == cancer).to_numpy(),
-                                             event_column].sum() for cancer in types}
-        types = sorted(sorted(types, key=lambda cancer: -counts[cancer])[:max_types])
+    types = _types_to_run(clinical_train, clinical_test, has_train, has_test, type_column, event_column,
+                          min_train_events, min_test_events, max_types)
     results: dict = {"types": types, "panel_sizes": list(panel_sizes), "seeds": list(seeds), "n_anchors": n_anchors,
                      "per_type": {}, "summary": {}}
     for cancer in tqdm(types, desc="survival types", disable=not progress):
-        rows_tr = has_train & (clinical_train[type_column] == cancer).to_numpy()
-        rows_te = has_test & (clinical_test[type_column] == cancer).to_numpy()
-        t_tr = clinical_train.loc[rows_tr, time_column].to_numpy(float)
-        e_tr = clinical_train.loc[rows_tr, event_column].to_numpy(int)
-        t_te = clinical_test.loc[rows_te, time_column].to_numpy(float)
-        e_te = clinical_test.loc[rows_te, event_column].to_numpy(int)
+        data = _type_data(raw_train, raw_test, work_train, work_test, clinical_train, clinical_test,
+                          has_train & (clinical_train[type_column] == cancer).to_numpy(),
+                          has_test & (clinical_test[type_column] == cancer).to_numpy(), time_column, event_column)
         # anchors: chosen on this type's train samples only
-        z = univariate_cox_z(work_train.loc[rows_tr].to_numpy(), t_tr, e_tr)
-        z = np.nan_to_num(z, nan=0.0)
+        z = np.nan_to_num(univariate_cox_z(data.work_train.to_numpy(), data.t_train, data.e_train), nan=0.0)
         anchors = [genes[i] for i in np.argsort(-np.abs(z))[:n_anchors]]
         others = [gene for gene in genes if gene not in set(anchors)]
-        # validation part for the Cox penalty, stratified by event, from this type's train samples
-        rng = np.random.default_rng([7, len(cancer)])
-        validation = np.zeros(rows_tr.sum(), dtype=bool)
-        for value in (0, 1):
-            members = np.flatnonzero(e_tr == value)
-            validation[rng.choice(members, size=int(round(0.25 * len(members))), replace=False)] = True
-        entry: dict = {"anchors": anchors, "anchor_z": [float(z[genes.index(g)]) for g in anchors],
-                       "n_train": int(rows_tr.sum()), "n_test": int(rows_te.sum()),
-                       "train_events": int(e_tr.sum()), "test_events": int(e_te.sum()), "by_panel": {}}
-        for k in panel_sizes:
-            k_eff = min(k, len(others))
-            risks: dict[str, list[np.ndarray]] = {}
-            penalties: dict[str, list[float]] = {}
-            restore_r: list[float] = []
-            ridge_r: list[float] = []
-            for seed in seeds:
-                panel = sorted(np.random.default_rng([seed, k, 11]).choice(others, size=k_eff, replace=False).tolist())
-                p_tr, p_te = work_train.loc[rows_tr, panel].to_numpy(), work_test.loc[rows_te, panel].to_numpy()
-                true_tr, true_te = work_train.loc[rows_tr, anchors].to_numpy(), work_test.loc[rows_te, anchors].to_numpy()
-                restored_tr = predict_distribution(model, tokenizer, raw_train.loc[rows_tr, panel], genes=anchors)
-                restored_te = predict_distribution(model, tokenizer, raw_test.loc[rows_te, panel], genes=anchors)
-                g_tr = restored_tr.mean[:, [restored_tr.genes.index(g) for g in anchors]]
-                g_te = restored_te.mean[:, [restored_te.genes.index(g) for g in anchors]]
-                # the competitor: panel -> anchors regressions fitted on all train samples of the folder
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ridge_tr, ridge_te = predict_anchors_regression(
-                        "ridge", work_train[panel].to_numpy(), work_train[anchors].to_numpy(), [p_tr, p_te], seed)
-                    knn_tr, knn_te = predict_anchors_regression(
-                        "knn", work_train[panel].to_numpy(), work_train[anchors].to_numpy(), [p_tr, p_te], seed)
-                restore_r.append(_mean_gene_r(true_te, g_te))
-                ridge_r.append(_mean_gene_r(true_te, ridge_te))
-                arms = {
-                    ARMS[0]: (p_tr, p_te),
-                    ARMS[1]: (np.hstack([p_tr, g_tr]), np.hstack([p_te, g_te])),
-                    ARMS[2]: (np.hstack([p_tr, true_tr]), np.hstack([p_te, true_te])),
-                    ARMS[3]: (np.hstack([p_tr, ridge_tr]), np.hstack([p_te, ridge_te])),
-                    ARMS[4]: (np.hstack([p_tr, knn_tr]), np.hstack([p_te, knn_te])),
-                }
-                for arm, (x_tr, x_te) in arms.items():
-                    risk, penalty = tuned_cox_risk(x_tr, t_tr, e_tr, x_te, validation)
-                    risks.setdefault(arm, []).append(risk)
-                    penalties.setdefault(arm, []).append(penalty)
-                if finetune is not None:
-                    risk = finetune(cancer, panel, seed)
-                    if risk is not None:
-                        risks.setdefault("GexBertForSurvival fine-tuned", []).append(np.asarray(risk))
-            panel_entry: dict = {"anchor_restoration_r": {"GexBERT": float(np.nanmean(restore_r)),
-                                                          "ridge": float(np.nanmean(ridge_r))},
-                                 "arms": {}}
-            for arm, arm_risks in risks.items():
-                per_seed = [harrell_c(risk, t_te, e_te) for risk in arm_risks]
-                point, low, high = bootstrap_c_index(arm_risks, t_te, e_te, n_boot=n_boot, seed=k)
-                panel_entry["arms"][arm] = {"c_index": point, "ci95": [low, high], "per_seed": per_seed,
-                                            "penalties": penalties.get(arm, [])}
-            entry["by_panel"][str(k)] = panel_entry
-        results["per_type"][cancer] = entry
+        results["per_type"][cancer] = {
+            "anchors": anchors, "anchor_z": [float(z[genes.index(g)]) for g in anchors],
+            "n_train": len(data.t_train), "n_test": len(data.t_test),
+            "train_events": int(data.e_train.sum()), "test_events": int(data.e_test.sum()),
+            "by_panel": {str(k): _panel_size_entry(model, tokenizer, data, work_train, cancer, anchors, others, k,
+                                                   seeds, n_boot, finetune) for k in panel_sizes}}
     results["summary"] = summarise_gap(results, gap_threshold)
     return results
-
-
-def _mean_gene_r(truth: np.ndarray, predicted: np.ndarray) -> float:
-    values = []
-    for j in range(truth.shape[1]):
-        if np.std(truth[:, j]) > 1e-12 and np.std(predicted[:, j]) > 1e-12:
-            values.append(np.corrcoef(truth[:, j], predicted[:, j])[0, 1])
-    return float(np.mean(values)) if values else float("nan")
 
 
 def summarise_gap(results: dict, gap_threshold: float) -> dict:

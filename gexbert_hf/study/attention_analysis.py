@@ -3,38 +3,14 @@ differentially expressed genes more often than chance (a hypergeometric test per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from ..inference import attention_received
 from ..tokenization_gexbert import GexBertTokenizer
-
-
-@torch.no_grad()
-def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, batch_size: int = 8
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean attention over samples, layers and heads between the genes of `frame` (CLS and padding dropped).
-
-    Returns (gene x gene matrix [query, key], attention each gene receives = column mean).
-    """
-    was_training = model.training
-    model.eval()
-    encoder = model.gexbert if hasattr(model, "gexbert") else model
-    n = frame.shape[1]
-    total = np.zeros((n, n))
-    for start in range(0, len(frame), batch_size):
-        inputs = tokenizer(frame.iloc[start:start + batch_size], return_tensors="pt")
-        outputs = encoder(inputs["input_ids"], inputs["level_ids"], inputs["values"], inputs["attention_mask"],
-                          output_attentions=True, return_dict=True)
-        stacked = torch.stack(outputs.attentions)  # layers, batch, heads, query, key
-        total += stacked[..., 1:, 1:].float().mean(dim=(0, 2)).sum(0).numpy()
-    model.train(was_training)
-    matrix = total / len(frame)
-    return matrix, matrix.mean(axis=0)
+from .working_scale import working_frame
 
 
 def differential_genes(work: pd.DataFrame, types: pd.Series, cancer: str, top: int) -> list[str]:
@@ -64,8 +40,7 @@ def run_attention_analysis(
     Genes are restricted to the `max_genes` most variable train genes when there are more (attention cost is
     quadratic in genes).
     """
-    work = pd.DataFrame(tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns)),
-                        index=raw_train.index, columns=raw_train.columns)
+    work = working_frame(tokenizer, raw_train)
     genes = list(raw_train.columns)
     if len(genes) > max_genes:
         variance = work.var(axis=0).to_numpy()
@@ -123,6 +98,3 @@ def run_attention_analysis(
                                 "matrix": matrices[cancers[0]][:30, :30].tolist()} if cancers else None,
     }
 
-
-def top_genes(values: np.ndarray, genes: Sequence[str], top: int) -> list[str]:
-    return [genes[i] for i in np.argsort(-np.asarray(values))[:top]]

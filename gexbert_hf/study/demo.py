@@ -12,11 +12,7 @@ is only predicted. Numbers are written as they come out, wins and losses alike.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,17 +22,29 @@ import torch
 
 from ..data.embedded import Cohort, load_embedded_cohort
 from ..data.samples import EncodedSamples
+from ..data.splits import split_validation
 from ..errors import ClinicalInputError
-from ..modeling_gexbert import GexBertForMaskedExpression, concordance_index
+from ..inference import predict_distribution
+from ..metrics import concordance_index
+from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
-from ..reports import bar_plot, fmt, line_plot, markdown_table, write_json
 from ..tokenization_gexbert import GexBertTokenizer, auto_normalization
-from ..training.finetune import FinetuneArguments, finetune_classifier, predict_classes
+from ..training.finetune import predict_classes
 from ..training.presets import build_config
-from ..training.pretrain import PretrainArguments, pretrain_model
-from .baselines import impute_knn, impute_mean, univariate_cox_z
-from .embedding import embedding_map
-from .imputation import predict_distribution
+from .baselines import (
+    COX_PENALTIES,
+    bootstrap_interval,
+    choose_cox_penalty,
+    fit_cox,
+    impute_knn,
+    impute_mean,
+    mean_gene_r,
+    univariate_cox_z,
+)
+from .demo_report import render_report, summary_table
+from .embedding_map import embedding_map
+from .reports import atomic_write, bar_plot, line_plot, write_json
+from .training_runs import finetune_in_memory, pretrain_in_memory
 
 
 @dataclass
@@ -77,8 +85,31 @@ QUICK = _Setting("tiny", {}, 20, 2, 20)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# data
+# data: read, split and tokenized once; every step below takes its rows from here
 # ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _DemoData:
+    cohort: Cohort
+    expression: pd.DataFrame  # samples x the tokenizer's genes, as given
+    working: np.ndarray  # the same on the tokenizer's working scale: the scale every comparison is made on
+    tokenizer: GexBertTokenizer
+    normalization: str
+    class_names: list[str]
+    codes: np.ndarray  # class index per sample, -1 where the label is missing
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    fit_rows: np.ndarray  # train minus validation
+    validation_rows: np.ndarray  # train rows held out for early stopping and pretraining curves
+
+    @property
+    def genes(self) -> list[str]:
+        return self.tokenizer.genes
+
+    def samples(self, rows: np.ndarray, labelled: bool = False) -> EncodedSamples:
+        return EncodedSamples.from_frame(self.tokenizer, self.expression.iloc[rows],
+                                         {"labels": self.codes[rows]} if labelled else None)
+
+
 def _load(args: DemoArguments) -> tuple[Cohort, pd.Series]:
     from ..data.readers import load_cohort, load_split, stratified_split
 
@@ -108,67 +139,81 @@ def _gene_subset(expression: pd.DataFrame, train: np.ndarray, max_genes: int) ->
     return list(variance.sort_values(ascending=False).index[:max_genes])
 
 
-def _validation_rows(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Seeded, label-stratified positions held out of train for early stopping and pretraining curves."""
-    rng = np.random.default_rng([seed, 11])
-    held = []
-    for value in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == value))
-        held.extend(members[: max(1, int(round(fraction * len(members))))] if len(members) > 2 else [])
-    return np.sort(np.asarray(held, dtype=np.int64))
+def _prepare(args: DemoArguments) -> _DemoData:
+    """The cohort, its split, the tokenizer fitted on train, class codes and the validation part of train."""
+    cohort, split = _load(args)
+    clinical, label_column = cohort.clinical, cohort.label_column
+    train_rows = np.flatnonzero((split == "train").to_numpy())
+    test_rows = np.flatnonzero((split == "test").to_numpy())
+    expression = cohort.expression[_gene_subset(cohort.expression, train_rows, args.max_genes)]
+    normalization = auto_normalization(expression)
+    tokenizer = GexBertTokenizer.fit(expression.iloc[train_rows], normalization=normalization,
+                                     num_levels=16 if len(train_rows) < 500 else 32)
+    expression = expression[tokenizer.genes]
+    class_names = sorted(clinical[label_column].dropna().astype(str).unique())
+    codes = clinical[label_column].astype(str).map({name: i for i, name in enumerate(class_names)})
+    codes = codes.where(clinical[label_column].notna(), -1).to_numpy(np.int64)
+    validation_rows = train_rows[split_validation(codes[train_rows], 0.15, args.seed)]
+    data = _DemoData(cohort, expression, tokenizer.normalize(expression.to_numpy(), tokenizer.genes), tokenizer,
+                     normalization, class_names, codes, train_rows, test_rows,
+                     np.setdiff1d(train_rows, validation_rows), validation_rows)
+    print(f"[demo] {cohort.name}: {len(data.genes)} genes, train {len(train_rows)} (fit {len(data.fit_rows)}, "
+          f"validation {len(validation_rows)}), test {len(test_rows)}; classes of {label_column}: "
+          f"{', '.join(class_names)}")
+    return data
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# baselines and statistics
+# the steps
 # ----------------------------------------------------------------------------------------------------------------------
-def _fit_cox(x_train: np.ndarray, time: np.ndarray, event: np.ndarray, seed: int,
-             alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[object, float]:
-    """Ridge-penalised Cox (scikit-survival) on standardised features, penalty chosen by 5-fold CV on train."""
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sksurv.linear_model import CoxPHSurvivalAnalysis
-    from sksurv.util import Surv
-
-    outcome = Surv.from_arrays(event.astype(bool), time)
-
-    def model(alpha):
-        return make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis(alpha=alpha, ties="efron", n_iter=200))
-
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(x_train, event)
-    folds = list(folds)
-    scores = {}
-    for alpha in alphas:
-        values = []
-        for fit, held in folds:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fitted = model(alpha).fit(x_train[fit], outcome[fit])
-            try:
-                values.append(concordance_index(fitted.predict(x_train[held]), time[held], event[held]))
-            except ValueError:
-                continue
-        scores[alpha] = float(np.mean(values)) if values else 0.5
-    best = max(alphas, key=lambda alpha: scores[alpha])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return model(best).fit(x_train, outcome), best
+def _pretrain(data: _DemoData, setting: _Setting, args: DemoArguments, output: Path
+              ) -> tuple[GexBertForMaskedExpression, dict]:
+    """1. Masked-expression pretraining on the fit rows, held-out loss on the validation rows; pretraining.png."""
+    config = build_config(data.tokenizer, setting.preset, **setting.model_overrides)
+    torch.manual_seed(args.seed)
+    model = GexBertForMaskedExpression(config)
+    steps = args.pretrain_steps or setting.pretrain_steps
+    pretrained = pretrain_in_memory(
+        model, data.tokenizer, data.samples(data.fit_rows), steps, batch_size=min(32, len(data.fit_rows)),
+        learning_rate=2e-3 if not args.quick else 1e-3, warmup_ratio=0.05, mask_fraction=0.5,
+        max_genes=min(config.max_genes, len(data.genes)), logging_steps=max(1, steps // 20),
+        eval_steps=max(1, steps // 10), seed=args.seed, progress=args.progress,
+        eval_samples=data.samples(data.validation_rows))
+    model = pretrained.model.eval()
+    history = pretrained.history
+    evaluated = [record for record in history if "eval_loss" in record]
+    line_plot(output / "pretraining.png",
+              {"train loss": ([r["step"] for r in history], [r["loss"] for r in history], None),
+               "held-out loss": ([r["step"] for r in evaluated], [r["eval_loss"] for r in evaluated], None)},
+              "step", "restoration loss (level CE + value MSE)", "GexBERT pretraining")
+    return model, {"parameters": model.num_parameters(), "steps": pretrained.steps, "seconds": pretrained.seconds,
+                   "first_eval_loss": evaluated[0]["eval_loss"] if evaluated else None,
+                   "final_eval_loss": pretrained.eval_loss,
+                   "final_eval_level_accuracy": evaluated[-1].get("eval_level_accuracy") if evaluated else None,
+                   "chance_level_accuracy": 1.0 / data.tokenizer.num_levels}
 
 
-def _bootstrap(metric, arrays: tuple[np.ndarray, ...], n: int, seed: int) -> tuple[float, float]:
-    """Percentile 95% interval of `metric` over test-set bootstrap resamples (how much n test samples allow)."""
-    rng = np.random.default_rng([seed, 97])
-    size = len(arrays[0])
-    values = []
-    for _ in range(n):
-        rows = rng.integers(0, size, size)
-        try:
-            values.append(metric(*(array[rows] for array in arrays)))
-        except ValueError:  # a resample without a comparable pair or with one class
-            continue
-    if not values:
-        return float("nan"), float("nan")
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+def _survival_rows(data: _DemoData) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Train and test rows with a known outcome, and every sample's time and event (None without survival)."""
+    cohort = data.cohort
+    if not cohort.time_column:
+        return data.train_rows[:0], data.test_rows[:0], None, None
+    clinical = cohort.clinical
+    known = (clinical[cohort.time_column].notna() & clinical[cohort.event_column].notna()).to_numpy()
+    return (data.train_rows[known[data.train_rows]], data.test_rows[known[data.test_rows]],
+            clinical[cohort.time_column].to_numpy(float), clinical[cohort.event_column].to_numpy(float))
+
+
+def _anchors_and_panel(data: _DemoData, args: DemoArguments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column indices of the anchors (the most prognostic genes on train) and of a random panel of the others, and
+    every gene's |Cox score| on train."""
+    surv_train, _, time_values, event_values = _survival_rows(data)
+    scores = np.abs(univariate_cox_z(data.working[surv_train], time_values[surv_train], event_values[surv_train]))
+    anchor_index = np.argsort(-scores)[: args.num_anchors]
+    rng = np.random.default_rng([args.seed, 3])
+    others = np.setdiff1d(np.arange(len(data.genes)), anchor_index)
+    panel_index = np.sort(rng.choice(others, size=min(args.panel_size, len(others)), replace=False))
+    return anchor_index, panel_index, scores
 
 
 def _auc(labels, scores) -> float:
@@ -187,149 +232,54 @@ def _classification_summary(labels: np.ndarray, probabilities: np.ndarray, boots
               "macro_f1": float(f1_score(labels, predicted, average="macro"))}
     if probabilities.shape[1] == 2:
         result["roc_auc"] = _auc(labels, probabilities[:, 1])
-        result["roc_auc_ci95"] = _bootstrap(_auc, (labels, probabilities[:, 1]), bootstrap, seed)
-    result["accuracy_ci95"] = _bootstrap(lambda y, p: float((p.argmax(1) == y).mean()), (labels, probabilities),
-                                         bootstrap, seed)
+        result["roc_auc_ci95"] = bootstrap_interval(_auc, (labels, probabilities[:, 1]), bootstrap, [seed, 97])
+    result["accuracy_ci95"] = bootstrap_interval(lambda y, p: float((p.argmax(1) == y).mean()),
+                                                 (labels, probabilities), bootstrap, [seed, 97])
     return result
 
 
-def _pearson_per_gene(truth: np.ndarray, estimate: np.ndarray, hidden: np.ndarray) -> float:
-    values = []
-    for column in range(truth.shape[1]):
-        rows = hidden[:, column]
-        if rows.sum() >= 3 and np.std(truth[rows, column]) > 0 and np.std(estimate[rows, column]) > 0:
-            values.append(np.corrcoef(truth[rows, column], estimate[rows, column])[0, 1])
-    return float(np.mean(values)) if values else float("nan")
+def _finetune(model, data: _DemoData, train: np.ndarray, validation: np.ndarray, panel: list[str],
+              setting: _Setting, seed: int):
+    """The demo's fine-tuning settings: a classifier of `data.class_names` on the panel."""
+    return finetune_in_memory(model, data.tokenizer, data.samples(train, labelled=True),
+                              data.samples(validation, labelled=True), panel, class_names=data.class_names,
+                              epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
+                              early_stopping_patience=8, seed=seed, max_queries=64)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# the demo
-# ----------------------------------------------------------------------------------------------------------------------
-def run_demo(args: DemoArguments) -> dict:
-    """Run every step, write `report.md`, PNGs and `results.json` under `args.output`, return the results."""
-    started = time.perf_counter()
-    setting = QUICK if args.quick else FULL
-    folder = claim_output_dir(args.output, "demo", {"--data_dir": args.data_dir}, args.overwrite)
-    workspace = Path(tempfile.mkdtemp(prefix="gexbert-demo-"))  # checkpoints and models: not part of the report
-    try:
-        with folder.writing() as output:
-            return _run_demo(args, setting, output, workspace, started)
-    finally:
-        shutil.rmtree(workspace, ignore_errors=True)
-
-
-def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: Path, started: float) -> dict:
-    torch.manual_seed(args.seed)
-    timings: dict[str, float] = {}
-
-    def tick(name: str, since: float) -> float:
-        timings[name] = round(time.perf_counter() - since, 1)
-        print(f"[demo] {name}: {timings[name]:.1f} s", flush=True)
-        return time.perf_counter()
-
-    # ---- data ---------------------------------------------------------------------------------------------------
-    clock = time.perf_counter()
-    cohort, split = _load(args)
-    label_column = cohort.label_column
-    clinical = cohort.clinical
-    train_rows = np.flatnonzero((split == "train").to_numpy())
-    test_rows = np.flatnonzero((split == "test").to_numpy())
-    genes = _gene_subset(cohort.expression, train_rows, args.max_genes)
-    expression = cohort.expression[genes]
-    normalization = auto_normalization(expression)
-    num_levels = 16 if len(train_rows) < 500 else 32
-    tokenizer = GexBertTokenizer.fit(expression.iloc[train_rows], normalization=normalization, num_levels=num_levels)
-    genes = tokenizer.genes
-    expression = expression[genes]
-    class_names = sorted(clinical[label_column].dropna().astype(str).unique())
-    codes = clinical[label_column].astype(str).map({name: i for i, name in enumerate(class_names)})
-    codes = codes.where(clinical[label_column].notna(), -1).to_numpy(np.int64)
-    validation_in_train = _validation_rows(codes[train_rows], 0.15, args.seed)
-    fit_rows = np.setdiff1d(train_rows, train_rows[validation_in_train])
-    validation_rows = train_rows[validation_in_train]
-    print(f"[demo] {cohort.name}: {len(genes)} genes, train {len(train_rows)} (fit {len(fit_rows)}, validation "
-          f"{len(validation_rows)}), test {len(test_rows)}; classes of {label_column}: {', '.join(class_names)}")
-    clock = tick("data", clock)
-
-    # ---- 1. pretraining --------------------------------------------------------------------------------------------
-    config = build_config(tokenizer, setting.preset, **setting.model_overrides)
-    torch.manual_seed(args.seed)
-    model = GexBertForMaskedExpression(config)
-    steps = args.pretrain_steps or setting.pretrain_steps
-    pretrain_args = PretrainArguments(
-        output_dir=str(workspace / "pretraining"), max_steps=steps, batch_size=min(32, len(fit_rows)),
-        learning_rate=2e-3 if not args.quick else 1e-3, warmup_ratio=0.05, mask_fraction=0.5,
-        max_genes=min(config.max_genes, len(genes)), logging_steps=max(1, steps // 20),
-        eval_steps=max(1, steps // 10), save_steps=0, seed=args.seed, progress=args.progress,
-    )
-    pretrained = pretrain_model(model, tokenizer, EncodedSamples.from_frame(tokenizer, expression.iloc[fit_rows]),
-                                pretrain_args,
-                                eval_samples=EncodedSamples.from_frame(tokenizer, expression.iloc[validation_rows]))
-    model = pretrained.model.eval()
-    evaluated = [record for record in pretrained.history if "eval_loss" in record]
-    pretraining = {"parameters": model.num_parameters(), "steps": pretrained.steps, "seconds": pretrained.seconds,
-                   "first_eval_loss": evaluated[0]["eval_loss"] if evaluated else None,
-                   "final_eval_loss": pretrained.eval_loss,
-                   "final_eval_level_accuracy": evaluated[-1].get("eval_level_accuracy") if evaluated else None,
-                   "chance_level_accuracy": 1.0 / num_levels}
-    line_plot(output / "pretraining.png",
-              {"train loss": ([r["step"] for r in pretrained.history], [r["loss"] for r in pretrained.history], None),
-               "held-out loss": ([r["step"] for r in evaluated], [r["eval_loss"] for r in evaluated], None)},
-              "step", "restoration loss (level CE + value MSE)", "GexBERT pretraining")
-    clock = tick("pretraining", clock)
-    embedding = embedding_map(model, tokenizer, expression.iloc[train_rows], expression.iloc[test_rows],
-                              clinical[label_column].iloc[test_rows], output / "embedding_map.png")
-    clock = tick("embedding map", clock)
-
-    # ---- anchors and panel (train only) ----------------------------------------------------------------------------
-    survival_ok = (clinical[cohort.time_column].notna() & clinical[cohort.event_column].notna()).to_numpy() \
-        if cohort.time_column else np.zeros(len(clinical), bool)
-    time_values = clinical[cohort.time_column].to_numpy(float) if cohort.time_column else None
-    event_values = clinical[cohort.event_column].to_numpy(float) if cohort.time_column else None
-    working = tokenizer.normalize(expression.to_numpy(), genes)  # the scale every comparison is made on
-    surv_train = train_rows[survival_ok[train_rows]]
-    surv_test = test_rows[survival_ok[test_rows]]
-    scores = np.abs(univariate_cox_z(working[surv_train], time_values[surv_train], event_values[surv_train]))
-    anchor_index = np.argsort(-scores)[: args.num_anchors]
-    anchors = [genes[i] for i in anchor_index]
-    rng = np.random.default_rng([args.seed, 3])
-    others = np.setdiff1d(np.arange(len(genes)), anchor_index)
-    panel_index = np.sort(rng.choice(others, size=min(args.panel_size, len(others)), replace=False))
-    panel = [genes[i] for i in panel_index]
-
-    # ---- 2. panel classification -----------------------------------------------------------------------------------
-    labelled = codes >= 0
-    fit_c, val_c, train_c, test_c = (rows[labelled[rows]] for rows in (fit_rows, validation_rows, train_rows,
-                                                                       test_rows))
-
-    def samples(rows):
-        return EncodedSamples.from_frame(tokenizer, expression.iloc[rows], {"labels": codes[rows]})
-
-    finetune_args = FinetuneArguments(
-        task="classify", model="(pretrained in memory)", output_dir=str(workspace / "classifier"),
-        epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
-        early_stopping_patience=8, seed=args.seed, query_unseen=True, max_queries=64, progress=False,
-        overwrite=True,
-    )
-    tuned = finetune_classifier(model, tokenizer, samples(fit_c), samples(val_c), class_names, finetune_args,
-                                panel_genes=panel)
-    gexbert_probabilities = predict_classes(tuned.model, tokenizer, samples(test_c), query_unseen=True)
+def _logistic_probabilities(data: _DemoData, train: np.ndarray, test: np.ndarray, panel_index: np.ndarray
+                            ) -> np.ndarray:
+    """Logistic regression on the panel's standardised working-scale values, fitted on train."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    logistic.fit(working[np.ix_(train_c, panel_index)], codes[train_c])
-    logistic_probabilities = np.zeros((len(test_c), len(class_names)))
-    logistic_probabilities[:, logistic.classes_] = logistic.predict_proba(working[np.ix_(test_c, panel_index)])
+    logistic.fit(data.working[np.ix_(train, panel_index)], data.codes[train])
+    probabilities = np.zeros((len(test), len(data.class_names)))
+    probabilities[:, logistic.classes_] = logistic.predict_proba(data.working[np.ix_(test, panel_index)])
+    return probabilities
+
+
+def _classification(model, data: _DemoData, panel_index: np.ndarray, setting: _Setting, args: DemoArguments,
+                    output: Path) -> dict:
+    """2. The label from the panel: fine-tuned GexBERT (unseen genes as queries) vs logistic regression."""
+    labelled = data.codes >= 0
+    fit_c, val_c, train_c, test_c = (rows[labelled[rows]] for rows in (data.fit_rows, data.validation_rows,
+                                                                       data.train_rows, data.test_rows))
+    panel = [data.genes[i] for i in panel_index]
+    tuned = _finetune(model, data, fit_c, val_c, panel, setting, args.seed)
+    gexbert = predict_classes(tuned.model, data.tokenizer, data.samples(test_c, labelled=True), query_unseen=True)
+    logistic = _logistic_probabilities(data, train_c, test_c, panel_index)
+    label_column = data.cohort.label_column
     classification = {
-        "target": label_column, "classes": class_names, "panel": panel, "test_samples": int(len(test_c)),
+        "target": label_column, "classes": data.class_names, "panel": panel, "test_samples": int(len(test_c)),
         "best_epoch_validation": tuned.metrics,
         "methods": {
             "GexBERT (fine-tuned, panel + unseen-gene queries)": _classification_summary(
-                codes[test_c], gexbert_probabilities, setting.bootstrap, args.seed),
+                data.codes[test_c], gexbert, setting.bootstrap, args.seed),
             "logistic regression (same panel)": _classification_summary(
-                codes[test_c], logistic_probabilities, setting.bootstrap, args.seed),
+                data.codes[test_c], logistic, setting.bootstrap, args.seed),
         },
     }
     metric_names = [name for name in ("accuracy", "macro_f1", "roc_auc")
@@ -337,70 +287,82 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
     bar_plot(output / "classification.png", metric_names,
              {method: [m[name] for name in metric_names] for method, m in classification["methods"].items()},
              "test score", f"{label_column} from a {len(panel)}-gene panel (test n={len(test_c)})")
-    clock = tick("classification", clock)
+    return classification
 
-    # ---- 3. survival with restored anchors -------------------------------------------------------------------------
-    survival = None
-    if cohort.time_column and len(surv_test) and event_values[surv_test].sum() > 0:
-        restored = predict_distribution(model, tokenizer, expression.iloc[np.concatenate([surv_train, surv_test])][panel],
-                                        genes=anchors)
-        restored_anchors = restored.mean[:, [restored.genes.index(gene) for gene in anchors]]
-        gexbert_train, gexbert_test = restored_anchors[: len(surv_train)], restored_anchors[len(surv_train):]
-        from sklearn.linear_model import RidgeCV
 
-        ridge = RidgeCV(alphas=np.logspace(-2, 3, 12)).fit(working[np.ix_(surv_train, panel_index)],
-                                                           working[np.ix_(surv_train, anchor_index)])
-        ridge_train = ridge.predict(working[np.ix_(surv_train, panel_index)])
-        ridge_test = ridge.predict(working[np.ix_(surv_test, panel_index)])
-        true_train = working[np.ix_(surv_train, anchor_index)]
-        true_test = working[np.ix_(surv_test, anchor_index)]
-        panel_train = working[np.ix_(surv_train, panel_index)]
-        panel_test = working[np.ix_(surv_test, panel_index)]
-        variants = {
-            "panel alone": (panel_train, panel_test),
-            "panel + GexBERT-restored anchors": (np.hstack([panel_train, gexbert_train]),
-                                                 np.hstack([panel_test, gexbert_test])),
-            "panel + ridge-restored anchors": (np.hstack([panel_train, ridge_train]),
-                                               np.hstack([panel_test, ridge_test])),
-            "panel + true anchors (reference)": (np.hstack([panel_train, true_train]),
-                                                 np.hstack([panel_test, true_test])),
-        }
-        t_train, e_train = time_values[surv_train], event_values[surv_train]
-        t_test, e_test = time_values[surv_test], event_values[surv_test]
-        cox_results = {}
-        for name, (x_train, x_test) in variants.items():
-            fitted, alpha = _fit_cox(np.nan_to_num(x_train), t_train, e_train, args.seed)
-            risk = fitted.predict(np.nan_to_num(x_test))
-            cox_results[name] = {"c_index": concordance_index(risk, t_test, e_test), "alpha": alpha,
-                                 "c_index_ci95": _bootstrap(concordance_index, (risk, t_test, e_test),
-                                                            setting.bootstrap, args.seed)}
-        restoration = {
-            "GexBERT": _pearson_per_gene(true_test, gexbert_test, np.ones_like(true_test, bool)),
-            "ridge": _pearson_per_gene(true_test, ridge_test, np.ones_like(true_test, bool)),
-        }
-        survival = {"anchors": anchors, "anchor_scores": [float(scores[i]) for i in anchor_index],
-                    "train_samples": int(len(surv_train)), "train_events": int(e_train.sum()),
-                    "test_samples": int(len(surv_test)), "test_events": int(e_test.sum()),
-                    "cox": cox_results, "anchor_restoration_pearson_r_test": restoration}
-        bar_plot(output / "survival.png", list(cox_results), {"test C-index": [r["c_index"] for r in
-                                                                              cox_results.values()]},
-                 "C-index", f"Cox models (test n={len(surv_test)}, {int(e_test.sum())} events)",
-                 errors={"test C-index": np.abs(np.array([r["c_index_ci95"] for r in cox_results.values()]).T
-                                               - np.array([r["c_index"] for r in cox_results.values()]))})
-    clock = tick("survival", clock)
+def _cox_result(x_train: np.ndarray, x_test: np.ndarray, train: tuple, test: tuple, seed: int, bootstrap: int
+                ) -> dict:
+    """Ridge-penalised Cox (penalty by 5-fold CV on train) on one feature set: its test C-index and interval."""
+    from sklearn.model_selection import StratifiedKFold
 
-    # ---- 4. imputation at 50% missing ------------------------------------------------------------------------------
-    truth = working[test_rows]
+    x_train, x_test = np.nan_to_num(x_train), np.nan_to_num(x_test)
+    (t_train, e_train), (t_test, e_test) = train, test
+    options = {"ties": "efron", "n_iter": 200, "tol": 1e-9}
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(x_train, e_train))
+    alpha = choose_cox_penalty(x_train, t_train, e_train, folds, COX_PENALTIES, **options)
+    risk = fit_cox(x_train, t_train, e_train, alpha, **options).predict(x_test)
+    return {"c_index": concordance_index(risk, t_test, e_test), "alpha": alpha,
+            "c_index_ci95": bootstrap_interval(concordance_index, (risk, t_test, e_test), bootstrap, [seed, 97])}
+
+
+def _anchor_features(model, data: _DemoData, surv_train: np.ndarray, surv_test: np.ndarray, anchor_index: np.ndarray,
+                     panel_index: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The anchors (train, test) restored by GexBERT from the panel, predicted by ridge regression, and measured."""
+    from sklearn.linear_model import RidgeCV
+
+    anchors = [data.genes[i] for i in anchor_index]
+    panel = [data.genes[i] for i in panel_index]
+    restored = predict_distribution(model, data.tokenizer,
+                                    data.expression.iloc[np.concatenate([surv_train, surv_test])][panel], genes=anchors)
+    restored_anchors = restored.mean[:, [restored.genes.index(gene) for gene in anchors]]
+    panel_train = data.working[np.ix_(surv_train, panel_index)]
+    ridge = RidgeCV(alphas=np.logspace(-2, 3, 12)).fit(panel_train, data.working[np.ix_(surv_train, anchor_index)])
+    return {"GexBERT": (restored_anchors[: len(surv_train)], restored_anchors[len(surv_train):]),
+            "ridge": (ridge.predict(panel_train), ridge.predict(data.working[np.ix_(surv_test, panel_index)])),
+            "true": (data.working[np.ix_(surv_train, anchor_index)], data.working[np.ix_(surv_test, anchor_index)])}
+
+
+def _survival(model, data: _DemoData, anchor_index: np.ndarray, panel_index: np.ndarray, scores: np.ndarray,
+              setting: _Setting, args: DemoArguments, output: Path) -> dict | None:
+    """3. Cox models on the panel alone and with restored or measured anchors; None without events on test."""
+    surv_train, surv_test, time_values, event_values = _survival_rows(data)
+    if time_values is None or not len(surv_test) or event_values[surv_test].sum() <= 0:
+        return None
+    features = _anchor_features(model, data, surv_train, surv_test, anchor_index, panel_index)
+    panel_train, panel_test = data.working[np.ix_(surv_train, panel_index)], data.working[np.ix_(surv_test,
+                                                                                                  panel_index)]
+    variants = {"panel alone": (panel_train, panel_test)}
+    for name, key in (("panel + GexBERT-restored anchors", "GexBERT"), ("panel + ridge-restored anchors", "ridge"),
+                      ("panel + true anchors (reference)", "true")):
+        variants[name] = (np.hstack([panel_train, features[key][0]]), np.hstack([panel_test, features[key][1]]))
+    train = (time_values[surv_train], event_values[surv_train])
+    test = (time_values[surv_test], event_values[surv_test])
+    cox = {name: _cox_result(x_train, x_test, train, test, args.seed, setting.bootstrap)
+           for name, (x_train, x_test) in variants.items()}
+    true_test = features["true"][1]
+    bar_plot(output / "survival.png", list(cox), {"test C-index": [r["c_index"] for r in cox.values()]},
+             "C-index", f"Cox models (test n={len(surv_test)}, {int(test[1].sum())} events)",
+             errors={"test C-index": np.abs(np.array([r["c_index_ci95"] for r in cox.values()]).T
+                                            - np.array([r["c_index"] for r in cox.values()]))})
+    return {"anchors": [data.genes[i] for i in anchor_index], "anchor_scores": [float(scores[i]) for i in anchor_index],
+            "train_samples": int(len(surv_train)), "train_events": int(train[1].sum()),
+            "test_samples": int(len(surv_test)), "test_events": int(test[1].sum()), "cox": cox,
+            "anchor_restoration_pearson_r_test": {name: mean_gene_r(true_test, features[name][1])
+                                                  for name in ("GexBERT", "ridge")}}
+
+
+def _imputation(model, data: _DemoData, args: DemoArguments, output: Path) -> dict:
+    """4. Hide a share of the test values at random and fill them: GexBERT vs column means and KNN."""
+    truth = data.working[data.test_rows]
     rng = np.random.default_rng([args.seed, 5])
     hidden = (rng.random(truth.shape) < args.missing_fraction) & ~np.isnan(truth)
     for row in np.flatnonzero(hidden.all(1)):  # keep one measured value per sample
         hidden[row, rng.integers(truth.shape[1])] = False
-    masked_input = expression.iloc[test_rows].mask(hidden)
-    restored = predict_distribution(model, tokenizer, masked_input)
-    reference = working[train_rows]
-    masked_working = np.where(hidden, np.nan, truth)
-    estimates = {"GexBERT": restored.mean, "column mean (train)": impute_mean(reference, masked_working),
-                 "KNN (k=10, train reference)": impute_knn(reference, masked_working, k=10)}
+    restored = predict_distribution(model, data.tokenizer, data.expression.iloc[data.test_rows].mask(hidden))
+    reference = data.working[data.train_rows]
+    masked = np.where(hidden, np.nan, truth)
+    estimates = {"GexBERT": restored.mean, "column mean (train)": impute_mean(reference, masked),
+                 "KNN (k=10, train reference)": impute_knn(reference, masked, k=10)}
     scale = np.nanstd(reference, axis=0)
     imputation = {"missing_fraction": float(hidden.mean()), "hidden_values": int(hidden.sum()), "methods": {}}
     for name, estimate in estimates.items():
@@ -408,208 +370,75 @@ def _run_demo(args: DemoArguments, setting: _Setting, output: Path, workspace: P
         imputation["methods"][name] = {
             "rmse": float(np.sqrt(np.mean(error**2))),
             "nrmse": float(np.sqrt(np.mean(((estimate - truth) / scale)[hidden] ** 2))),
-            "pearson_r_per_gene": _pearson_per_gene(truth, estimate, hidden),
+            "pearson_r_per_gene": mean_gene_r(truth, estimate, hidden),
         }
     inside = (truth >= restored.lower - 1e-9) & (truth <= restored.upper + 1e-9)
     imputation["gexbert_80pct_interval_coverage"] = float(inside[hidden].mean())
     bar_plot(output / "imputation.png", ["normalised RMSE", "Pearson r per gene"],
              {name: [m["nrmse"], m["pearson_r_per_gene"]] for name, m in imputation["methods"].items()},
              "test value", f"imputing {args.missing_fraction:.0%} missing test values")
-    tick("imputation", clock)
+    return imputation
 
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the demo
+# ----------------------------------------------------------------------------------------------------------------------
+class _Clock:
+    """Seconds per step, printed as each one ends."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def tick(self, name: str) -> None:
+        self.seconds[name] = round(time.perf_counter() - self._since, 1)
+        print(f"[demo] {name}: {self.seconds[name]:.1f} s", flush=True)
+        self._since = time.perf_counter()
+
+
+def run_demo(args: DemoArguments) -> dict:
+    """Run every step, write `report.md`, PNGs and `results.json` under `args.output`, return the results."""
+    started = time.perf_counter()
+    setting = QUICK if args.quick else FULL
+    folder = claim_output_dir(args.output, "demo", {"--data_dir": args.data_dir}, args.overwrite)
+    with folder.writing() as output:
+        return _run_demo(args, setting, output, started)
+
+
+def _run_demo(args: DemoArguments, setting: _Setting, output: Path, started: float) -> dict:
+    torch.manual_seed(args.seed)
+    clock = _Clock()
+    data = _prepare(args)
+    clock.tick("data")
+    model, pretraining = _pretrain(data, setting, args, output)
+    clock.tick("pretraining")
+    embedding = embedding_map(model, data.tokenizer, data.expression.iloc[data.train_rows],
+                              data.expression.iloc[data.test_rows],
+                              data.cohort.clinical[data.cohort.label_column].iloc[data.test_rows],
+                              output / "embedding_map.png")
+    clock.tick("embedding map")
+    anchor_index, panel_index, scores = _anchors_and_panel(data, args)
+    classification = _classification(model, data, panel_index, setting, args, output)
+    clock.tick("classification")
+    survival = _survival(model, data, anchor_index, panel_index, scores, setting, args, output)
+    clock.tick("survival")
+    imputation = _imputation(model, data, args, output)
+    clock.tick("imputation")
     results = {
-        "cohort": cohort.name, "quick": args.quick, "seed": args.seed, "genes": len(genes),
-        "normalization": normalization, "num_levels": num_levels,
-        "split": {"train": int(len(train_rows)), "fit": int(len(fit_rows)), "validation": int(len(validation_rows)),
-                  "test": int(len(test_rows))},
+        "cohort": data.cohort.name, "quick": args.quick, "seed": args.seed, "genes": len(data.genes),
+        "normalization": data.normalization, "num_levels": data.tokenizer.num_levels,
+        "split": {"train": int(len(data.train_rows)), "fit": int(len(data.fit_rows)),
+                  "validation": int(len(data.validation_rows)), "test": int(len(data.test_rows))},
         "model": {"preset": setting.preset, **setting.model_overrides, "parameters": model.num_parameters()},
         "pretraining": pretraining, "embedding": embedding, "classification": classification, "survival": survival,
-        "imputation": imputation, "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
+        "imputation": imputation, "seconds": {**clock.seconds, "total": round(time.perf_counter() - started, 1)},
         "arguments": asdict(args), "torch_threads": torch.get_num_threads(),
     }
     write_json(output / "results.json", results)
-    report = render_report(results)
-    (output / "report.md").write_text(report)
-    summary = summary_table(results)
-    print("\n" + summary + f"\n\nreport: {output / 'report.md'}  ({results['seconds']['total']:.0f} s in all)")
+    atomic_write(output / "report.md", render_report(results))
+    print("\n" + summary_table(results) + f"\n\nreport: {output / 'report.md'}  ({results['seconds']['total']:.0f} s "
+          "in all)")
     return results
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# report
-# ----------------------------------------------------------------------------------------------------------------------
-def _ci(interval) -> str:
-    if interval is None or any(value is None or not np.isfinite(value) for value in interval):
-        return ""
-    return f" [{interval[0]:.2f}, {interval[1]:.2f}]"
-
-
-def summary_table(results: dict) -> str:
-    """One line per task: GexBERT's number, its baseline's, and the difference."""
-    rows = []
-    methods = results["classification"]["methods"]
-    gexbert, baseline = list(methods.values())
-    key = "roc_auc" if "roc_auc" in gexbert else "accuracy"
-    rows.append([f"{results['classification']['target']} from {len(results['classification']['panel'])} genes "
-                 f"({key})", fmt(gexbert[key]), f"logistic regression {fmt(baseline[key])}",
-                 f"{gexbert[key] - baseline[key]:+.3f}"])
-    if results["survival"]:
-        cox = results["survival"]["cox"]
-        ours = cox["panel + GexBERT-restored anchors"]["c_index"]
-        for name in ("panel alone", "panel + ridge-restored anchors", "panel + true anchors (reference)"):
-            rows.append(["survival C-index, panel + GexBERT anchors", fmt(ours), f"{name} {fmt(cox[name]['c_index'])}",
-                         f"{ours - cox[name]['c_index']:+.3f}"])
-    imputation = results["imputation"]["methods"]
-    ours = imputation["GexBERT"]["nrmse"]
-    for name in ("column mean (train)", "KNN (k=10, train reference)"):
-        rows.append([f"imputation at {results['imputation']['missing_fraction']:.0%} missing (nRMSE, lower is "
-                     "better)", fmt(ours), f"{name} {fmt(imputation[name]['nrmse'])}",
-                     f"{ours - imputation[name]['nrmse']:+.3f}"])
-    return markdown_table(["task", "GexBERT", "baseline", "difference"], rows)
-
-
-def render_report(results: dict) -> str:
-    """report.md: what ran, every number beside its baseline, the plots, and what the numbers do and do not say."""
-    pre, cls, surv, imp = (results[key] for key in ("pretraining", "classification", "survival", "imputation"))
-    split = results["split"]
-    lines = [
-        "# GexBERT demo" + (" (quick mode: a smoke test, not a result)" if results["quick"] else ""),
-        "",
-        f"Cohort: **{results['cohort']}**, {results['genes']} genes (normalisation: {results['normalization']}, "
-        f"{results['num_levels']} expression levels), split train {split['train']} (of which {split['validation']} "
-        f"held out for early stopping and pretraining curves) / test {split['test']}, seed {results['seed']}. "
-        f"Everything (tokenizer, anchors, panel, baselines, penalties) is fitted on train; test is only predicted. "
-        f"Total time {results['seconds']['total']:.0f} s on {results['torch_threads']} torch thread(s).",
-        "",
-        "## Summary",
-        "",
-        summary_table(results),
-        "",
-        "## 1. Pretraining",
-        "",
-        f"A {results['model']['parameters']:,}-parameter GexBERT (preset `{results['model']['preset']}`, hidden size "
-        f"{results['model'].get('hidden_size', '-')}, {results['model'].get('num_hidden_layers', '-')} layers) "
-        f"learned to restore masked genes (50% masked per sample) for {pre['steps']} steps in {pre['seconds']:.0f} s. "
-        f"Held-out restoration loss went from {fmt(pre['first_eval_loss'])} to {fmt(pre['final_eval_loss'])}; "
-        f"level accuracy {fmt(pre['final_eval_level_accuracy'])} against a chance rate of "
-        f"{fmt(pre['chance_level_accuracy'])}.",
-        "",
-        "![pretraining](pretraining.png)",
-        "",
-        f"Sample embeddings (`embed`, the pretrained encoder's {results['embedding']['pooling']}-pooled output) of "
-        f"the {results['embedding']['samples']} test samples, on the first two principal components of the "
-        f"training samples' embeddings, coloured by {results['embedding']['label']}: "
-        "[embedding_map.png](embedding_map.png)",
-        "",
-        "![embedding map](embedding_map.png)",
-        "",
-        f"## 2. {cls['target']} from a {len(cls['panel'])}-gene panel",
-        "",
-        f"Panel (random, seed {results['seed']}, anchors excluded): {', '.join(cls['panel'])}. GexBERT is fine-tuned "
-        "(Trainer, early stopping on validation macro-F1) seeing only the panel's values, with every other gene "
-        "entering as a MASK query; logistic regression sees the same panel. Test set, 95% bootstrap intervals in "
-        "brackets:",
-        "",
-        markdown_table(["method", "accuracy", "macro-F1", "ROC AUC"],
-                       [[name, fmt(m["accuracy"]) + _ci(m.get("accuracy_ci95")), fmt(m["macro_f1"]),
-                         fmt(m.get("roc_auc")) + _ci(m.get("roc_auc_ci95"))] for name, m in cls["methods"].items()]),
-        "",
-        "![classification](classification.png)",
-        "",
-    ]
-    if surv:
-        lines += [
-            "## 3. Survival: restoring prognostic anchor genes",
-            "",
-            f"Anchors = the {len(surv['anchors'])} genes with the strongest univariate Cox association on train "
-            f"({', '.join(surv['anchors'])}); they are not on the panel. GexBERT restores them from the panel alone "
-            "(MASK queries); the baseline restores them with a ridge regression on the panel fitted on train. Each "
-            "feature set feeds a ridge-penalised Cox model (penalty by 5-fold CV on train). "
-            f"Train {surv['train_samples']} samples / {surv['train_events']} events, test {surv['test_samples']} / "
-            f"{surv['test_events']}.",
-            "",
-            markdown_table(["Cox model features", "test C-index [95% bootstrap]", "penalty"],
-                           [[name, fmt(r["c_index"]) + _ci(r["c_index_ci95"]), fmt(r["alpha"], 1)]
-                            for name, r in surv["cox"].items()]),
-            "",
-            "Anchor restoration on test (mean Pearson r over anchors, restored vs measured): GexBERT "
-            f"{fmt(surv['anchor_restoration_pearson_r_test']['GexBERT'])}, ridge "
-            f"{fmt(surv['anchor_restoration_pearson_r_test']['ridge'])}.",
-            "",
-            "![survival](survival.png)",
-            "",
-        ]
-    lines += [
-        f"## 4. Imputation at {imp['missing_fraction']:.0%} missing values",
-        "",
-        f"{imp['hidden_values']} test values hidden at random; each method fills them from the rest (baselines use "
-        "the training samples as reference). Errors on the tokenizer's working scale; nRMSE divides each gene's error "
-        "by its training SD (1.0 = no better than knowing nothing beyond the mean).",
-        "",
-        markdown_table(["method", "RMSE", "nRMSE", "Pearson r per gene"],
-                       [[name, fmt(m["rmse"]), fmt(m["nrmse"]), fmt(m["pearson_r_per_gene"])]
-                        for name, m in imp["methods"].items()]),
-        "",
-        f"GexBERT's 80% predictive intervals held {imp['gexbert_80pct_interval_coverage']:.0%} of the hidden values.",
-        "",
-        "![imputation](imputation.png)",
-        "",
-        "## Reading these numbers",
-        "",
-        _reading(results),
-        "",
-        f"Timings (s): {json.dumps(results['seconds'])}. Full numbers: `results.json`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _reading(results: dict) -> str:
-    """Plain sentences generated from the numbers, so the text can never claim more than the table shows."""
-    sentences = []
-    methods = list(results["classification"]["methods"].values())
-    key = "roc_auc" if "roc_auc" in methods[0] else "accuracy"
-    difference = methods[0][key] - methods[1][key]
-    verdict = "above" if difference > 0.005 else "below" if difference < -0.005 else "level with"
-    sentences.append(f"On the panel task GexBERT is {verdict} logistic regression ({key} {difference:+.3f}).")
-    if results["survival"]:
-        cox = results["survival"]["cox"]
-        ours = cox["panel + GexBERT-restored anchors"]["c_index"]
-        alone = cox["panel alone"]["c_index"]
-        ridge = cox["panel + ridge-restored anchors"]["c_index"]
-        true = cox["panel + true anchors (reference)"]["c_index"]
-        sentences.append(
-            f"Adding GexBERT-restored anchors changes the test C-index by {ours - alone:+.3f} against the panel alone "
-            f"and by {ours - ridge:+.3f} against ridge-restored anchors; measuring the anchors would change it by "
-            f"{true - alone:+.3f}.")
-        restoration = results["survival"]["anchor_restoration_pearson_r_test"]
-        sentences.append(
-            f"GexBERT restored the anchors {'more' if restoration['GexBERT'] > restoration['ridge'] else 'less'} "
-            f"faithfully than ridge regression (test r {restoration['GexBERT']:.2f} vs {restoration['ridge']:.2f}).")
-        if true <= alone:
-            sentences.append("Here even the measured anchors do not improve on the panel alone on test, so restoring "
-                             "them cannot be expected to help; any difference among the restored variants is noise.")
-        sentences.append(
-            f"With {results['survival']['test_events']} test events, C-index differences below the width of the "
-            "bootstrap intervals are not evidence either way.")
-    imputation = results["imputation"]["methods"]
-    best = min(imputation, key=lambda name: imputation[name]["nrmse"])
-    runner_up = min((name for name in imputation if name != best), key=lambda name: imputation[name]["nrmse"])
-    sentences.append(f"For imputation the lowest error is {best}'s (nRMSE {imputation[best]['nrmse']:.3f}, next "
-                     f"{runner_up} {imputation[runner_up]['nrmse']:.3f}); at nRMSE near 1 every method recovers only "
-                     "a small part of each gene's variation in this cohort.")
-    pre = results["pretraining"]
-    if pre["final_eval_level_accuracy"] is not None:
-        sentences.append(f"Pretraining on ~{results['split']['fit']} profiles is data-starved: held-out level "
-                         f"accuracy {pre['final_eval_level_accuracy']:.3f} against chance "
-                         f"{pre['chance_level_accuracy']:.3f}.")
-    if results["quick"]:
-        sentences.append("Quick mode trains a tiny model for a few steps: these numbers only show that the pipeline "
-                         "runs.")
-    else:
-        sentences.append("One cohort, one split and one seed: a demonstration of the workflow on a small public "
-                         "cohort, not a benchmark.")
-    return " ".join(sentences)
 
 
 def demo_from_arguments(args: DemoArguments) -> int:

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..tasks.baselines import (
-    impute_iterative,
-    impute_knn,
-    impute_mean,
-    impute_soft,
-    mcar_mask,
-    tune_imputer,
-)
-from ..tasks.imputation import predict_distribution
+from ..inference import predict_distribution
+from ..metrics import per_gene_pearson
 from ..tokenization_gexbert import GexBertTokenizer
+from .baselines import impute_iterative, impute_knn, impute_mean, impute_soft, mcar_mask, tune_imputer
 
 IMPUTERS = ("GexBERT", "column mean", "KNN", "Iterative", "SoftImpute")
 
@@ -53,17 +48,24 @@ def imputation_metrics(truth: np.ndarray, filled: np.ndarray, removed: np.ndarra
     """RMSE, MAE, pooled r over removed entries; mean per-gene r; RMSE of per-gene standardised values."""
     error = filled[removed] - truth[removed]
     pooled = np.corrcoef(truth[removed], filled[removed])[0, 1] if removed.sum() > 2 else np.nan
-    per_gene = []
-    for j in range(truth.shape[1]):
-        rows = removed[:, j]
-        if rows.sum() < 5 or np.std(truth[rows, j]) < 1e-12:
-            continue
-        # a constant prediction (column mean) carries no per-gene information: r = 0
-        per_gene.append(0.0 if np.std(filled[rows, j]) < 1e-12 else np.corrcoef(truth[rows, j], filled[rows, j])[0, 1])
     standardized = (filled - truth) / scale[None, :]
     return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
-            "pearson_r": float(pooled), "per_gene_r": float(np.mean(per_gene)) if per_gene else float("nan"),
+            "pearson_r": float(pooled), "per_gene_r": mean_per_gene_r(truth, filled, removed),
             "rmse_standardized": float(np.sqrt(np.mean(standardized[removed] ** 2)))}
+
+
+def mean_per_gene_r(truth: np.ndarray, filled: np.ndarray, removed: np.ndarray, min_removed: int = 5) -> float:
+    """Mean over genes with at least `min_removed` removed, varying entries of their r (removed truth vs filled);
+    a constant prediction (column mean) carries no per-gene information and scores 0, not undefined."""
+    r = per_gene_pearson(truth, filled, removed)
+    scored = (removed.sum(axis=0) >= min_removed) & (_spread(truth, removed) >= 1e-12)
+    r = np.where(_spread(filled, removed) < 1e-12, 0.0, r)
+    return float(np.mean(r[scored])) if scored.any() else float("nan")
+
+
+def _spread(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per column: the standard deviation of the entries `rows` marks (0 where fewer than one)."""
+    return np.array([np.std(matrix[rows[:, j], j]) if rows[:, j].any() else 0.0 for j in range(matrix.shape[1])])
 
 
 def scenario_mask(name: str, truth: np.ndarray, center: np.ndarray, scale: np.ndarray, rng: np.random.Generator
@@ -90,6 +92,87 @@ def scenario_mask(name: str, truth: np.ndarray, center: np.ndarray, scale: np.nd
     raise ValueError(f"unknown missingness scenario {name!r}")
 
 
+@dataclass
+class _Imputers:
+    """Every method of the benchmark, ready to fill the test rows: GexBERT and the baselines fitted on train."""
+
+    model: object
+    tokenizer: GexBertTokenizer
+    raw: pd.DataFrame  # the test rows as given
+    truth: np.ndarray  # the same on the working scale
+    fit_rows: np.ndarray  # train minus validation, working scale
+    reference: np.ndarray  # a random subsample of fit_rows (KNN, iterative, SoftImpute)
+    knn_k: int | None
+    soft_penalty: float | None
+    chunk: int
+    max_reference_rows: int
+    iterative_rounds: int
+
+    def fill(self, method: str, mask: np.ndarray, absent_columns: list[int], seed: int
+             ) -> tuple[np.ndarray, float | None]:
+        """`truth` with the `mask` entries filled by `method`, and GexBERT's 80% interval coverage (else None)."""
+        if method == "GexBERT":
+            return self._gexbert(mask, absent_columns, seed)
+        incomplete = np.where(mask, np.nan, self.truth)
+        if method == "column mean":
+            return impute_mean(self.fit_rows, incomplete), None
+        if method == "KNN":
+            return impute_knn(self.reference, incomplete, k=self.knn_k), None
+        if method == "Iterative":
+            return impute_iterative(self.reference[:self.max_reference_rows], incomplete,
+                                    max_iter=self.iterative_rounds, seed=seed), None
+        if method == "SoftImpute":
+            return impute_soft(self.reference, incomplete, self.soft_penalty, max_reference=self.max_reference_rows,
+                               seed=seed), None
+        raise ValueError(f"unknown imputer {method!r}; choose from {IMPUTERS}")
+
+    def _gexbert(self, mask: np.ndarray, absent_columns: list[int], seed: int) -> tuple[np.ndarray, float]:
+        """GexBERT reads the kept values (whole removed genes left out of its input) and restores the rest."""
+        genes = list(self.raw.columns)
+        shown = [g for j, g in enumerate(genes) if j not in set(absent_columns)]
+        raw_incomplete = pd.DataFrame(np.where(mask, np.nan, self.raw.to_numpy()), index=self.raw.index,
+                                      columns=genes)[shown]
+        absent = [genes[j] for j in absent_columns]
+        out = chunked_distribution(self.model, self.tokenizer, raw_incomplete, absent, self.chunk, seed)
+        order = [(shown + absent).index(g) for g in genes]
+        lower, upper = out["lower"][:, order], out["upper"][:, order]
+        inside = (self.truth[mask] >= lower[mask] - 1e-9) & (self.truth[mask] <= upper[mask] + 1e-9)
+        return np.where(mask, out["mean"][:, order], self.truth), float(inside.mean())
+
+
+def _tune_baselines(reference: np.ndarray, validation_rows: np.ndarray, methods: Sequence[str],
+                    knn_grid: Sequence[int], soft_grid: Sequence[float]) -> tuple[int | None, float | None, dict]:
+    """KNN's k and SoftImpute's penalty chosen on validation rows (50% MCAR), with the scores of every choice."""
+    started = time.perf_counter()
+    tuning: dict = {}
+    knn_k = soft_penalty = None
+    if "KNN" in methods:
+        knn_k, tuning["KNN"] = tune_imputer("KNN", reference, validation_rows, list(knn_grid))
+    if "SoftImpute" in methods:
+        soft_penalty, tuning["SoftImpute"] = tune_imputer("SoftImpute", reference, validation_rows, list(soft_grid))
+    tuning["seconds"] = time.perf_counter() - started
+    return knn_k, soft_penalty, tuning
+
+
+def _run_scenario(imputers: _Imputers, scenario: str, seeds: Sequence[int], methods: Sequence[str],
+                  center: np.ndarray, scale: np.ndarray) -> dict:
+    """One missingness scenario: per seed a removal mask, every method's fill, its metrics and its time."""
+    entry: dict = {"methods": {}, "calibration_80": [], "seconds": {}}
+    for seed in seeds:
+        mask, absent_columns = scenario_mask(scenario, imputers.truth, center, scale, np.random.default_rng([seed, 3]))
+        for method in methods:
+            started = time.perf_counter()
+            filled, coverage = imputers.fill(method, mask, absent_columns, seed)
+            if coverage is not None:
+                entry["calibration_80"].append(coverage)
+            entry["seconds"].setdefault(method, []).append(time.perf_counter() - started)
+            metrics = imputation_metrics(imputers.truth, filled, mask, scale)
+            record = entry["methods"].setdefault(method, {key: [] for key in metrics})
+            for key, value in metrics.items():
+                record[key].append(value)
+    return entry
+
+
 def run_imputation(
     model,
     tokenizer: GexBertTokenizer,
@@ -114,25 +197,17 @@ def run_imputation(
     and SoftImpute see a random train subsample beside the incomplete test rows (transductive, as usual for them).
     """
     work_train = tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns))
-    genes = list(raw_train.columns)
     fit_rows = work_train[~validation]
     rng = np.random.default_rng(0)
     val_rows = np.flatnonzero(validation)
     val_rows = rng.choice(val_rows, size=min(300, len(val_rows)), replace=False)
     reference = fit_rows[rng.choice(len(fit_rows), size=min(max_reference_rows * 2, len(fit_rows)), replace=False)]
-    started = time.perf_counter()
-    tuning: dict = {}
-    knn_k = soft_penalty = None
-    if "KNN" in methods:
-        knn_k, tuning["KNN"] = tune_imputer("KNN", reference, work_train[val_rows], list(knn_grid))
-    if "SoftImpute" in methods:
-        soft_penalty, tuning["SoftImpute"] = tune_imputer("SoftImpute", reference, work_train[val_rows],
-                                                          list(soft_grid))
-    tuning["seconds"] = time.perf_counter() - started
+    knn_k, soft_penalty, tuning = _tune_baselines(reference, work_train[val_rows], methods, knn_grid, soft_grid)
     test_rows = np.sort(np.random.default_rng(1).choice(len(raw_test), size=min(max_test_rows, len(raw_test)),
                                                         replace=False))
     raw = raw_test.iloc[test_rows]
-    truth = tokenizer.normalize(raw.to_numpy(), genes)
+    imputers = _Imputers(model, tokenizer, raw, tokenizer.normalize(raw.to_numpy(), list(raw_train.columns)),
+                         fit_rows, reference, knn_k, soft_penalty, chunk, max_reference_rows, iterative_rounds)
     center = np.mean(work_train, axis=0)
     scale = np.std(work_train, axis=0)
     scale = np.where(scale > 1e-8, scale, 1.0)
@@ -140,39 +215,5 @@ def run_imputation(
                      "chosen": {"KNN_k": knn_k, "SoftImpute_penalty": soft_penalty}, "tuning": tuning,
                      "per_scenario": {}}
     for scenario in tqdm(scenarios, desc="imputation", disable=not progress):
-        entry: dict = {"methods": {}, "calibration_80": [], "seconds": {}}
-        for seed in seeds:
-            mask, absent_columns = scenario_mask(scenario, truth, center, scale, np.random.default_rng([seed, 3]))
-            incomplete = np.where(mask, np.nan, truth)
-            filled: dict[str, np.ndarray] = {}
-            for method in methods:
-                t0 = time.perf_counter()
-                if method == "GexBERT":
-                    shown = [g for j, g in enumerate(genes) if j not in set(absent_columns)]
-                    raw_incomplete = pd.DataFrame(np.where(mask, np.nan, raw.to_numpy()), index=raw.index,
-                                                  columns=genes)[shown]
-                    absent = [genes[j] for j in absent_columns]
-                    out = chunked_distribution(model, tokenizer, raw_incomplete, absent, chunk, seed)
-                    order = [(shown + absent).index(g) for g in genes]
-                    mean = out["mean"][:, order]
-                    filled[method] = np.where(mask, mean, truth)
-                    lower, upper = out["lower"][:, order], out["upper"][:, order]
-                    inside = (truth[mask] >= lower[mask] - 1e-9) & (truth[mask] <= upper[mask] + 1e-9)
-                    entry["calibration_80"].append(float(inside.mean()))
-                elif method == "column mean":
-                    filled[method] = impute_mean(fit_rows, incomplete)
-                elif method == "KNN":
-                    filled[method] = impute_knn(reference, incomplete, k=knn_k)
-                elif method == "Iterative":
-                    filled[method] = impute_iterative(reference[:max_reference_rows], incomplete,
-                                                      max_iter=iterative_rounds, seed=seed)
-                elif method == "SoftImpute":
-                    filled[method] = impute_soft(reference, incomplete, soft_penalty,
-                                                 max_reference=max_reference_rows, seed=seed)
-                entry["seconds"].setdefault(method, []).append(time.perf_counter() - t0)
-                metrics = imputation_metrics(truth, filled[method], mask, scale)
-                record = entry["methods"].setdefault(method, {key: [] for key in metrics})
-                for key, value in metrics.items():
-                    record[key].append(value)
-        results["per_scenario"][scenario] = entry
+        results["per_scenario"][scenario] = _run_scenario(imputers, scenario, seeds, methods, center, scale)
     return results
