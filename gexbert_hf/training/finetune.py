@@ -40,7 +40,7 @@ from .checkpoints import save_final_model
 from .model_files import load_config, load_weights
 from .pretrain import check_training_set
 
-TASKS = ("classify", "survival")
+FINETUNE_TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
 HISTORY_FILE = "finetune_history.json"
 
@@ -515,8 +515,8 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
 
 def finetune(args: FinetuneArguments) -> FinetuneResult:
     """`gexbert finetune` / `train/finetune.py`: fine-tune, save the best model, report test metrics if any."""
-    if args.task not in TASKS:
-        raise ClinicalInputError(f"task must be one of {TASKS}, got {args.task!r}")
+    if args.task not in FINETUNE_TASKS:
+        raise ClinicalInputError(f"task must be one of {FINETUNE_TASKS}, got {args.task!r}")
     if args.dataset is None:
         raise ExpressionInputError("fine-tuning needs --dataset, a `gexbert build-dataset` output directory")
     model_dir = Path(args.model)
