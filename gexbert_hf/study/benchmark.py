@@ -149,6 +149,7 @@ def _requested_tasks(tasks: str) -> list[str]:
 
 
 def _machine(device: str) -> dict:
+    """Where the numbers were measured (the report states it: CPU timings from different machines differ)."""
     return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "device": device if device == "cpu" else torch.cuda.get_device_name(0)}
@@ -236,6 +237,7 @@ def _classification_task(model, tokenizer, data: FolderData, args: BenchmarkArgu
 
 
 def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
+    """Cancer type from random panels of every size: GexBERT's variants against the tuned baselines."""
     labels = data.clinical_train[data.label_column].astype(str)
     class_names = sorted(labels.unique())
     lookup = {name: i for i, name in enumerate(class_names)}
@@ -255,6 +257,7 @@ def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments
 
 
 def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
+    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured."""
     return run_anchor_survival(
         model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
         data.label_column, data.time_column, data.event_column,
@@ -266,6 +269,7 @@ def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, devi
 
 
 def _imputation(model, tokenizer, data: FolderData, args: BenchmarkArguments) -> dict:
+    """Every missingness scenario on (a subset of) the test samples, GexBERT against the tuned imputers."""
     return run_imputation(
         model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=list(range(args.seeds)),
         max_test_rows=60 if args.quick else args.imputation_test_rows,

@@ -85,10 +85,12 @@ QUICK = _Setting("tiny", {}, 20, 2, 20)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# data: read, split and tokenized once; every step below takes its rows from here
+# data
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass
 class _DemoData:
+    """The cohort read, split and tokenized once; every step takes its rows and matrices from here."""
+
     cohort: Cohort
     expression: pd.DataFrame  # samples x the tokenizer's genes, as given
     working: np.ndarray  # the same on the tokenizer's working scale: the scale every comparison is made on
@@ -106,11 +108,13 @@ class _DemoData:
         return self.tokenizer.genes
 
     def samples(self, rows: np.ndarray, labelled: bool = False) -> EncodedSamples:
+        """The tokenized `rows`, carrying their class codes as `labels` when `labelled`."""
         return EncodedSamples.from_frame(self.tokenizer, self.expression.iloc[rows],
                                          {"labels": self.codes[rows]} if labelled else None)
 
 
 def _load(args: DemoArguments) -> tuple[Cohort, pd.Series]:
+    """The cohort and its train/test split: the folder's split.tsv, else a seeded stratified split."""
     from ..data.readers import load_cohort, load_split, stratified_split
 
     if args.data_dir is None:
