@@ -18,15 +18,15 @@ from .threads import configure_threads
 
 # subcommand -> (module, arguments dataclass, function taking that dataclass; an int it returns is the exit code)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "benchmark": ("gexbert_hf.benchmarks.benchmark", "BenchmarkArguments", "run_benchmark"),
-    "bench-speed": ("gexbert_hf.benchmarks.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
+    "benchmark": ("gexbert_hf.study.benchmark", "BenchmarkArguments", "run_benchmark"),
+    "bench-speed": ("gexbert_hf.study.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
     "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
     "pretrain": ("gexbert_hf.training.pretrain", "PretrainArguments", "pretrain"),
     "finetune": ("gexbert_hf.training.finetune", "FinetuneArguments", "finetune"),
     "impute": ("gexbert_hf.files", "ImputeArguments", "impute_file"),
     "predict": ("gexbert_hf.files", "PredictArguments", "predict_file"),
     "export": ("gexbert_hf.files", "ExportArguments", "export_model"),
-    "demo": ("gexbert_hf.tasks.demo", "DemoArguments", "demo_from_arguments"),
+    "demo": ("gexbert_hf.study.demo", "DemoArguments", "demo_from_arguments"),
 }
 # subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`
 POSITIONAL: dict[str, str] = {"finetune": "--task"}

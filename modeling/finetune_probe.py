@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import numpy as np
 import torch
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
-from gexbert_hf.benchmarks.benchmark import load_folder
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.training.finetune import FinetuneArguments, finetune_classifier, predict_classes
+from gexbert_hf.inference import predict_classes
+from gexbert_hf.study.benchmark_data import load_folder
+from gexbert_hf.study.training_runs import finetune_in_memory
 
 
 def _panel(genes, size: int, seed: int) -> list[str]:
@@ -76,14 +76,11 @@ def main() -> None:
         panel = _panel(frame.columns, options.panel_size, panel_seed)
         for ratio, epochs in variants:
             started = time.perf_counter()
-            with tempfile.TemporaryDirectory() as output:
-                finetune_args = FinetuneArguments(
-                    task="classify", model="(in memory)", output_dir=output, query_unseen=True, max_queries=64,
-                    epochs=epochs, batch_size=32, learning_rate=options.learning_rate,
-                    encoder_learning_rate_ratio=ratio, weight_decay=0.01, warmup_ratio=0.1,
-                    early_stopping_patience=2, seed=panel_seed, progress=False, overwrite=True)
-                result = finetune_classifier(model, tokenizer, train, stop, names, finetune_args, panel_genes=panel)
-                probabilities = predict_classes(result.model, tokenizer, score, panel_genes=panel, query_unseen=True)
+            result = finetune_in_memory(model, tokenizer, train, stop, panel, class_names=names, epochs=epochs,
+                                        batch_size=32, learning_rate=options.learning_rate,
+                                        encoder_learning_rate_ratio=ratio, early_stopping_patience=2,
+                                        seed=panel_seed, max_queries=64)
+            probabilities = predict_classes(result.model, tokenizer, score, panel_genes=panel, query_unseen=True)
             accuracy = float((probabilities.argmax(1) == y[score_rows]).mean())
             print(f"panel {panel_seed} ({options.panel_size} genes), encoder lr ratio {ratio}, {epochs:g} epochs: "
                   f"held-out accuracy {accuracy:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -15,15 +15,11 @@ from pathlib import Path
 
 import torch
 
-from gexbert_hf.benchmarks.benchmark import (
-    BenchmarkArguments,
-    load_folder,
-    pretrain,
-    report_from_json,
-    validation_scores,
-)
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.reports import write_json
+from gexbert_hf.study.benchmark import BenchmarkArguments, report_from_json
+from gexbert_hf.study.benchmark_data import load_folder
+from gexbert_hf.study.benchmark_pretraining import pretrain, validation_scores
+from gexbert_hf.study.reports import write_json
 from gexbert_hf.tokenization_gexbert import GexBertTokenizer
 
 
@@ -43,7 +39,7 @@ def main(folder: str, steps: list[int]) -> None:
              "source": "the benchmark's main pretraining"}]
     for count in steps:
         started = time.perf_counter()
-        model, record = pretrain(tokenizer, samples, arguments, embedding, mask, count, output / "_length", "cpu")
+        model, record = pretrain(tokenizer, samples, arguments, embedding, mask, count, "cpu")
         runs.append({"steps": record["steps"], "seconds": record["seconds"], "final_loss": record["final_loss"],
                      "validation": validation_scores(model, tokenizer, data, chunk=2 * arguments.max_genes),
                      "source": "modeling/pretraining_length.py"})

@@ -11,17 +11,18 @@ Prints per-gene standardised RMSE of the removed entries (lower is better) for 5
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, load_folder, pretrain
-from gexbert_hf.benchmarks.tasks import chunked_distribution
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.tasks.baselines import impute_knn, mcar_mask
+from gexbert_hf.study.baselines import impute_knn, mcar_mask
+from gexbert_hf.study.benchmark import BenchmarkArguments
+from gexbert_hf.study.benchmark_data import load_folder
+from gexbert_hf.study.benchmark_pretraining import pretrain
+from gexbert_hf.study.imputation_benchmark import chunked_distribution
 from gexbert_hf.tokenization_gexbert import GexBertTokenizer
 
 
@@ -52,9 +53,8 @@ def main() -> None:
     arguments = BenchmarkArguments(data_dir="", output="", progress=False, hidden_size=options.hidden_size,
                                    num_hidden_layers=options.num_hidden_layers, max_genes=options.max_genes)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as workdir:
-        model, record = pretrain(tokenizer, samples, arguments, options.value_embedding, options.mask_fraction,
-                                 options.steps, Path(workdir), "cpu")
+    model, record = pretrain(tokenizer, samples, arguments, options.value_embedding, options.mask_fraction,
+                             options.steps, "cpu")
     print(f"pretrained {record['steps']} steps in {time.perf_counter() - started:.0f} s, "
           f"final loss {record['final_loss']:.3f}", flush=True)
     model.eval()

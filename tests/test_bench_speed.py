@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from gexbert_hf.benchmarks.speed import (
+from gexbert_hf.cli import SUBCOMMANDS
+from gexbert_hf.outputs import OUTPUT_MARKER, read_marker
+from gexbert_hf.study.speed import (
     NO_ATTENTION,
     SpeedBenchmarkArguments,
     build_model,
@@ -14,8 +16,6 @@ from gexbert_hf.benchmarks.speed import (
     run_speed_benchmark,
     training_flops,
 )
-from gexbert_hf.cli import SUBCOMMANDS
-from gexbert_hf.outputs import OUTPUT_MARKER, read_marker
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_num_layers=1)
 
@@ -103,5 +103,5 @@ def test_both_models_train_on_their_batches_and_no_attention_backend_is_selectab
 
 
 def test_cli_registers_bench_speed():
-    assert SUBCOMMANDS["bench-speed"] == ("gexbert_hf.benchmarks.speed", "SpeedBenchmarkArguments",
+    assert SUBCOMMANDS["bench-speed"] == ("gexbert_hf.study.speed", "SpeedBenchmarkArguments",
                                           "run_speed_benchmark")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gexbert_hf.benchmarks.benchmark import within_type_standardised
-from gexbert_hf.tasks.baselines import harrell_c, impute_mean, impute_soft, mcar_mask, univariate_cox_z
+from gexbert_hf.study.baselines import harrell_c, impute_mean, impute_soft, mcar_mask, univariate_cox_z
+from gexbert_hf.study.benchmark_data import within_type_standardised
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_a_kept_model_is_reused_without_pretraining(quick_run, shared_data_dir, 
 
 
 def test_a_directory_without_a_model_is_refused_by_name(shared_data_dir, tmp_path):
-    from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, run_benchmark
     from gexbert_hf.errors import ExpressionInputError
+    from gexbert_hf.study.benchmark import BenchmarkArguments, run_benchmark
 
     args = BenchmarkArguments(data_dir=str(shared_data_dir / "tcga3_xena_log2tpm"), output=str(tmp_path / "out"),
                               quick=True, progress=False, pretrained_model=str(tmp_path))
@@ -102,8 +102,8 @@ def test_a_directory_without_a_model_is_refused_by_name(shared_data_dir, tmp_pat
 
 
 def test_a_model_kept_from_other_genes_is_refused_naming_them(quick_run, shared_data_dir, tmp_path):
-    from gexbert_hf.benchmarks.benchmark import BenchmarkArguments, run_benchmark
     from gexbert_hf.errors import ExpressionInputError
+    from gexbert_hf.study.benchmark import BenchmarkArguments, run_benchmark
 
     first, _ = quick_run  # quick mode keeps 64 random genes; another seed draws other genes
     args = BenchmarkArguments(data_dir=str(shared_data_dir / "tcga3_xena_log2tpm"), output=str(tmp_path / "out"),
@@ -152,7 +152,7 @@ def test_soft_impute_beats_column_mean_on_low_rank_data():
 
 
 def test_verdicts_call_ties_ties_within_the_tolerance():
-    from gexbert_hf.benchmarks.report import TIE_TOLERANCE, classification_verdicts, imputation_verdicts, outcome
+    from gexbert_hf.study.benchmark_verdicts import TIE_TOLERANCE, classification_verdicts, imputation_verdicts, outcome
 
     assert outcome(0.7 + 1e-16, 0.7) == "tie"            # a float difference is not a win
     assert outcome(0.7, 0.7) == "tie"                    # nor an exact tie a loss

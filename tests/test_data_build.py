@@ -15,8 +15,8 @@ from gexbert_hf.data.build import SUMMARY_NAME, build_dataset
 from gexbert_hf.data.cohorts import make_synthetic_cohort
 from gexbert_hf.data.encoding import fit_tokenizer
 from gexbert_hf.data.readers import load_split
-from gexbert_hf.data.scale import measure_build_scale
 from gexbert_hf.errors import ClinicalInputError, ExpressionInputError, OutputExistsError
+from gexbert_hf.study.build_scale import measure_build_scale
 from gexbert_hf.tokenization_gexbert import GexBertTokenizer
 
 SURVIVAL = {"label_column": "cancer_type", "time_column": "os_months", "event_column": "os_event"}

@@ -46,7 +46,7 @@ from .model_files import load_config, load_weights
 from .pretrain import check_training_set
 from .trainer import build_trainer, train_best_epoch
 
-TASKS = ("classify", "survival")
+FINETUNE_TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
 HISTORY_FILE = "finetune_history.json"
 
@@ -374,8 +374,8 @@ def load_finetune_data(args: FinetuneArguments, tokenizer: GexBertTokenizer):
 
 def finetune(args: FinetuneArguments) -> FinetuneResult:
     """`gexbert finetune` / `train/finetune.py`: fine-tune, save the best model, report test metrics if any."""
-    if args.task not in TASKS:
-        raise ClinicalInputError(f"task must be one of {TASKS}, got {args.task!r}")
+    if args.task not in FINETUNE_TASKS:
+        raise ClinicalInputError(f"task must be one of {FINETUNE_TASKS}, got {args.task!r}")
     if args.dataset is None:
         raise ExpressionInputError("fine-tuning needs --dataset, a `gexbert build-dataset` output directory")
     model_dir = Path(args.model)

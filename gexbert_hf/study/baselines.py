@@ -7,9 +7,9 @@ train. Nothing here sees test samples except through `predict` / `transform` / t
 
 from __future__ import annotations
 
-import itertools
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.extmath import randomized_svd
 
-from ..modeling_gexbert import concordance_index
+from ..metrics import concordance_index, per_gene_pearson
 
 # ----------------------------------------------------------------------------------------------------------------------
 # classifiers
@@ -245,57 +245,85 @@ def harrell_c(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
         return float("nan")
 
 
+def mean_gene_r(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean over genes of r between measured and predicted values (over the rows `mask` marks), genes where r is
+    undefined left out; NaN when it is undefined for every gene."""
+    r = per_gene_pearson(truth, predicted, mask)
+    return float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else float("nan")
+
+
 COX_PENALTIES = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
-def fit_cox(x: np.ndarray, time: np.ndarray, event: np.ndarray, penalty: float):
+def fit_cox(x: np.ndarray, time: np.ndarray, event: np.ndarray, penalty: float, ties: str = "breslow",
+            n_iter: int = 50, tol: float = 1e-7):
     """Ridge-penalised Cox (scikit-survival CoxPH with `alpha`), on standardised inputs."""
     from sksurv.linear_model import CoxPHSurvivalAnalysis
     from sksurv.util import Surv
 
-    model = make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis(alpha=penalty, n_iter=50, tol=1e-7))
+    model = make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis(alpha=penalty, ties=ties, n_iter=n_iter, tol=tol))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, Surv.from_arrays(event.astype(bool), time))
     return model
 
 
+def choose_cox_penalty(x: np.ndarray, time: np.ndarray, event: np.ndarray, folds: Sequence[tuple[np.ndarray,
+                       np.ndarray]], penalties: Sequence[float] = COX_PENALTIES, **fit_options) -> float:
+    """The penalty with the best mean C-index over `folds` ((fit rows, held rows) pairs of the train rows); a fold
+    where a fit fails or no pair is comparable does not count; the largest penalty when none could be scored."""
+    scores = {}
+    for penalty in penalties:
+        values = []
+        for fit_rows, held_rows in folds:
+            try:
+                model = fit_cox(x[fit_rows], time[fit_rows], event[fit_rows], penalty, **fit_options)
+                values.append(harrell_c(model.predict(x[held_rows]), time[held_rows], event[held_rows]))
+            except (ValueError, np.linalg.LinAlgError, ArithmeticError):
+                continue
+        values = [value for value in values if np.isfinite(value)]
+        if values:
+            scores[penalty] = float(np.mean(values))
+    return max(scores, key=scores.get) if scores else max(penalties)
+
+
 def tuned_cox_risk(x_train: np.ndarray, t_train: np.ndarray, e_train: np.ndarray, x_test: np.ndarray,
                    validation: np.ndarray, penalties: tuple[float, ...] = COX_PENALTIES) -> tuple[np.ndarray, float]:
     """Pick the Cox penalty by validation C-index (validation = boolean mask over the train rows), refit on all
     train rows, return test risk scores and the chosen penalty."""
-    fit_rows = ~validation
-    scores = {}
-    for penalty in penalties:
-        try:
-            model = fit_cox(x_train[fit_rows], t_train[fit_rows], e_train[fit_rows], penalty)
-            scores[penalty] = harrell_c(model.predict(x_train[validation]), t_train[validation], e_train[validation])
-        except (ValueError, np.linalg.LinAlgError, ArithmeticError):
-            scores[penalty] = float("nan")
-    finite = {key: value for key, value in scores.items() if np.isfinite(value)}
-    best = max(finite, key=finite.get) if finite else max(penalties)
+    best = choose_cox_penalty(x_train, t_train, e_train, [(~validation, validation)], penalties)
     model = fit_cox(x_train, t_train, e_train, best)
     return model.predict(x_test), best
+
+
+def bootstrap_interval(metric: Callable[..., float], arrays: Sequence[np.ndarray], n_boot: int,
+                       seed: int | Sequence[int]) -> tuple[float, float]:
+    """Percentile 95% interval of `metric(*arrays)` over resamples of the rows (how much n test samples allow);
+    a resample where the metric is undefined (ValueError or NaN: one class, no comparable pair) is skipped."""
+    rng = np.random.default_rng(seed)
+    size = len(arrays[0])
+    values = []
+    for _ in range(n_boot):
+        rows = rng.integers(0, size, size)
+        try:
+            value = metric(*(array[rows] for array in arrays))
+        except ValueError:
+            continue
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def mean_c_index(time: np.ndarray, event: np.ndarray, *risks: np.ndarray) -> float:
+    """Mean C-index of several risk scores of the same samples (one per seed); NaN when none is defined."""
+    values = [value for value in (harrell_c(risk, time, event) for risk in risks) if np.isfinite(value)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def bootstrap_c_index(risks: list[np.ndarray], time: np.ndarray, event: np.ndarray, n_boot: int = 200,
                       seed: int = 0) -> tuple[float, float, float]:
     """Mean over seeds of the test C-index, with a percentile bootstrap 95% interval over test samples."""
-    point = float(np.nanmean([harrell_c(risk, time, event) for risk in risks]))
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, len(time), len(time))
-        if event[rows].sum() == 0:
-            continue
-        values.append(np.nanmean([harrell_c(risk[rows], time[rows], event[rows]) for risk in risks]))
-    if not values:
-        return point, float("nan"), float("nan")
-    low, high = np.nanpercentile(values, [2.5, 97.5])
-    return point, float(low), float(high)
-
-
-def grid_product(**axes) -> list[dict]:
-    """All combinations of keyword axes as dicts (small hyperparameter grids)."""
-    names = list(axes)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+    low, high = bootstrap_interval(mean_c_index, (time, event, *risks), n_boot, seed)
+    return mean_c_index(time, event, *risks), low, high

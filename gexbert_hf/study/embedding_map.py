@@ -1,4 +1,4 @@
-"""An embedding map for a report: sample embeddings (`gexbert_hf.inference.embed`) on principal components."""
+"""A 2-D map of sample embeddings for a report: principal components fitted on a reference set, samples projected."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..inference import embed
 from ..tokenization_gexbert import GexBertTokenizer
+from .reports import scatter_plot
 
 
 def pca_map(reference: pd.DataFrame, embeddings: pd.DataFrame, components: int = 2) -> tuple[np.ndarray, list]:
@@ -22,14 +23,9 @@ def embedding_map(model, tokenizer: GexBertTokenizer, reference: pd.DataFrame, s
                   labels: pd.Series, path) -> dict:
     """A PNG of `samples`' embeddings on the first two principal components of `reference`'s, one colour per
     label (missing -> "unknown"); returns what was drawn, for a report."""
-    from ..reports import scatter_plot
-
     points, shares = pca_map(embed(model, tokenizer, reference), embed(model, tokenizer, samples))
     groups = labels.astype(object).where(labels.notna(), "unknown").astype(str).to_numpy()
     scatter_plot(path, points, groups, f"PC1 ({shares[0]:.0%} of reference variance)", f"PC2 ({shares[1]:.0%})",
                  f"GexBERT embeddings of {len(samples)} samples by {labels.name}")
     return {"method": "PCA fitted on the reference embeddings, samples projected", "pooling": model.config.pooling,
             "explained_variance_ratio": shares, "samples": int(len(samples)), "label": labels.name}
-
-
-__all__ = ["embedding_map", "pca_map"]

@@ -3,8 +3,6 @@ differentially expressed genes more often than chance (a hypergeometric test per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -12,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..inference import attention_received
 from ..tokenization_gexbert import GexBertTokenizer
+from .working_scale import working_frame
 
 
 def differential_genes(work: pd.DataFrame, types: pd.Series, cancer: str, top: int) -> list[str]:
@@ -41,8 +40,7 @@ def run_attention_analysis(
     Genes are restricted to the `max_genes` most variable train genes when there are more (attention cost is
     quadratic in genes).
     """
-    work = pd.DataFrame(tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns)),
-                        index=raw_train.index, columns=raw_train.columns)
+    work = working_frame(tokenizer, raw_train)
     genes = list(raw_train.columns)
     if len(genes) > max_genes:
         variance = work.var(axis=0).to_numpy()
@@ -100,6 +98,3 @@ def run_attention_analysis(
                                 "matrix": matrices[cancers[0]][:30, :30].tolist()} if cancers else None,
     }
 
-
-def top_genes(values: np.ndarray, genes: Sequence[str], top: int) -> list[str]:
-    return [genes[i] for i in np.argsort(-np.asarray(values))[:top]]

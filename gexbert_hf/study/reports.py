@@ -1,12 +1,17 @@
-"""Shared report writing: markdown tables, JSON that survives numpy types and NaN, and Agg-backend PNG plots.
+"""Report writing of the study: markdown tables, JSON that survives numpy types and NaN, Agg-backend PNG plots.
 
-Used by the benchmark (and open to the demo and speed reports) so every report formats numbers the same way.
+Used by the benchmark, the demo, the speed benchmark and the build-scale measurement, so every report formats
+numbers the same way. Every file is written atomically (a temporary file beside it, then a rename), so a reader never
+sees half a report, and every plot ends in `finish_plot`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,11 +33,20 @@ def to_jsonable(value):
     return value
 
 
-def write_json(path: str | Path, data) -> Path:
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(data), indent=1))
+    payload = data.encode() if isinstance(data, str) else data
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(payload)
+    os.replace(handle.name, path)
     return path
+
+
+def write_json(path: str | Path, data) -> Path:
+    """`data` as indented strict JSON (numpy types converted, NaN as null), written atomically."""
+    return atomic_write(path, json.dumps(to_jsonable(data), indent=1))
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -62,7 +76,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,15 +86,24 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
-    """Tight layout, write the PNG (creating its folder), free the figure."""
-    plt = _pyplot()
+def finish_plot(fig, ax, path: str | Path, title: str, xlabel: str | None = None, ylabel: str | None = None,
+                grid: Mapping | None = None, legend_size: int | None = 8) -> Path:
+    """Labels, title, legend (`legend_size` None: none) and grid (`grid` None: none; else `ax.grid` options), tight
+    layout, then an atomic PNG write; frees the figure."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if grid is not None:
+        ax.grid(alpha=0.3, **grid)
+    if legend_size is not None:
+        ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    pyplot().close(fig)
+    return atomic_write(path, buffer.getvalue())
 
 
 def line_plot(
@@ -92,7 +116,7 @@ def line_plot(
     xticklabels: Sequence[str] | None = None,
 ) -> Path:
     """One line per method: `{name: (x, mean, spread or None)}`, spread drawn as error bars."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, (x, mean, spread) in series.items():
         style = "-o" if name.lower().startswith("gexbert") else "--s"
@@ -103,18 +127,13 @@ def line_plot(
     if xticklabels is not None:  # x values are positions 0..n-1 of these labels
         ax.set_xticks(range(len(xticklabels)))
         ax.set_xticklabels(list(xticklabels))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, title, xlabel, ylabel, grid={})
 
 
 def bar_plot(path: str | Path, labels: Sequence[str], groups: Mapping[str, Sequence[float]], ylabel: str,
              title: str, errors: Mapping[str, Sequence[float]] | None = None) -> Path:
     """Grouped bars: one group per label, one bar per key of `groups`."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.4, 0.45 * len(labels) * max(1, len(groups)) / 2), 4.2))
     width = 0.8 / max(1, len(groups))
     x = np.arange(len(labels))
@@ -123,39 +142,29 @@ def bar_plot(path: str | Path, labels: Sequence[str], groups: Mapping[str, Seque
         ax.bar(x + i * width - 0.4 + width / 2, values, width, yerr=yerr, label=name, capsize=2)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, title, ylabel=ylabel, grid={"axis": "y"}, legend_size=7)
 
 
 def heatmap(path: str | Path, matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
             title: str, colorbar_label: str = "") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 0.22 * len(col_labels) + 2), max(4, 0.22 * len(row_labels) + 1.5)))
     image = ax.imshow(matrix, aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(col_labels)))
     ax.set_xticklabels(col_labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(row_labels)))
     ax.set_yticklabels(row_labels, fontsize=6)
-    ax.set_title(title)
     fig.colorbar(image, ax=ax, label=colorbar_label)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, title, legend_size=None)
 
 
 def scatter_plot(path: str | Path, points: np.ndarray, groups: Sequence[str], xlabel: str, ylabel: str,
                  title: str) -> Path:
     """A 2-D map, one colour per group (e.g. a class label), groups in sorted order for a stable legend."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.6))
     groups = np.asarray([str(group) for group in groups])
     for group in sorted(set(groups)):
         chosen = groups == group
         ax.scatter(points[chosen, 0], points[chosen, 1], s=18, alpha=0.8, label=f"{group} (n={chosen.sum()})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, title, xlabel, ylabel, grid={})

@@ -1,7 +1,7 @@
 """Scale measurement: build a dataset from an n x g synthetic float64 matrix, recording time and peak memory.
 
 It runs in a fresh subprocess so the peak resident set (`ru_maxrss`, plus a sampler of /proc/self/status for the
-anonymous part) belongs to this build alone. `python -m gexbert_hf.data.scale --samples 11000 --genes 20000`.
+anonymous part) belongs to this build alone. `python -m gexbert_hf.study.build_scale --samples 11000 --genes 20000`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -17,13 +16,15 @@ import threading
 import time
 from pathlib import Path
 
+from .rss import lifetime_peak_rss, process_memory
+
 
 def measure_build_scale(n_samples: int, n_genes: int, workdir: str | Path | None = None, seed: int = 0,
                         timeout: float | None = None) -> dict:
     """Run `_measure` in a subprocess and return its measurements (times in s, memory in bytes)."""
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         result_path = Path(scratch) / "result.json"
-        command = [sys.executable, "-m", "gexbert_hf.data.scale", "--samples", str(n_samples), "--genes",
+        command = [sys.executable, "-m", "gexbert_hf.study.build_scale", "--samples", str(n_samples), "--genes",
                    str(n_genes), "--seed", str(seed), "--scratch", scratch, "--result", str(result_path)]
         subprocess.run(command, check=True, timeout=timeout)
         return json.loads(result_path.read_text())
@@ -48,20 +49,15 @@ class _RssSampler(threading.Thread):
 
 
 def _rss() -> tuple[int, int]:
-    fields = {}
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon"):
-                fields[key] = int(value.split()[0]) * 1024
-    return fields.get("VmRSS", 0), fields.get("RssAnon", 0)
+    memory = process_memory()
+    return memory["VmRSS"], memory["RssAnon"]
 
 
 def _measure(n_samples: int, n_genes: int, seed: int, scratch: Path) -> dict:
     import warnings
 
-    from .build import build_dataset
-    from .synthetic import make_synthetic_cohort
+    from ..data.build import build_dataset
+    from ..data.cohorts import make_synthetic_cohort
 
     baseline_rss, baseline_anon = _rss()
     sampler = _RssSampler()
@@ -75,7 +71,7 @@ def _measure(n_samples: int, n_genes: int, seed: int, scratch: Path) -> dict:
     built = time.perf_counter()
     sampler.stop()
     matrix_bytes = cohort.expression.to_numpy().nbytes
-    peak_rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, sampler.peak_rss)
+    peak_rss = max(lifetime_peak_rss(), sampler.peak_rss)
     disk = sum(path.stat().st_size for path in (scratch / "dataset").rglob("*") if path.is_file())
     return {
         "samples": n_samples,

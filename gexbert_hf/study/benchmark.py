@@ -1,0 +1,340 @@
+"""`gexbert benchmark`: the paper's three tasks and its attention analysis on one data folder, GexBERT against
+tuned baselines on the same data in the same run, written as report.md, results.json and PNG plots.
+
+Protocol: the folder's fixed split.tsv; the tokenizer, pretraining, panels, anchors and every hyperparameter see
+only train samples (a validation part is carved out of train); test samples are predicted once per method, panel and
+seed. One GexBERT is pretrained per folder on all train features and reused by every task. Its value embedding and
+masking rate are chosen by short pretraining runs scored on the validation part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.samples import EncodedSamples
+from ..data.splits import split_validation
+from ..inference import predict_classes, predict_risk
+from ..modeling_gexbert import GexBertForMaskedExpression
+from ..outputs import claim_output_dir
+from ..tokenization_gexbert import GexBertTokenizer
+from .anchor_survival import run_anchor_survival
+from .attention_analysis import run_attention_analysis
+from .benchmark_data import FolderData, load_folder, within_type_standardised
+from .benchmark_pretraining import ablate_and_pretrain, load_pretrained, say
+from .benchmark_report import write_report
+from .imputation_benchmark import run_imputation
+from .panel_classification import run_panel_classification
+from .reports import write_json
+from .training_runs import finetune_in_memory
+from .working_scale import working_frame
+
+BENCHMARK_TASKS = ("classification", "survival", "imputation", "attention")
+SKIP_STANDARDISED = ("values are standardised within each cancer type: cancer-type accuracy here would measure the "
+                     "normalisation, not biology")
+
+@dataclass
+class BenchmarkArguments:
+    """One benchmark run on one data folder (expression.tsv.gz, clinical.tsv, split.tsv)."""
+
+    data_dir: str = field(metadata={"help": "Data folder laid out like ../shared/data/<folder>."})
+    output: str = field(metadata={"help": "Where report.md, results.json and the PNG plots go."})
+    quick: bool = field(default=False, metadata={"help": "Tiny budgets everywhere (tests, smoke runs)."})
+    time_budget_minutes: float = field(default=30.0, metadata={"help": "Target wall time of the whole run; "
+                                                                       "pretraining length is derived from it."})
+    tasks: str = field(default=",".join(BENCHMARK_TASKS), metadata={"help": "Comma-separated subset of "
+                                                                           + ", ".join(BENCHMARK_TASKS)})
+    classification: str = field(default="auto", metadata={
+        "help": "auto: skip cancer-type classification when values are standardised within each type (such data "
+                "leaks the type through its distribution shapes); on; off."})
+    seeds: int = field(default=5, metadata={"help": "Random panels / masks / seeds per setting (>= 5 for reports)."})
+    panel_sizes: str = field(default="8,16,32,64,128,256,all", metadata={"help": "Classification panel sizes."})
+    survival_panel_sizes: str = field(default="32,64", metadata={"help": "Survival panel sizes K."})
+    value_embedding: str = field(default="auto", metadata={"help": "auto (measured), level, continuous or both."})
+    mask_fraction: float | None = field(default=None, metadata={"help": "Pretraining mask rate (None = measured)."})
+    pretrain_minutes: float | None = field(default=None, metadata={"help": "Main pretraining length (None: "
+                                                                           "from the time budget)."})
+    ablation_seconds: float | None = field(default=None, metadata={"help": "Length of each ablation pretraining."})
+    hidden_size: int = field(default=64, metadata={"help": "Model width."})
+    num_hidden_layers: int = field(default=3, metadata={"help": "Encoder depth."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
+    max_genes: int = field(default=128, metadata={"help": "Genes per sample and pretraining step."})
+    num_levels: int = field(default=32, metadata={"help": "Expression levels of the tokenizer."})
+    batch_size: int = field(default=32, metadata={"help": "Pretraining batch size."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Pretraining peak learning rate."})
+    max_queries: int = field(default=128, metadata={"help": "Unseen genes restored per sample for classification."})
+    finetune: bool = field(default=True, metadata={"help": "Also fine-tune GexBERT end to end on some panels."})
+    finetune_panels: str = field(default="16,64", metadata={"help": "Panel sizes that get end-to-end fine-tuning."})
+    finetune_epochs: float = field(default=4, metadata={"help": "Fine-tuning epochs (early stopping may end sooner)."})
+    finetune_learning_rate: float = field(default=1e-3, metadata={"help": "Fine-tuning peak learning rate."})
+    finetune_encoder_lr_ratio: float = field(default=1.0, metadata={
+        "help": "The pretrained encoder's fine-tuning rate relative to the new head's."})
+    survival_finetune_types: int = field(default=4, metadata={
+        "help": "Fine-tune GexBertForSurvival on the largest-K panels of this many types (most events first)."})
+    max_survival_types: int | None = field(default=None, metadata={"help": "At most this many cancer types."})
+    max_features: int | None = field(default=None, metadata={"help": "Use a random subset of this many features "
+                                                                      "(quick mode: 64)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Subsample train (quick mode: 500)."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Subsample test (quick mode: 150)."})
+    imputation_test_rows: int = field(default=400, metadata={"help": "Test samples used for imputation."})
+    imputation_genes_per_pass: int = field(default=1024, metadata={
+        "help": "Genes GexBERT reads per imputation pass (a profile with more is read in random groups). More is "
+                "better: measured genes are the context, and at 90% missing a 256-gene group holds ~25 of them."})
+    pretrained_model: str | None = field(default=None, metadata={
+        "help": "Reuse a GexBERT kept by an earlier run (its output/model) instead of the ablation and pretraining; "
+                "that run's pretraining record is carried over when its results.json sits beside the model."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+    seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out and the pretraining."})
+    keep_model: bool = field(default=False, metadata={"help": "Keep the pretrained model under output/model."})
+    progress: bool = field(default=True, metadata={"help": "Progress bars."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier benchmark report in --output (only "
+                                                             "the files it wrote; never a folder holding "
+                                                             "--pretrained_model or --data_dir)."})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the run
+# ----------------------------------------------------------------------------------------------------------------------
+def run_benchmark(args: BenchmarkArguments) -> int:
+    """Run every requested task on one folder and write report.md, results.json and plots under `args.output`."""
+    inputs = {"--data_dir": args.data_dir, "--pretrained_model": args.pretrained_model}
+    folder = claim_output_dir(args.output, "benchmark", inputs, args.overwrite)
+    with folder.writing() as output:
+        return _run_benchmark(args, output)
+
+
+def _run_benchmark(args: BenchmarkArguments, output: Path) -> int:
+    started = time.perf_counter()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    tasks = _requested_tasks(args.tasks)
+    results: dict = {"arguments": asdict(args), "errors": {}, "timings": {}, "machine": _machine(device)}
+    data, model, tokenizer = _data_and_model(args, results, device, output, started)
+    for task in tasks:
+        task_started = time.perf_counter()
+        if task == "classification":
+            _classification_task(model, tokenizer, data, args, results, device)
+        elif task == "survival" and data.time_column:
+            _guard(results, "survival", lambda: _survival(model, tokenizer, data, args, device))
+        elif task == "imputation":
+            _guard(results, "imputation", lambda: _imputation(model, tokenizer, data, args))
+        elif task == "attention" and data.label_column:
+            _guard(results, "attention", lambda: run_attention_analysis(
+                model, tokenizer, data.raw_train, data.clinical_train[data.label_column],
+                samples_per_type=4 if args.quick else 24, max_genes=512, progress=args.progress))
+        else:
+            continue
+        results["timings"][task] = time.perf_counter() - task_started
+    results["timings"]["total"] = time.perf_counter() - started
+    return _write_results(results, output)
+
+
+def _requested_tasks(tasks: str) -> list[str]:
+    """The comma-separated `--tasks`, in the order the benchmark runs them."""
+    requested = [task.strip() for task in tasks.split(",") if task.strip()]
+    unknown = [task for task in requested if task not in BENCHMARK_TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; choose from {BENCHMARK_TASKS}")
+    return [task for task in BENCHMARK_TASKS if task in requested]
+
+
+def _machine(device: str) -> dict:
+    """Where the numbers were measured (the report states it: CPU timings from different machines differ)."""
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": device if device == "cpu" else torch.cuda.get_device_name(0)}
+
+
+def _data_and_model(args: BenchmarkArguments, results: dict, device: str, output: Path, started: float
+                    ) -> tuple[FolderData, GexBertForMaskedExpression, GexBertTokenizer]:
+    """The folder's data (subsampled in quick mode), and the GexBERT every task uses: a kept one, or one measured
+    and pretrained here."""
+    if args.quick:
+        args.max_features = args.max_features or 64
+        args.max_train_samples = args.max_train_samples or 500
+        args.max_test_samples = args.max_test_samples or 150
+    data = load_folder(args.data_dir, seed=args.seed, max_features=args.max_features,
+                       max_train=args.max_train_samples, max_test=args.max_test_samples)
+    model = None
+    if args.pretrained_model:  # the kept model's own tokenizer, not a refit
+        model, tokenizer = load_pretrained(args.pretrained_model, data, results)
+    else:
+        tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization,
+                                         num_levels=args.num_levels)
+    results["data"] = {
+        "folder": data.name, "n_train": len(data.raw_train), "n_validation": int(data.validation.sum()),
+        "n_test": len(data.raw_test), "n_genes": data.raw_train.shape[1], "normalization": data.normalization,
+        "types": data.clinical_train[data.label_column].value_counts().to_dict() if data.label_column else {},
+    }
+    results["timings"]["load"] = time.perf_counter() - started
+    if model is None:
+        samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
+        model = ablate_and_pretrain(tokenizer, samples, data, args, results, args.time_budget_minutes * 60, device,
+                                    output)
+    return data, model, tokenizer
+
+
+def _write_results(results: dict, output: Path) -> int:
+    """results.json first (a report bug cannot lose the numbers), then report.md and the plots, which add the
+    verdict tables to `results`, saved again."""
+    write_json(output / "results.json", results)
+    try:
+        write_report(results, output)
+    except Exception:  # noqa: BLE001 - the numbers are saved; `report_from_json` can retry
+        traceback.print_exc()
+        return 1
+    write_json(output / "results.json", results)
+    say(f"done in {results['timings']['total'] / 60:.1f} min: {output / 'report.md'}")
+    return 0
+
+
+def report_from_json(output: str | Path) -> Path:
+    """Rewrite report.md and the plots from a finished run's results.json."""
+    output = Path(output)
+    results = json.loads((output / "results.json").read_text())
+    path = write_report(results, output)
+    write_json(output / "results.json", results)
+    return path
+
+
+def _guard(results: dict, task: str, run: Callable[[], dict]) -> None:
+    """Run one task; a failure is recorded (and reported) instead of losing the other tasks' numbers."""
+    say(f"{task} ...")
+    try:
+        results[task] = run()
+        say(f"{task} done")
+    except Exception as error:  # noqa: BLE001 - any failure must land in the report, not kill a 30-minute run
+        results["errors"][task] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+        print(f"benchmark: task {task} failed: {error}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the tasks
+# ----------------------------------------------------------------------------------------------------------------------
+def _classification_task(model, tokenizer, data: FolderData, args: BenchmarkArguments, results: dict,
+                         device: str) -> None:
+    """Cancer-type classification, unless the values are standardised within each type (or there are no types)."""
+    types_train = data.clinical_train[data.label_column] if data.label_column else None
+    check = within_type_standardised(working_frame(tokenizer, data.raw_train), types_train) \
+        if types_train is not None else {}
+    results["classification_check"] = check
+    enabled = (args.classification == "on" or (args.classification == "auto" and types_train is not None
+                                               and not check.get("within_type_standardised", False)))
+    if not enabled:
+        results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
+    else:
+        _guard(results, "classification", lambda: _classification(model, tokenizer, data, args, device))
+
+
+def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
+    """Cancer type from random panels of every size: GexBERT's variants against the tuned baselines."""
+    labels = data.clinical_train[data.label_column].astype(str)
+    class_names = sorted(labels.unique())
+    lookup = {name: i for i, name in enumerate(class_names)}
+    y_train = labels.map(lookup).to_numpy()
+    y_test = data.clinical_test[data.label_column].astype(str).map(lookup).to_numpy()
+    keep = ~pd.isna(y_test)
+    raw_test, y_test = data.raw_test[keep], y_test[keep].astype(int)
+    sizes = [size if size == "all" else int(size) for size in args.panel_sizes.split(",")]
+    finetune = _classification_finetuner(model, tokenizer, data, y_train, raw_test, class_names, args, device) \
+        if args.finetune else None
+    return run_panel_classification(
+        model, tokenizer, data.raw_train, y_train, data.validation, raw_test, y_test, class_names, sizes,
+        list(range(args.seeds)),
+        heavy_baselines_max_panel=64 if len(y_train) * len(class_names) > 20000 else 10**9,
+        gexbert_max_panel=4 * args.max_genes, max_queries=args.max_queries, quick=args.quick, finetune=finetune,
+        finetune_panels=[int(k) for k in args.finetune_panels.split(",") if k], progress=args.progress)
+
+
+def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
+    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured."""
+    return run_anchor_survival(
+        model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
+        data.label_column, data.time_column, data.event_column,
+        panel_sizes=[int(k) for k in args.survival_panel_sizes.split(",")], seeds=list(range(args.seeds)),
+        min_train_events=8 if args.quick else 20, min_test_events=3 if args.quick else 5,
+        max_types=args.max_survival_types or (2 if args.quick else None), n_boot=30 if args.quick else 200,
+        finetune=_survival_finetuner(model, tokenizer, data, args, device) if args.finetune else None,
+        progress=args.progress)
+
+
+def _imputation(model, tokenizer, data: FolderData, args: BenchmarkArguments) -> dict:
+    """Every missingness scenario on (a subset of) the test samples, GexBERT against the tuned imputers."""
+    return run_imputation(
+        model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=list(range(args.seeds)),
+        max_test_rows=60 if args.quick else args.imputation_test_rows,
+        max_reference_rows=200 if args.quick else 1200, chunk=args.imputation_genes_per_pass,
+        iterative_rounds=2 if args.quick else 3, progress=args.progress)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# end-to-end fine-tuning
+# ----------------------------------------------------------------------------------------------------------------------
+def _finetune(model, tokenizer, train: EncodedSamples, validation: EncodedSamples, panel: list[str], seed: int,
+              args: BenchmarkArguments, class_names: list[str] | None = None):
+    """The benchmark's fine-tuning settings (a classifier when `class_names` is given, else a Cox risk model)."""
+    return finetune_in_memory(model, tokenizer, train, validation, panel, class_names=class_names,
+                              epochs=1 if args.quick else args.finetune_epochs,
+                              batch_size=32 if class_names is not None else 64,
+                              learning_rate=args.finetune_learning_rate,
+                              encoder_learning_rate_ratio=args.finetune_encoder_lr_ratio, seed=seed, panel_seed=seed,
+                              max_queries=min(args.max_queries, 64), early_stopping_patience=2)
+
+
+def _classification_finetuner(model, tokenizer, data: FolderData, y_train, raw_test, class_names, args, device):
+    """End-to-end fine-tuning of `GexBertForSequenceClassification` on the panel, unseen genes entered as MASK
+    queries; the validation part of train picks the best epoch."""
+    train = EncodedSamples.from_frame(tokenizer, data.raw_train[~data.validation],
+                                      {"labels": y_train[~data.validation]})
+    validation = EncodedSamples.from_frame(tokenizer, data.raw_train[data.validation],
+                                           {"labels": y_train[data.validation]})
+    test = EncodedSamples.from_frame(tokenizer, raw_test)
+
+    def run(panel: list[str], seed: int) -> np.ndarray:
+        result = _finetune(model.to(device), tokenizer, train, validation, panel, seed, args, class_names)
+        probabilities = predict_classes(result.model.to(device), tokenizer, test, panel_genes=panel,
+                                        query_unseen=True)
+        model.cpu()
+        return probabilities
+
+    return run
+
+
+def _survival_finetuner(model, tokenizer, data: FolderData, args, device):
+    """`GexBertForSurvival` fine-tuned on one type's train samples with only the panel visible (largest K only)."""
+    largest = max(int(k) for k in args.survival_panel_sizes.split(","))
+    time_column, event_column = data.time_column, data.event_column
+    known = data.clinical_train[time_column].notna() & data.clinical_train[event_column].notna()
+    events = data.clinical_train[known].groupby(data.label_column)[event_column].sum().sort_values(ascending=False)
+    chosen_types = set(events.index[:args.survival_finetune_types])
+
+    def run(cancer: str, panel: list[str], seed: int):
+        if len(panel) < largest or cancer not in chosen_types:
+            return None
+        rows = (data.clinical_train[data.label_column] == cancer).to_numpy() & known.to_numpy()
+        test_rows = ((data.clinical_test[data.label_column] == cancer) & data.clinical_test[time_column].notna()
+                     & data.clinical_test[event_column].notna()).to_numpy()
+        clinical = data.clinical_train[rows]
+        events = clinical[event_column].to_numpy(int)
+        validation = split_validation(events, 0.25, seed)
+        fields = {"survival_time": clinical[time_column].to_numpy(float), "event": events}
+        train, val = (EncodedSamples.from_frame(tokenizer, data.raw_train[rows][part],
+                                                {key: value[part] for key, value in fields.items()})
+                      for part in (~validation, validation))
+        result = _finetune(model.to(device), tokenizer, train, val, panel, seed, args)
+        risk = predict_risk(result.model.to(device), tokenizer, EncodedSamples.from_frame(tokenizer,
+                            data.raw_test[test_rows]), panel_genes=panel, query_unseen=True)
+        model.cpu()
+        return risk
+
+    return run

@@ -1,1 +1,0 @@
-"""The paper's uses of a trained GexBERT: imputation, panel classification, anchor restoration, attention."""
