@@ -18,6 +18,7 @@ from .modeling_gexbert import (
     SurvivalOutput,
     cox_partial_log_likelihood_loss,
 )
+from .pretrained import PRETRAINED_MODELS, pretrained_path, resolve_model
 from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 
@@ -49,4 +50,7 @@ __all__ = [
     "predict_classes",
     "predict_distribution",
     "predict_risk",
+    "PRETRAINED_MODELS",
+    "pretrained_path",
+    "resolve_model",
 ]

@@ -33,6 +33,7 @@ from .modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from .outputs import check_output_file, claim_output_dir
+from .pretrained import resolve_model
 from .tokenization_gexbert import (
     FEATURE_EXTRACTOR_NAME,
     TOKENIZER_ARRAYS_NAME,
@@ -53,7 +54,7 @@ TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".par
 def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
     """The head a directory was saved with (its `architectures`) and the tokenizer beside it, which must be the
     model's own (`TokenizerMismatchError` otherwise); unreadable files raise `ModelFileError` naming them."""
-    path = Path(model_dir)
+    path = Path(resolve_model(model_dir))
     if not (path / "config.json").is_file():
         raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
     if not (path / TOKENIZER_CONFIG_NAME).is_file():
@@ -305,17 +306,17 @@ EXPORTED_FILES = ("config.json", "model.safetensors", "README.md", *REMOTE_CODE_
 
 def export_model(args: ExportArguments) -> Path:
     """Write the export to a temporary folder beside `output`, check it holds every hub file, then move it in."""
-    output = Path(args.output)
-    folder = claim_output_dir(output, "export", {"the model": args.model}, args.overwrite)
-    model, tokenizer = load_model_and_tokenizer(args.model)
-    metrics = read_finetune_metrics(args.model)
+    output, model_dir = Path(args.output), resolve_model(args.model)
+    folder = claim_output_dir(output, "export", {"the model": model_dir}, args.overwrite)
+    model, tokenizer = load_model_and_tokenizer(model_dir)
+    metrics = read_finetune_metrics(model_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
     try:
         model.save_pretrained(staging)  # safetensors: the only format transformers 5 writes
         tokenizer.save_pretrained(staging)
         if metrics is not None:  # the fine-tuning metrics travel with the model, in the card and as the file
-            shutil.copyfile(Path(args.model) / FINETUNE_METRICS_NAME, staging / FINETUNE_METRICS_NAME)
+            shutil.copyfile(Path(model_dir) / FINETUNE_METRICS_NAME, staging / FINETUNE_METRICS_NAME)
             (staging / "README.md").write_text(render_model_card(model, metrics=metrics))
         absent = [name for name in EXPORTED_FILES if not (staging / name).is_file()]
         if absent:

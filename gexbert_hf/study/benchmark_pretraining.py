@@ -16,6 +16,7 @@ from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError
 from ..inference import restore_from_panel
 from ..modeling_gexbert import GexBertForMaskedExpression
+from ..pretrained import resolve_model
 from ..tokenization_gexbert import GexBertTokenizer
 from ..training.presets import build_config
 from .baselines import mcar_mask
@@ -160,7 +161,7 @@ def _model_record(model: GexBertForMaskedExpression) -> dict:
 def load_pretrained(path: str, data: FolderData, results: dict) -> tuple[GexBertForMaskedExpression,
                                                                         GexBertTokenizer]:
     """A model and tokenizer kept by an earlier run; its pretraining record comes along when available."""
-    folder = Path(path)
+    folder = Path(resolve_model(path))
     if not (folder / "config.json").is_file():
         raise ExpressionInputError(f"{folder}: not a saved GexBERT (no config.json); pass a run's output/model")
     model = GexBertForMaskedExpression.from_pretrained(folder).eval()

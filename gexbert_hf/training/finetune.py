@@ -39,6 +39,7 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from ..outputs import OutputFolder, claim_output_dir, refuse_overlap, take_deprecated_overwrite
+from ..pretrained import resolve_model
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
@@ -174,7 +175,7 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
     """`head_class` with the encoder of `model` (a directory or a loaded GexBERT of any head) and a fresh head."""
     set_seed(seed)  # the new head's initialisation
     if isinstance(model, (str, Path)):
-        path = Path(model)
+        path = Path(resolve_model(model))
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
         config = load_config(head_class.config_class, path)
@@ -378,7 +379,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         raise ClinicalInputError(f"task must be one of {FINETUNE_TASKS}, got {args.task!r}")
     if args.dataset is None:
         raise ExpressionInputError("fine-tuning needs --dataset, a `gexbert build-dataset` output directory")
-    model_dir = Path(args.model)
+    model_dir = Path(resolve_model(args.model))
     tokenizer = GexBertTokenizer.from_pretrained(model_dir if (model_dir / "gexbert_tokenizer.json").is_file()
                                                  else args.dataset)
     train, validation, test, label_names = load_finetune_data(args, tokenizer)
