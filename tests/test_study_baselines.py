@@ -104,3 +104,22 @@ def test_imputation_per_gene_r_scores_a_constant_prediction_zero_and_needs_five_
     filled[:, 1] = truth[:10, 1].mean()  # a column mean carries no per-gene information
     expected = np.corrcoef(truth[:10, 0], filled[:10, 0])[0, 1] / 2
     assert mean_per_gene_r(truth, filled, removed) == pytest.approx(expected)
+
+
+def test_iterative_imputation_of_wide_profiles_runs_in_gene_blocks():
+    """Above `block_genes` genes each seeded block is imputed on its own (no genes x genes matrix of the profile)."""
+    from gexbert_hf.study.baselines import _iterative_block, impute_iterative
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(40, 5)) @ rng.normal(size=(5, 90)) + rng.normal(scale=0.1, size=(40, 90))
+    holes = matrix.copy()
+    holes[rng.random(holes.shape) < 0.3] = np.nan
+    reference, incomplete = holes[:30], holes[30:]
+    filled = impute_iterative(reference, incomplete, max_iter=2, seed=3, block_genes=40)
+    assert filled.shape == incomplete.shape and np.isfinite(filled).all()
+    blocks = np.array_split(np.random.default_rng(3).permutation(90), 3)
+    for block in blocks:  # each block's result is that block imputed alone
+        alone = _iterative_block(holes[:, block], max_iter=2, n_nearest=30, seed=3)[30:]
+        np.testing.assert_allclose(filled[:, block], alone)
+    whole = impute_iterative(reference, incomplete, max_iter=2, seed=3)  # under the cap: one block, as before
+    assert not np.allclose(whole, filled)
