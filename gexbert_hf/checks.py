@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import NonFiniteOutputError, TokenizerMismatchError, preview
-from .tokenization_gexbert import NORMALIZATIONS, GexBertTokenizer, fingerprint_of
+from .levels_gexbert import NORMALIZATIONS
+from .tokenization_gexbert import GexBertTokenizer, fingerprint_of
 
 
 def check_tokenizer_matches(tokenizer: GexBertTokenizer, config, source: str = "model") -> None:

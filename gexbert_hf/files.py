@@ -23,6 +23,7 @@ from .data.gene_ids import read_gene_list
 from .data.readers import read_expression, read_gene_map
 from .data.samples import EncodedSamples
 from .errors import ExpressionInputError, preview
+from .expression_input_gexbert import describe_ids
 from .hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
 from .inference import impute_frame, predict_classes, predict_risk
 from .modeling_gexbert import (
@@ -39,7 +40,6 @@ from .tokenization_gexbert import (
     TOKENIZER_ARRAYS_NAME,
     TOKENIZER_CONFIG_NAME,
     GexBertTokenizer,
-    describe_ids,
 )
 from .training.model_files import load_config, load_weights
 

@@ -23,8 +23,9 @@ from .configuration_gexbert import MASK_LEVEL_ID, PAD_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
 from .errors import ExpressionInputError
+from .expression_input_gexbert import as_expression_frame, is_anndata
 from .threads import configure_threads
-from .tokenization_gexbert import GexBertTokenizer, as_expression_frame, is_anndata
+from .tokenization_gexbert import GexBertTokenizer
 
 IMPUTATION_INPUT = "imputation input"
 EMBEDDING_INPUT = "embedding input"

@@ -6,20 +6,15 @@ level edges and level values, and a robust per-gene centre and scale for the con
 
 This file travels with every checkpoint as hub remote code (`AutoFeatureExtractor.from_pretrained(path,
 trust_remote_code=True)` where `gexbert_hf` is not installed), so it imports only numpy, transformers, safetensors,
-the standard library and its siblings `configuration_gexbert` and `errors_gexbert`. pandas, which reads and
-validates the matrices, is imported where installed (inside `try`, which the remote-code import check skips): the
-file loads without it and says what to install when a matrix is given.
-
-Decoding is robust to extreme training values: a predicted level decodes to the mean of the training values in that
-level, except the lowest and highest levels (open on one side), which decode to their median; so one cell of 1e300
-(or tcga13's z-scores of 3.7e4) can neither move the level edges nor the values any imputation returns.
+the standard library and its siblings (relative imports, which travel along): `configuration_gexbert`,
+`errors_gexbert`, `expression_input_gexbert` (validating a matrix; pandas where installed: the file loads without it
+and says what to install when a matrix is given) and `levels_gexbert` (normalisation, level edges and values).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -35,245 +30,28 @@ from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
 
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
 from .errors_gexbert import ExpressionInputError, ModelFileError, one_line, preview
-
-
-class _PandasMissing:
-    """Stands in for pandas where it is not installed: the tokenizer loads, and reading a matrix says what to do."""
-
-    def __getattr__(self, name: str):
-        raise ImportError("GexBertTokenizer reads expression matrices with pandas, which is not installed: "
-                          "pip install pandas")
-
-
-try:
-    import pandas as pd
-except ImportError:  # remote code on a machine without pandas
-    pd = _PandasMissing()
+from .expression_input_gexbert import (
+    as_expression_frame,
+    describe_ids,
+    id_kind,
+    looks_like_sample_ids,
+    pd,
+    strip_version,
+    training_frame,
+)
+from .levels_gexbert import (
+    AUTO_NORMALIZATION,
+    NORMALIZATIONS,
+    fit_level_statistics,
+    level_index,
+    normalize_frame,
+    resolve_normalization,
+)
 
 TOKENIZER_CONFIG_NAME = "gexbert_tokenizer.json"
 TOKENIZER_ARRAYS_NAME = "gexbert_tokenizer.safetensors"
 AUTO_CLASS = "AutoFeatureExtractor"
-NORMALIZATIONS = ("log1p", "none")
-AUTO_NORMALIZATION = "auto"  # fit-time only: resolved to one of NORMALIZATIONS by `auto_normalization`
-LOG1P_MIN_MAXIMUM = 50.0  # raw counts / TPM reach far above this; logged or z-scored values stay below it
-AGGREGATIONS = ("mean", "median", "max", "sum", "first")
 SPECIAL_TOKENS = ("[PAD]", "[CLS]")
-MAX_ABS_VALUE = 1e300  # larger finite values are refused: the fitting arithmetic on them would overflow
-_FIT_CHUNK = 512  # genes per chunk when fitting quantiles: bounds the temporary copies nanquantile makes
-
-
-def as_expression_frame(
-    data: pd.DataFrame | np.ndarray,
-    genes: Sequence[str] | None = None,
-    samples: Sequence[str] | None = None,
-    aggregate: str | None = None,
-    source: str = "expression matrix",
-    layer: str | None = None,
-    gene_column: str | None = None,
-) -> pd.DataFrame:
-    """Validate a samples x genes matrix and return it as a float64 DataFrame; NaN stays as 'not measured'.
-
-    `data` is a DataFrame, a numpy array with `genes`, or an AnnData (obs x var = samples x genes; `layer` picks a
-    layer instead of `X`, `gene_column` a var column naming the genes instead of `var_names`).
-    Raises `ExpressionInputError` naming the gene, sample or shape at fault.
-    """
-    frame = _unvalidated_frame(data, genes, samples, source, layer, gene_column)
-    frame = frame.copy(deep=False)
-    frame.columns = frame.columns.map(str)
-    frame.index = frame.index.map(str)
-
-    duplicated_samples = frame.index[frame.index.duplicated()].unique()
-    if len(duplicated_samples):
-        raise ExpressionInputError(f"{source}: duplicated sample ids: {preview(duplicated_samples)}")
-
-    if all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in frame.dtypes):
-        values = frame.to_numpy(dtype=np.float64)  # the common case: no per-cell parsing
-    else:
-        numeric = frame.apply(pd.to_numeric, errors="coerce")
-        bad_cells = numeric.isna().to_numpy() & ~frame.isna().to_numpy()
-        if bad_cells.any():
-            rows, cols = np.nonzero(bad_cells)
-            value = frame.iat[rows[0], cols[0]]
-            raise ExpressionInputError(
-                f"{source}: non-numeric value {value!r} for gene {frame.columns[cols[0]]!r} in sample "
-                f"{frame.index[rows[0]]!r} ({bad_cells.sum()} such cells)"
-            )
-        values = numeric.to_numpy(dtype=np.float64)
-    infinite = np.isinf(values)
-    if infinite.any():
-        rows, cols = np.nonzero(infinite)
-        raise ExpressionInputError(
-            f"{source}: infinite value for gene {frame.columns[cols[0]]!r} in sample {frame.index[rows[0]]!r} "
-            f"({infinite.sum()} such cells); use NaN for a value that was not measured"
-        )
-    with np.errstate(invalid="ignore"):
-        huge = np.abs(values) > MAX_ABS_VALUE
-    if huge.any():  # no measurement comes near; beyond it, quantile and scale arithmetic overflows to inf
-        rows, cols = np.nonzero(huge)
-        raise ExpressionInputError(
-            f"{source}: value {values[rows[0], cols[0]]:g} for gene {frame.columns[cols[0]]!r} in sample "
-            f"{frame.index[rows[0]]!r} is beyond ±{MAX_ABS_VALUE:g} ({huge.sum()} such cells): a parsing error or a "
-            "sentinel? use NaN for a value that was not measured"
-        )
-    frame = pd.DataFrame(values, index=frame.index, columns=frame.columns)
-
-    duplicated_genes = frame.columns[frame.columns.duplicated()].unique()
-    if len(duplicated_genes):
-        if aggregate is None:
-            raise ExpressionInputError(
-                f"{source}: duplicated genes: {preview(duplicated_genes)}; pass aggregate= one of {AGGREGATIONS}"
-            )
-        if aggregate not in AGGREGATIONS:
-            raise ExpressionInputError(f"{source}: aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
-        frame = frame.T.groupby(level=0, sort=False).agg(aggregate).T
-
-    if frame.shape[0] == 0:
-        raise ExpressionInputError(f"{source}: no samples (a header without data rows?)")
-    empty = frame.index[frame.isna().all(axis=1).to_numpy()]
-    if frame.shape[1] == 0 or len(empty):
-        named = preview(empty) if len(empty) else "every sample"
-        raise ExpressionInputError(f"{source}: no measured gene in sample(s) {named}")
-    return frame
-
-
-def auto_normalization(values: pd.DataFrame | np.ndarray) -> str:
-    """The one rule behind `normalization='auto'` (Python, CLI, demo, benchmark alike): `log1p` for non-negative,
-    raw-looking values (maximum at least 50), `none` for data already logged or z-scored."""
-    values = values.to_numpy(dtype=np.float64) if isinstance(values, pd.DataFrame) else np.asarray(values, float)
-    return "none" if np.nanmin(values) < 0 or np.nanmax(values) < LOG1P_MIN_MAXIMUM else "log1p"
-
-
-def resolve_normalization(normalization: str, values: pd.DataFrame | np.ndarray) -> str:
-    """`auto` -> the normalisation `values` call for; an explicit choice is checked and kept."""
-    if normalization == AUTO_NORMALIZATION:
-        return auto_normalization(values)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, got {normalization!r}")
-    return normalization
-
-
-
-def _unvalidated_frame(data, genes, samples, source: str, layer: str | None, gene_column: str | None) -> pd.DataFrame:
-    """DataFrame, AnnData or numpy array + names -> a DataFrame with the right shape and names, values unchecked."""
-    if is_anndata(data):
-        if genes is not None or samples is not None:
-            raise ExpressionInputError(f"{source}: an AnnData names its genes and samples; pass no `genes`/`samples`")
-        return anndata_frame(data, layer=layer, gene_column=gene_column, source=source)
-    if layer is not None or gene_column is not None:
-        raise ExpressionInputError(f"{source}: `layer` and `gene_column` apply to an AnnData only, got a "
-                                   f"{type(data).__name__}")
-    if isinstance(data, pd.DataFrame):
-        if genes is not None:
-            raise ExpressionInputError(f"{source}: pass `genes` only with a numpy array; a DataFrame names its columns")
-        return data
-    array = np.asarray(data)
-    if array.ndim != 2:
-        raise ExpressionInputError(f"{source}: expected a 2-D samples x genes matrix, got shape {array.shape}")
-    if genes is None:
-        raise ExpressionInputError(f"{source}: a numpy array needs `genes`, one name per column")
-    if len(genes) != array.shape[1]:
-        raise ExpressionInputError(f"{source}: {len(genes)} gene names for {array.shape[1]} columns; shapes must match")
-    if samples is not None and len(samples) != array.shape[0]:
-        raise ExpressionInputError(f"{source}: {len(samples)} sample ids for {array.shape[0]} rows; shapes must match")
-    return pd.DataFrame(array, columns=list(genes), index=samples)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# AnnData, duck-typed: this file travels as remote code, so it imports neither anndata nor the rest of the package
-# ----------------------------------------------------------------------------------------------------------------------
-_DENSE_CHUNK = 1024  # rows densified at a time from a sparse or backed matrix
-
-
-def is_anndata(data) -> bool:
-    """An AnnData, or anything shaped like one (`.obs`, `.var`, `.X`)."""
-    return all(hasattr(data, name) for name in ("obs", "var", "X")) and not isinstance(data, pd.DataFrame)
-
-
-def anndata_frame(adata, layer: str | None = None, gene_column: str | None = None,
-                  source: str = "AnnData") -> pd.DataFrame:
-    """obs x var of an AnnData -> samples x genes DataFrame (values not yet validated).
-
-    A sparse matrix is densified a chunk of rows at a time; its zeros are measured zeros, not missing values.
-    """
-    if layer is None:
-        matrix = adata.X
-        if matrix is None:
-            raise ExpressionInputError(f"{source}: the AnnData has no X; name a layer (layer=, --layer)")
-    else:
-        layers = adata.layers
-        if layer not in layers:
-            raise ExpressionInputError(f"{source}: no layer {layer!r}; its layers are "
-                                       f"{preview(list(layers.keys())) or '(none)'}")
-        matrix = layers[layer]
-    genes = anndata_gene_names(adata, gene_column, source)
-    n_samples = len(adata.obs_names)
-    values = np.empty((n_samples, len(genes)), dtype=np.float64)
-    for start in range(0, n_samples, _DENSE_CHUNK):
-        block = matrix[start : start + _DENSE_CHUNK]
-        values[start : start + _DENSE_CHUNK] = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-    return pd.DataFrame(values, index=pd.Index(adata.obs_names.astype(str), name="sample"), columns=genes)
-
-
-def anndata_gene_names(adata, gene_column: str | None = None, source: str = "AnnData") -> list[str]:
-    """Gene name of each var: `var_names`, or the var column `gene_column` (e.g. `gene_symbols`)."""
-    if gene_column is None:
-        return [str(name) for name in adata.var_names]
-    if gene_column not in adata.var.columns:
-        raise ExpressionInputError(f"{source}: no var column {gene_column!r}; var columns are "
-                                   f"{preview(adata.var.columns, 12) or '(none)'}")
-    names = adata.var[gene_column]
-    blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
-    if blank.any():
-        raise ExpressionInputError(f"{source}: var column {gene_column!r} is empty for {blank.sum()} genes: "
-                                   f"{preview(adata.var_names[blank])}")
-    return [str(name) for name in names]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# gene and sample ids: what kind of ids a list holds, Ensembl version suffixes
-# ----------------------------------------------------------------------------------------------------------------------
-SAMPLE_ID_KINDS = {
-    "TCGA sample barcodes": r"TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}.*",
-    "GTEx sample ids": r"GTEX-[A-Z0-9]+.*",
-    "GEO sample accessions": r"GSM\d+",
-    "SRA/ENA run accessions": r"[SED]RR\d{6,}",
-}
-GENE_ID_KINDS = {
-    "Ensembl gene ids": r"ENS[A-Z]*G\d{6,}(\.\d+)?(_PAR_Y)?",
-    "Ensembl transcript ids": r"ENS[A-Z]*T\d{6,}(\.\d+)?(_PAR_Y)?",
-    "miRNA ids": r"[a-z]{3}-(mir|miR|let)-[0-9a-zA-Z-]+",
-    "Affymetrix probe ids": r"X?\d+(_[a-z])?_at",
-    "Entrez gene ids": r"\d+",
-    "gene symbols": r"(?=(?:[0-9-]*[A-Za-z]){2})[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*",
-}
-_ENSEMBL_VERSION = r"^(ENS[A-Z]*[GTP]\d{6,})\.\d+$"
-_KIND_SAMPLE = 1000  # ids looked at to name the kind of a list
-
-
-def id_kind(names: Sequence[str]) -> str | None:
-    """The kind of ids (a key of SAMPLE_ID_KINDS or GENE_ID_KINDS) that most of `names` match, else None."""
-    names = pd.Series([str(name) for name in list(names)[:_KIND_SAMPLE]], dtype=object)
-    if names.empty:
-        return None
-    for kind, pattern in {**SAMPLE_ID_KINDS, **GENE_ID_KINDS}.items():
-        if names.str.fullmatch(pattern).mean() > 0.5:
-            return kind
-    return None
-
-
-def looks_like_sample_ids(names: Sequence[str]) -> bool:
-    return id_kind(names) in SAMPLE_ID_KINDS
-
-
-def describe_ids(names: Sequence[str], count: int = 3) -> str:
-    """`Ensembl gene ids such as ENSG..., ENSG..., ENSG...`: what a list of ids is, with examples."""
-    kind = id_kind(names) or "ids"
-    return f"{kind} such as {preview(list(names)[:count], count)}"
-
-
-def strip_version(gene: str) -> str:
-    """`ENSG00000141510.16` -> `ENSG00000141510`; any other id unchanged."""
-    return re.sub(_ENSEMBL_VERSION, r"\1", gene)
 
 
 class GexBertTokenizer(FeatureExtractionMixin):
@@ -373,9 +151,9 @@ class GexBertTokenizer(FeatureExtractionMixin):
                              f"got {normalization!r}")
         if num_levels < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}")
-        frame = _training_frame(data, genes, aggregate, layer, gene_column)
+        frame = training_frame(data, genes, aggregate, layer, gene_column)
         normalization = resolve_normalization(normalization, frame)
-        values = _normalize(frame, normalization, source="training matrix")
+        values = normalize_frame(frame, normalization, source="training matrix")
         never_measured = np.isnan(values).all(axis=0)
         if never_measured.any():
             warnings.warn(
@@ -385,31 +163,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
             )
         kept_genes = list(frame.columns[~never_measured])
         values = values[:, ~never_measured]
-
-        # Even quantiles are the edges between levels; odd ones (bin medians) stand in for empty levels.
-        quantile_levels = np.arange(1, 2 * num_levels) / (2 * num_levels)
-        n_genes = values.shape[1]
-        quantiles = np.empty((n_genes, len(quantile_levels)))
-        spread = np.empty((n_genes, 5))  # quartiles and median, then the 1st/99th percentiles for the fallback
-        for start in range(0, n_genes, _FIT_CHUNK):
-            chunk = values[:, start : start + _FIT_CHUNK]
-            quantiles[start : start + _FIT_CHUNK] = np.nanquantile(chunk, quantile_levels, axis=0).T
-            spread[start : start + _FIT_CHUNK] = np.nanquantile(chunk, [0.25, 0.5, 0.75, 0.01, 0.99], axis=0).T
-        # Median and IQR: a handful of extreme outliers moves neither (a winsorised SD would still move with n=200).
-        center = spread[:, 1]
-        scale = (spread[:, 2] - spread[:, 0]) / 1.349  # the SD of a normal distribution with that IQR
-        fallback = (spread[:, 4] - spread[:, 3]) / 4.653  # genes whose IQR is zero (mostly unexpressed)
-        scale = np.where(scale > 1e-8, scale, np.where(fallback > 1e-8, fallback, 1.0))
-        edges = quantiles[:, 1::2]
-        return cls(
-            genes=kept_genes,
-            normalization=normalization,
-            level_edges=edges,
-            level_values=_level_values(values, edges, fallback=quantiles[:, 0::2]),
-            center=center,
-            scale=scale,
-            value_clip=value_clip,
-        )
+        return cls(genes=kept_genes, normalization=normalization, value_clip=value_clip,
+                   **fit_level_statistics(values, num_levels))
 
     # ------------------------------------------------------------------------------------------------------------------
     # encoding
@@ -461,7 +216,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
 
     def normalize(self, values: np.ndarray, genes: Sequence[str] | None = None) -> np.ndarray:
         """Raw values -> the tokenizer's working scale (log1p or unchanged)."""
-        return _normalize(pd.DataFrame(values, columns=genes), self.normalization, source="expression matrix")
+        return normalize_frame(pd.DataFrame(values, columns=genes), self.normalization, source="expression matrix")
 
     def denormalize(self, values: np.ndarray) -> np.ndarray:
         """Working scale -> the scale of the user's input."""
@@ -471,7 +226,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         """Level index in `[0, num_levels)` of normalised values (samples x genes); NaN -> -1."""
         levels = np.empty(normalized.shape, dtype=np.int64)
         for column, gene in enumerate(gene_index):
-            levels[:, column] = _level_index(self.level_edges[gene], normalized[:, column])
+            levels[:, column] = level_index(self.level_edges[gene], normalized[:, column])
         levels[np.isnan(normalized)] = -1
         return levels
 
@@ -502,7 +257,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         (`select_known`): the arrays alone, so that a caller validates a matrix once. Also returns `normalized`,
         the values on the working scale (NaN = not measured), so that a caller normalises it once too."""
         gene_index = self.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
-        normalized = _normalize(frame, self.normalization, source="expression matrix")
+        normalized = normalize_frame(frame, self.normalization, source="expression matrix")
         levels = self.levels_of(normalized, gene_index)
         level_ids = np.where(levels >= 0, levels + LEVEL_OFFSET, MISSING_LEVEL_ID)
         values = np.nan_to_num(self.standardize(normalized, gene_index), nan=0.0).astype(np.float32)
@@ -681,22 +436,6 @@ class GexBertTokenizer(FeatureExtractionMixin):
                 f"normalization={self.normalization!r})")
 
 
-def _training_frame(data, genes, aggregate: str | None, layer: str | None, gene_column: str | None) -> pd.DataFrame:
-    """The validated training matrix, Ensembl version suffixes stripped; refuses a table whose genes are samples."""
-    frame = as_expression_frame(data, genes, aggregate=aggregate, source="training matrix", layer=layer,
-                                gene_column=gene_column)
-    if looks_like_sample_ids(frame.columns):
-        raise ExpressionInputError(
-            f"training matrix: the column names look like sample ids ({describe_ids(list(frame.columns))}): is the "
-            "table transposed? fit expects samples x genes (rows = samples, columns = genes)"
-        )
-    unversioned = frame.columns.map(strip_version)
-    if not unversioned.equals(frame.columns):
-        frame = as_expression_frame(frame.set_axis(unversioned, axis=1), aggregate=aggregate,
-                                    source="training matrix (Ensembl version suffixes stripped)")
-    return frame
-
-
 _HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
 
@@ -719,53 +458,4 @@ def fingerprint_of(genes: Sequence[str], num_levels: int, normalization: str) ->
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _level_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Level of each value. A value tied with edges (a mass of zeros spanning many quantiles) takes the lowest of
-    their levels, so the rare values above the tie still land in levels of their own: with 97% zeros every edge is
-    0, and counting ties upwards would put zeros and non-zeros into one top level."""
-    return np.searchsorted(edges, values, side="left")
-
-
-def _level_values(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Per gene and level, the value a predicted level decodes to (working scale).
-
-    An interior level is bounded by its two edges, so its mean training value (the squared-error-optimal value; a
-    level's median is further off in a skewed gene) cannot leave the bin. The lowest and the highest level are open
-    on one side: there a single extreme cell (a z-score of 3.7e4, a typo of 1e300) would drag the mean anywhere, so
-    they decode to their median (of two values, the one nearer the interior, so the extreme one never decides).
-    Empty levels keep the quantile midpoint."""
-    num_levels = edges.shape[1] + 1
-    decoded = fallback.copy()
-    for gene in range(values.shape[1]):
-        column = values[:, gene]
-        column = column[~np.isnan(column)]
-        levels = _level_index(edges[gene], column)
-        counts = np.bincount(levels, minlength=num_levels)
-        sums = np.bincount(levels, weights=column, minlength=num_levels)
-        filled = counts > 0
-        filled[[0, -1]] = False
-        decoded[gene, filled] = sums[filled] / counts[filled]
-        for level, interior_most in ((0, np.max), (num_levels - 1, np.min)):
-            if counts[level]:
-                members = column[levels == level]
-                decoded[gene, level] = np.median(members) if len(members) > 2 else interior_most(members)
-    return decoded
-
-
-def _normalize(frame: pd.DataFrame, normalization: str, source: str) -> np.ndarray:
-    values = frame.to_numpy(dtype=np.float64)
-    if normalization == "none":
-        return values.copy()
-    negative = values < 0
-    if negative.any():
-        rows, cols = np.nonzero(negative)
-        raise ExpressionInputError(
-            f"{source}: normalization='log1p' needs non-negative values, but gene {frame.columns[cols[0]]!r} is "
-            f"{values[rows[0], cols[0]]:g} in sample {frame.index[rows[0]]!r} ({negative.sum()} negative cells); "
-            "use normalization='none' for data already logged or z-scored"
-        )
-    return np.log1p(values)
-
-
-__all__ = ["GexBertTokenizer", "anndata_frame", "as_expression_frame", "auto_normalization", "id_kind", "is_anndata",
-           "strip_version"]
+__all__ = ["GexBertTokenizer", "fingerprint_of"]

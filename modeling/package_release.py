@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf.hub import REMOTE_CODE_FILES
 from gexbert_hf.pretrained import PRETRAINED_MODELS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "gexbert_hf" / "pretrained"
 SHIPPED_FILES = ("config.json", "model.safetensors", "gexbert_tokenizer.json", "gexbert_tokenizer.safetensors",
-                 "preprocessor_config.json", "configuration_gexbert.py", "modeling_gexbert.py",
-                 "tokenization_gexbert.py", "errors_gexbert.py")
+                 "preprocessor_config.json", *REMOTE_CODE_FILES)
 PROVENANCE = {
     "tcga31-mirna": ("`tcga31_mirna_log2rpm`: 8,320 primary tumours (one per patient) from 31 TCGA projects x 680 "
                      "miRNA precursors measured in at least 90% of samples, log2(RPM + 1), Illumina HiSeq 2000. "

@@ -10,7 +10,8 @@ import gexbert_hf
 
 PACKAGE = Path(gexbert_hf.__file__).parent
 LAYERS = [
-    {"configuration_gexbert"}, {"modeling_gexbert", "errors_gexbert"}, {"tokenization_gexbert"}, {"errors"},
+    {"configuration_gexbert"}, {"modeling_gexbert", "errors_gexbert"},
+    {"expression_input_gexbert"}, {"levels_gexbert"}, {"tokenization_gexbert"}, {"errors"},
     {"threads", "outputs", "checks", "metrics", "pretrained"}, {"data"}, {"inference"}, {"hub"}, {"training"}, {"files"}, {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

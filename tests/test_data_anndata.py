@@ -64,7 +64,7 @@ def test_tokenizer_reads_an_anndata_layer_and_gene_column(adata, embedded_cohort
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
     # X (sparse, densified chunk by chunk) under var_names: the same numbers, other gene names
-    from gexbert_hf.tokenization_gexbert import as_expression_frame
+    from gexbert_hf.expression_input_gexbert import as_expression_frame
 
     x = as_expression_frame(adata)
     assert list(x.columns) == list(adata.var_names) and list(x.index) == list(adata.obs_names)

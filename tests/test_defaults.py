@@ -11,7 +11,7 @@ import pytest
 from gexbert_hf import GexBertTokenizer
 from gexbert_hf.data.build import BuildDatasetArguments, build_dataset
 from gexbert_hf.data.encoding import fit_tokenizer
-from gexbert_hf.tokenization_gexbert import auto_normalization
+from gexbert_hf.levels_gexbert import auto_normalization
 
 
 def _default(function, name):

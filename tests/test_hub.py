@@ -177,13 +177,13 @@ def exported(tiny_config, embedded_tokenizer, tmp_path):
 
 def test_checkpoint_carries_the_tokenizer_code_and_its_auto_map(exported):
     _, export = exported
-    for name in ("tokenization_gexbert.py", "errors_gexbert.py", "configuration_gexbert.py", "preprocessor_config.json"):
+    for name in (*TOKENIZER_CODE_FILES, "configuration_gexbert.py", "preprocessor_config.json"):
         assert (export / name).is_file(), name
     entry = json.loads((export / "preprocessor_config.json").read_text())
     assert entry["auto_map"]["AutoFeatureExtractor"] == "tokenization_gexbert.GexBertTokenizer"
     config = json.loads((export / "config.json").read_text())
     assert config["auto_map"]["AutoFeatureExtractor"] == "tokenization_gexbert.GexBertTokenizer"
-    for name in ("tokenization_gexbert.py", "errors_gexbert.py"):
+    for name in TOKENIZER_CODE_FILES:
         for imported, relative in _imports((export / name).read_text()):
             if relative:  # a sibling: it must travel too
                 assert (export / f"{imported}.py").is_file(), (name, imported)
@@ -191,6 +191,7 @@ def test_checkpoint_carries_the_tokenizer_code_and_its_auto_map(exported):
                 assert imported in REMOTE_IMPORTS or imported in sys.stdlib_module_names, (name, imported)
 
 
+TOKENIZER_CODE_FILES = ("tokenization_gexbert.py", "errors_gexbert.py", "expression_input_gexbert.py", "levels_gexbert.py")
 REMOTE_IMPORTS = {"numpy", "torch", "transformers", "safetensors", "pandas"}
 
 

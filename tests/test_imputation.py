@@ -193,6 +193,7 @@ def validation_counts(monkeypatch):
     """How often a matrix is validated (`as_expression_frame`, wherever it is called from) and matched to the
     vocabulary (`select_known`)."""
     import gexbert_hf.data.readers as readers
+    import gexbert_hf.expression_input_gexbert as expression_input
     import gexbert_hf.inference as inference
     import gexbert_hf.tokenization_gexbert as tokenization
 
@@ -207,7 +208,7 @@ def validation_counts(monkeypatch):
         counts["matched"] += 1
         return match(self, *args, **kwargs)
 
-    for module in (tokenization, inference, readers):
+    for module in (tokenization, expression_input, inference, readers):
         monkeypatch.setattr(module, "as_expression_frame", counting_validate)
     monkeypatch.setattr(GexBertTokenizer, "select_known", counting_match)
     return counts

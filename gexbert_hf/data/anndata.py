@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ExpressionInputError
-from ..tokenization_gexbert import anndata_gene_names, as_expression_frame
+from ..expression_input_gexbert import anndata_gene_names, as_expression_frame
 from .gene_ids import map_gene_names, map_genes
 
 IMPUTED_LAYER = "gexbert_imputed"

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClinicalInputError, ExpressionInputError
+from ..expression_input_gexbert import as_expression_frame, is_anndata
+from ..levels_gexbert import NORMALIZATIONS, auto_normalization
 from ..outputs import claim_output_dir
-from ..tokenization_gexbert import NORMALIZATIONS, as_expression_frame, auto_normalization, is_anndata
 from .cohorts import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
 from .gene_ids import map_genes

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..configuration_gexbert import LEVEL_OFFSET
-from ..tokenization_gexbert import AUTO_NORMALIZATION, GexBertTokenizer, resolve_normalization
+from ..levels_gexbert import AUTO_NORMALIZATION, resolve_normalization
+from ..tokenization_gexbert import GexBertTokenizer
 
 GENE_CHUNK = 2048  # genes per fitting chunk
 SAMPLE_CHUNK = 256  # samples per encoding batch

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ExpressionInputError, preview
-from ..tokenization_gexbert import (
+from ..expression_input_gexbert import (
     GENE_ID_KINDS,
     SAMPLE_ID_KINDS,
     as_expression_frame,

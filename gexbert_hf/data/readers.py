@@ -20,7 +20,7 @@ import pandas as pd
 from pyarrow.lib import ArrowException
 
 from ..errors import ClinicalInputError, ExpressionInputError, GexBertError, one_line, preview
-from ..tokenization_gexbert import as_expression_frame, describe_ids
+from ..expression_input_gexbert import as_expression_frame, describe_ids
 from .cohorts import Cohort
 from .gene_ids import ORIENTATIONS, detect_orientation, gene_map_from_table, map_genes
 

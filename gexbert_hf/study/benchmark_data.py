@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ..data.readers import load_cohort, load_split
-from ..tokenization_gexbert import auto_normalization
+from ..levels_gexbert import auto_normalization
 
 
 @dataclass

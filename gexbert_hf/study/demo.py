@@ -25,10 +25,11 @@ from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError
 from ..inference import predict_classes, predict_distribution
+from ..levels_gexbert import auto_normalization
 from ..metrics import concordance_index
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
-from ..tokenization_gexbert import GexBertTokenizer, auto_normalization
+from ..tokenization_gexbert import GexBertTokenizer
 from ..training.presets import build_config
 from .baselines import (
     COX_PENALTIES,
