@@ -3,8 +3,8 @@
     gexbert benchmark modeling/configs/tcga31_mirna_log2rpm_release.json
     python modeling/package_release.py --name tcga31-mirna --run reports/benchmark/tcga31_mirna_log2rpm/release
 
-The run's `model/` folder (config, safetensors weights, tokenizer, remote code) is copied, checked to load and to
-impute finite values, and given a model card written from the run's results.json: training data and its
+The run's `model/` folder is loaded and saved again with this version of the package (config, safetensors weights,
+tokenizer, remote-code files), checked to load and to impute finite values, and given a model card written from the run's results.json: training data and its
 provenance, recipe, steps, and the test-split imputation metrics against the baselines run in the same run.
 """
 
@@ -19,12 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
-from gexbert_hf.hub import REMOTE_CODE_FILES
+from gexbert_hf.checks import check_tokenizer_matches
 from gexbert_hf.pretrained import PRETRAINED_MODELS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "gexbert_hf" / "pretrained"
-SHIPPED_FILES = ("config.json", "model.safetensors", "gexbert_tokenizer.json", "gexbert_tokenizer.safetensors",
-                 "preprocessor_config.json", *REMOTE_CODE_FILES)
 PROVENANCE = {
     "tcga31-mirna": ("`tcga31_mirna_log2rpm`: 8,320 primary tumours (one per patient) from 31 TCGA projects x 680 "
                      "miRNA precursors measured in at least 90% of samples, log2(RPM + 1), Illumina HiSeq 2000. "
@@ -135,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     target = PACKAGE_DIR / PRETRAINED_MODELS[args.name][0]
     with tempfile.TemporaryDirectory(dir=PACKAGE_DIR.parent) as staging:
         staging = Path(staging)
-        for file in SHIPPED_FILES:
-            shutil.copy2(args.run / "model" / file, staging / file)
+        model = GexBertForMaskedExpression.from_pretrained(args.run / "model")
+        tokenizer = GexBertTokenizer.from_pretrained(args.run / "model")
+        check_tokenizer_matches(tokenizer, model.config, source=str(args.run / "model"))
+        model.save_pretrained(staging)  # re-saved, so the remote-code files are this package version's
+        tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(model_card(args.name, results, args.run))
         check_loads(staging)
         if target.exists():
