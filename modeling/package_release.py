@@ -95,7 +95,7 @@ decay, mask fraction {pre['mask_fraction']}, {config['max_genes']} genes sampled
 {config['decoder_num_layers']} decoder layer, {config['num_levels']} expression levels, {pre['n_parameters']:,}
 parameters.
 
-## Test-split imputation against the baselines (same run; mean over {results['imputation']['seeds']} masks)
+## Test-split imputation against the baselines (same run; mean over {len(results['imputation']['seeds'])} masks)
 
 RMSE on the working scale (lower is better) / mean per-gene Pearson r (higher is better), on
 {results['imputation']['n_test_rows']} test samples, GexBERT reading the whole profile:
