@@ -82,8 +82,8 @@ Every `gexbert` command that takes `--model` accepts `{name}`.
 
 {PROVENANCE[name]}
 
-{data['n_train']} training samples ({data['n_validation']} of them held out for validation), normalisation
-`{data['normalization']}`. {CONSENT}
+Pretrained on all {data['n_train']} training samples ({data['n_validation']} of them also form the validation
+part on which the benchmark makes its choices), normalisation `{data['normalization']}`. {CONSENT}
 
 ## Recipe
 
