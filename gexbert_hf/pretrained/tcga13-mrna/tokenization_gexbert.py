@@ -1,0 +1,461 @@
+"""GexBertTokenizer: expression matrix -> model inputs, and predicted levels -> expression values.
+
+A fitted tokenizer holds everything learned from the training samples (scikit-learn's `fit` then `transform`
+contract, so test samples never shape the level edges): the gene vocabulary, the normalisation, per-gene quantile
+level edges and level values, and a robust per-gene centre and scale for the continuous value input.
+
+This file travels with every checkpoint as hub remote code (`AutoFeatureExtractor.from_pretrained(path,
+trust_remote_code=True)` where `gexbert_hf` is not installed), so it imports only numpy, transformers, safetensors,
+the standard library and its siblings (relative imports, which travel along): `configuration_gexbert`,
+`errors_gexbert`, `expression_input_gexbert` (validating a matrix; pandas where installed: the file loads without it
+and says what to install when a matrix is given) and `levels_gexbert` (normalisation, level edges and values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+from transformers import BatchEncoding
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.feature_extraction_utils import FeatureExtractionMixin
+from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
+
+from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
+from .errors_gexbert import ExpressionInputError, ModelFileError, one_line, preview
+from .expression_input_gexbert import (
+    as_expression_frame,
+    describe_ids,
+    id_kind,
+    looks_like_sample_ids,
+    pd,
+    strip_version,
+    training_frame,
+)
+from .levels_gexbert import (
+    AUTO_NORMALIZATION,
+    NORMALIZATIONS,
+    fit_level_statistics,
+    level_index,
+    normalize_frame,
+    resolve_normalization,
+)
+
+TOKENIZER_CONFIG_NAME = "gexbert_tokenizer.json"
+TOKENIZER_ARRAYS_NAME = "gexbert_tokenizer.safetensors"
+AUTO_CLASS = "AutoFeatureExtractor"
+SPECIAL_TOKENS = ("[PAD]", "[CLS]")
+
+
+class GexBertTokenizer(FeatureExtractionMixin):
+    """Fitted gene vocabulary + expression levels; `__call__` turns a matrix into `model(**inputs)` tensors.
+
+    It is a transformers feature extractor, loadable with `AutoFeatureExtractor`: its input is a matrix of numbers,
+    as an audio model's is, and `FeatureExtractionMixin` gives exactly the save/load/hub/remote-code machinery such
+    a preprocessor needs. `AutoTokenizer` would not fit: it expects text and a (slow or fast) string tokenizer
+    backend, of which this has neither. `save_pretrained` writes `preprocessor_config.json` (the Auto-class entry
+    point, with its `auto_map`) beside the vocabulary and level arrays, and copies this file and its siblings.
+    """
+
+    pad_token_id = 0
+    cls_token_id = 1
+
+    def __init__(
+        self,
+        genes: Sequence[str],
+        normalization: str,
+        level_edges: np.ndarray,
+        level_values: np.ndarray,
+        center: np.ndarray,
+        scale: np.ndarray,
+        value_clip: float = 8.0,
+    ):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        self.genes = [str(gene) for gene in genes]
+        self.normalization = normalization
+        self.level_edges = np.asarray(level_edges, dtype=np.float64)
+        self.level_values = np.asarray(level_values, dtype=np.float64)
+        self.center = np.asarray(center, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.value_clip = float(value_clip)
+        self.gene_to_index = {gene: index for index, gene in enumerate(self.genes)}
+        if len(self.gene_to_index) != len(self.genes):
+            raise ValueError("the tokenizer vocabulary holds duplicated genes")
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # vocabulary
+    # ------------------------------------------------------------------------------------------------------------------
+    @property
+    def num_levels(self) -> int:
+        return self.level_values.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(SPECIAL_TOKENS) + len(self.genes)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of what a model's embeddings depend on: the ordered genes, the level count, the normalisation.
+
+        `GexBertConfig.from_tokenizer` stores it as `config.tokenizer_fingerprint`;
+        `gexbert_hf.checks.check_tokenizer_matches` compares the two wherever a model meets a tokenizer."""
+        return fingerprint_of(self.genes, self.num_levels, self.normalization)
+
+    def convert_genes_to_ids(self, genes: Sequence[str]) -> np.ndarray:
+        """Vocabulary ids of known genes; raises naming the unknown ones."""
+        unknown = [gene for gene in genes if gene not in self.gene_to_index]
+        if unknown:
+            raise ExpressionInputError(f"genes unknown to the tokenizer vocabulary: {preview(unknown)}")
+        return np.array([self.gene_to_index[gene] + len(SPECIAL_TOKENS) for gene in genes], dtype=np.int64)
+
+    def convert_ids_to_genes(self, ids: Sequence[int]) -> list[str]:
+        return [SPECIAL_TOKENS[i] if i < len(SPECIAL_TOKENS) else self.genes[i - len(SPECIAL_TOKENS)] for i in ids]
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        data: pd.DataFrame | np.ndarray,
+        genes: Sequence[str] | None = None,
+        normalization: str = AUTO_NORMALIZATION,
+        num_levels: int = 32,
+        aggregate: str | None = None,
+        value_clip: float = 8.0,
+        layer: str | None = None,
+        gene_column: str | None = None,
+    ) -> GexBertTokenizer:
+        """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
+
+        `normalization`: `log1p`, `none`, or `auto` (as `gexbert build-dataset`: log1p for non-negative raw-looking
+        values, none when any is negative or all are below 50); the fitted tokenizer records the one chosen.
+        Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level,
+        and the top and bottom levels decode to their median, not their mean, so it does not move what they decode to.
+        Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
+        Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
+        """
+        if normalization not in (*NORMALIZATIONS, AUTO_NORMALIZATION):
+            raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, "
+                             f"got {normalization!r}")
+        if num_levels < 2:
+            raise ValueError(f"num_levels must be at least 2, got {num_levels}")
+        frame = training_frame(data, genes, aggregate, layer, gene_column)
+        normalization = resolve_normalization(normalization, frame)
+        values = normalize_frame(frame, normalization, source="training matrix")
+        never_measured = np.isnan(values).all(axis=0)
+        if never_measured.any():
+            warnings.warn(
+                f"{never_measured.sum()} genes have no measured value in the training samples and are left out of "
+                f"the vocabulary: {preview(frame.columns[never_measured])}",
+                stacklevel=2,
+            )
+        kept_genes = list(frame.columns[~never_measured])
+        values = values[:, ~never_measured]
+        return cls(genes=kept_genes, normalization=normalization, value_clip=value_clip,
+                   **fit_level_statistics(values, num_levels))
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # encoding
+    # ------------------------------------------------------------------------------------------------------------------
+    def vocabulary_name(self, gene: str) -> str | None:
+        """The vocabulary gene `gene` stands for, ignoring Ensembl version suffixes on either side; None if unknown."""
+        if gene in self.gene_to_index:
+            return gene
+        return self._unversioned_genes.get(strip_version(gene))
+
+    @cached_property
+    def _unversioned_genes(self) -> dict[str, str]:
+        return {strip_version(name): name for name in reversed(self.genes)}
+
+    def select_known(self, frame: pd.DataFrame, source: str = "expression matrix") -> pd.DataFrame:
+        """Keep the genes of the vocabulary, under their vocabulary names, with one warning naming those dropped."""
+        names = {gene: self.vocabulary_name(gene) for gene in frame.columns}
+        unknown = [gene for gene, name in names.items() if name is None]
+        if len(unknown) == frame.shape[1]:
+            raise ExpressionInputError(self._no_known_genes_message(list(frame.columns), source))
+        if unknown:
+            warnings.warn(
+                f"{source}: {len(unknown)} of {frame.shape[1]} genes are unknown to the tokenizer vocabulary "
+                f"and are dropped: {preview(unknown)}",
+                stacklevel=3,
+            )
+            frame = frame.loc[:, [gene for gene, name in names.items() if name is not None]]
+        renamed = {gene: names[gene] for gene in frame.columns if names[gene] != gene}
+        if renamed:
+            frame = frame.rename(columns=renamed)
+            twice = frame.columns[frame.columns.duplicated()].unique()
+            if len(twice):
+                raise ExpressionInputError(
+                    f"{source}: several of its genes are the same vocabulary gene once Ensembl version suffixes are "
+                    f"stripped: {preview([gene for gene in renamed if renamed[gene] in set(twice)])}"
+                )
+        return frame
+
+    def _no_known_genes_message(self, genes: list[str], source: str) -> str:
+        """Why nothing matched: the ids the input holds, those the model expects, and the likely fix."""
+        message = (f"{source}: none of its {len(genes)} genes is in the tokenizer vocabulary: it holds "
+                   f"{describe_ids(genes)}; the model expects {describe_ids(self.genes)}")
+        if looks_like_sample_ids(genes):
+            return message + ". The column names look like sample ids: is the table transposed?"
+        if id_kind(genes) != id_kind(self.genes):
+            return message + (". Map the ids to the model's with a gene-id mapping (a two-column file from,to: "
+                              "--gene_map; an AnnData var column: gene_column=, --gene_column)")
+        return message
+
+    def normalize(self, values: np.ndarray, genes: Sequence[str] | None = None) -> np.ndarray:
+        """Raw values -> the tokenizer's working scale (log1p or unchanged)."""
+        return normalize_frame(pd.DataFrame(values, columns=genes), self.normalization, source="expression matrix")
+
+    def denormalize(self, values: np.ndarray) -> np.ndarray:
+        """Working scale -> the scale of the user's input."""
+        return np.expm1(values) if self.normalization == "log1p" else values
+
+    def levels_of(self, normalized: np.ndarray, gene_index: np.ndarray) -> np.ndarray:
+        """Level index in `[0, num_levels)` of normalised values (samples x genes); NaN -> -1."""
+        levels = np.empty(normalized.shape, dtype=np.int64)
+        for column, gene in enumerate(gene_index):
+            levels[:, column] = level_index(self.level_edges[gene], normalized[:, column])
+        levels[np.isnan(normalized)] = -1
+        return levels
+
+    def standardize(self, normalized: np.ndarray, gene_index: np.ndarray) -> np.ndarray:
+        """Robustly standardised, clipped values: the continuous input and the regression target."""
+        with np.errstate(over="ignore"):  # a 1e300 outlier over a tiny scale: inf, clipped just below
+            standardized = (normalized - self.center[gene_index]) / self.scale[gene_index]
+        return np.clip(standardized, -self.value_clip, self.value_clip)
+
+    def encode(
+        self,
+        data: pd.DataFrame | np.ndarray,
+        genes: Sequence[str] | None = None,
+        aggregate: str | None = None,
+        layer: str | None = None,
+        gene_column: str | None = None,
+    ) -> dict[str, np.ndarray | list[str]]:
+        """Matrix (or AnnData) -> per-gene arrays without padding or CLS: the form a `datasets.Dataset` stores.
+
+        Returns `gene_ids` (genes,), `level_ids` and `values` (samples x genes), and the `samples` and `genes` kept.
+        NaN becomes the MISSING level with value 0: an input that is never a restoration target.
+        """
+        return self.encode_known(self.select_known(as_expression_frame(data, genes, aggregate=aggregate, layer=layer,
+                                                                       gene_column=gene_column)))
+
+    def encode_known(self, frame: pd.DataFrame) -> dict[str, np.ndarray | list[str]]:
+        """`encode` of a matrix validated already (`as_expression_frame`) whose columns are vocabulary genes
+        (`select_known`): the arrays alone, so that a caller validates a matrix once. Also returns `normalized`,
+        the values on the working scale (NaN = not measured), so that a caller normalises it once too."""
+        gene_index = self.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
+        normalized = normalize_frame(frame, self.normalization, source="expression matrix")
+        levels = self.levels_of(normalized, gene_index)
+        level_ids = np.where(levels >= 0, levels + LEVEL_OFFSET, MISSING_LEVEL_ID)
+        values = np.nan_to_num(self.standardize(normalized, gene_index), nan=0.0).astype(np.float32)
+        return {
+            "gene_ids": gene_index + len(SPECIAL_TOKENS),
+            "level_ids": level_ids,
+            "values": values,
+            "samples": list(frame.index),
+            "genes": list(frame.columns),
+            "normalized": normalized,
+        }
+
+    def __call__(
+        self,
+        data: pd.DataFrame | np.ndarray,
+        genes: Sequence[str] | None = None,
+        queries: Sequence[str] | None = None,
+        return_tensors: str | None = "pt",
+        aggregate: str | None = None,
+        layer: str | None = None,
+        gene_column: str | None = None,
+    ) -> BatchEncoding:
+        """Model inputs for every sample of `data`: `input_ids`, `level_ids`, `values`, `attention_mask`.
+
+        `data` is samples x genes: a DataFrame, a numpy array with `genes`, or an AnnData (`layer`, `gene_column`).
+        `queries` are genes to restore: they enter with the MASK level (replacing any measured value) and the
+        model predicts them, whether or not `data` holds them.
+        """
+        encoded = self.encode(data, genes, aggregate=aggregate, layer=layer, gene_column=gene_column)
+        n_samples = len(encoded["samples"])
+        gene_ids = np.broadcast_to(encoded["gene_ids"], encoded["level_ids"].shape)
+        level_ids, values = encoded["level_ids"], encoded["values"]
+        if queries:
+            query_ids = self.convert_genes_to_ids(list(dict.fromkeys(queries)))
+            keep = ~np.isin(encoded["gene_ids"], query_ids)
+            gene_ids = np.concatenate([gene_ids[:, keep], np.broadcast_to(query_ids, (n_samples, len(query_ids)))], 1)
+            level_ids = np.concatenate([level_ids[:, keep], np.full((n_samples, len(query_ids)), MASK_LEVEL_ID)], 1)
+            values = np.concatenate([values[:, keep], np.zeros((n_samples, len(query_ids)), np.float32)], 1)
+        features = [
+            {"input_ids": gene_ids[row], "level_ids": level_ids[row], "values": values[row]} for row in range(n_samples)
+        ]
+        return self.pad(features, return_tensors=return_tensors)
+
+    def pad(self, features: Sequence[dict], return_tensors: str | None = "pt") -> BatchEncoding:
+        """Prepend the CLS token and pad a list of per-sample token lists to the longest one.
+
+        Each feature holds `input_ids`, `level_ids`, `values` and optionally `labels` (level targets, -100 = none)
+        and `value_labels` (NaN = none); extra sample-level keys (class labels, survival times) are stacked as is.
+        """
+        if not features:
+            raise ValueError("pad() needs at least one sample")
+        token_keys = {"input_ids": self.pad_token_id, "level_ids": PAD_LEVEL_ID, "values": 0.0, "labels": -100,
+                      "value_labels": np.nan}
+        cls_values = {"input_ids": self.cls_token_id, "level_ids": PAD_LEVEL_ID, "values": 0.0, "labels": -100,
+                      "value_labels": np.nan}
+        dtypes = {"input_ids": np.int64, "level_ids": np.int64, "values": np.float32, "labels": np.int64,
+                  "value_labels": np.float32}
+        length = 1 + max(len(feature["input_ids"]) for feature in features)
+        batch: dict[str, np.ndarray] = {}
+        # `labels` is per token for restoration but one class per sample for classification: the shape decides.
+        per_token = {key for key in token_keys if key in features[0] and np.ndim(features[0][key]) == 1}
+        for key, fill in token_keys.items():
+            if key not in per_token:
+                continue
+            array = np.full((len(features), length), fill, dtype=dtypes[key])
+            array[:, 0] = cls_values[key]
+            for row, feature in enumerate(features):
+                tokens = np.asarray(feature[key])
+                array[row, 1 : 1 + len(tokens)] = tokens
+            batch[key] = array
+        mask = np.zeros((len(features), length), dtype=np.int64)
+        for row, feature in enumerate(features):
+            mask[row, : 1 + len(feature["input_ids"])] = 1
+        batch["attention_mask"] = mask
+        for key in features[0]:
+            if key not in per_token:
+                batch[key] = np.asarray([feature[key] for feature in features])
+        return BatchEncoding(batch, tensor_type=return_tensors)
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # decoding
+    # ------------------------------------------------------------------------------------------------------------------
+    def level_distribution_moments(
+        self, probabilities: np.ndarray, gene_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (working scale) of predicted level distributions `(..., num_levels)`."""
+        level_values = self.level_values[np.asarray(gene_ids) - len(SPECIAL_TOKENS)]
+        mean = (probabilities * level_values).sum(-1)
+        variance = (probabilities * (level_values - mean[..., None]) ** 2).sum(-1)
+        return mean, np.sqrt(np.maximum(variance, 0.0))
+
+    def level_distribution_interval(
+        self, probabilities: np.ndarray, gene_ids: np.ndarray, coverage: float = 0.8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Central `coverage` interval (working scale) of predicted level distributions."""
+        level_values = np.broadcast_to(self.level_values[np.asarray(gene_ids) - len(SPECIAL_TOKENS)],
+                                       probabilities.shape)
+        cumulative = np.cumsum(probabilities, axis=-1)
+        tail = (1.0 - coverage) / 2.0
+        low = np.minimum((cumulative < tail).sum(-1), self.num_levels - 1)
+        high = np.minimum((cumulative < 1.0 - tail).sum(-1), self.num_levels - 1)
+        return (np.take_along_axis(level_values, low[..., None], -1)[..., 0],
+                np.take_along_axis(level_values, high[..., None], -1)[..., 0])
+
+    def unstandardize(self, standardized: np.ndarray, gene_ids: np.ndarray) -> np.ndarray:
+        """Regression output -> working scale."""
+        gene_index = np.asarray(gene_ids) - len(SPECIAL_TOKENS)
+        return standardized * self.scale[gene_index] + self.center[gene_index]
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # persistence: JSON + safetensors, no pickle; the Auto-class entry point and the code travel along
+    # ------------------------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The JSON part of the tokenizer, as `gexbert_tokenizer.json` holds it (the arrays go to safetensors)."""
+        return {
+            "tokenizer_class": type(self).__name__,
+            "genes": self.genes,
+            "normalization": self.normalization,
+            "num_levels": self.num_levels,
+            "value_clip": self.value_clip,
+            "special_tokens": list(SPECIAL_TOKENS),
+        }
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
+        """Vocabulary and settings (JSON), level arrays (safetensors), `preprocessor_config.json` with the
+        `auto_map` that `AutoFeatureExtractor` follows, and this file with its siblings as remote code.
+
+        Other keyword arguments (which transformers' hub upload passes to every `save_pretrained`) are ignored.
+        """
+        if kwargs.get("push_to_hub"):
+            raise ValueError("save_pretrained does not upload; use tokenizer.push_to_hub(repo_id) or "
+                             "model.push_to_hub(repo_id, tokenizer=tokenizer)")
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / TOKENIZER_CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=1))
+        arrays = {"level_edges": self.level_edges, "level_values": self.level_values, "center": self.center,
+                  "scale": self.scale}
+        save_file({key: np.ascontiguousarray(value) for key, value in arrays.items()},
+                  str(directory / TOKENIZER_ARRAYS_NAME))
+        (directory / FEATURE_EXTRACTOR_NAME).write_text(json.dumps(self.auto_class_entry(), indent=2) + "\n")
+        code_files = custom_object_save(self, directory) or []  # this module and its relative imports
+        return [str(directory / name) for name in (TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME,
+                                                   FEATURE_EXTRACTOR_NAME)] + [str(path) for path in code_files]
+
+    @classmethod
+    def auto_class_entry(cls) -> dict:
+        """What `preprocessor_config.json` holds: the class and where its code is (`module.Class`, remote code)."""
+        module = cls.__module__.rsplit(".", 1)[-1]
+        return {"feature_extractor_type": cls.__name__, "auto_map": {AUTO_CLASS: f"{module}.{cls.__name__}"}}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> GexBertTokenizer:
+        """A saved tokenizer from a directory or a hub repo id. Hub options (`revision`, `token`, `cache_dir`...)
+        pass to transformers' file resolution; others (those `AutoFeatureExtractor` adds) are ignored."""
+        config_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_CONFIG_NAME, kwargs)
+        try:
+            config = json.loads(Path(config_path).read_text())
+            genes, normalization, value_clip = config["genes"], config["normalization"], config["value_clip"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelFileError(f"{config_path}: not a readable GexBERT tokenizer config ({one_line(error)})") from error
+        arrays_path = Path(config_path).with_name(TOKENIZER_ARRAYS_NAME)
+        try:
+            arrays_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_ARRAYS_NAME, kwargs)
+            arrays = load_file(str(arrays_path))
+        except (OSError, SafetensorError) as error:
+            raise ModelFileError(f"{arrays_path}: cannot load the tokenizer's arrays, the file is missing, truncated "
+                                 f"or corrupt ({one_line(error)})") from error
+        try:
+            return cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{pretrained_model_name_or_path}: the tokenizer files do not fit together "
+                                 f"({one_line(error)})") from error
+
+    def __repr__(self) -> str:
+        return (f"GexBertTokenizer(genes={len(self.genes)}, num_levels={self.num_levels}, "
+                f"normalization={self.normalization!r})")
+
+
+_HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _saved_file(location: str | Path, name: str, options: dict) -> str:
+    """Path of a tokenizer file in a local directory, or downloaded (and cached) from a hub repo."""
+    directory = Path(location)
+    if directory.is_dir():
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name}: no GexBERT tokenizer saved in {directory}")
+        return str(directory / name)
+    hub_options = {key: options[key] for key in _HUB_OPTIONS if key in options}
+    path = cached_file(str(location), name, _raise_exceptions_for_missing_entries=False, **hub_options)
+    if path is None:
+        raise FileNotFoundError(f"{location}: no GexBERT tokenizer ({name}) in this hub repository")
+    return path
+
+
+def fingerprint_of(genes: Sequence[str], num_levels: int, normalization: str) -> str:
+    text = json.dumps({"genes": list(genes), "num_levels": int(num_levels), "normalization": normalization})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+__all__ = ["GexBertTokenizer", "fingerprint_of"]
