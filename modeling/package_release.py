@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         check_tokenizer_matches(tokenizer, model.config, source=str(args.run / "model"))
         model.save_pretrained(staging)  # re-saved, so the remote-code files are this package version's
         tokenizer.save_pretrained(staging)
+        for code in staging.glob("*.py"):  # inside the package, the package is the code: one copy, not two;
+            code.unlink()                  # save_pretrained / push_to_hub write these files again for the hub
         (staging / "README.md").write_text(model_card(args.name, results, args.run))
         check_loads(staging)
         if target.exists():
