@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
+from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer, impute
 from gexbert_hf.checks import check_tokenizer_matches
 from gexbert_hf.pretrained import PRETRAINED_MODELS
 
@@ -111,12 +112,7 @@ def check_loads(folder: Path) -> None:
     """The shipped folder loads and imputes finite values for a few synthetic rows of its own genes."""
     model = GexBertForMaskedExpression.from_pretrained(folder)
     tokenizer = GexBertTokenizer.from_pretrained(folder)
-    import pandas as pd
-
-    from gexbert_hf.inference import impute
-
-    middle = np.nanmedian(tokenizer.level_values, axis=1) if tokenizer.level_values.ndim == 2 else None
-    values = np.tile(middle, (3, 1)) if middle is not None else np.zeros((3, len(tokenizer.genes)))
+    values = np.tile(np.nanmedian(tokenizer.level_values, axis=1), (3, 1))  # each gene at its middle level value
     values[:, ::2] = np.nan
     frame = pd.DataFrame(tokenizer.denormalize(values), columns=tokenizer.genes)
     filled, _ = impute(model, tokenizer, frame)

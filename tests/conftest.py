@@ -62,3 +62,19 @@ def tiny_config(embedded_tokenizer):
         embedded_tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0,
     )
+
+
+@pytest.fixture(scope="session")
+def model_dir(embedded_tokenizer, tmp_path_factory):
+    """A saved, untrained masked-expression GexBERT with the embedded tokenizer: a model folder for the commands."""
+    import torch
+
+    from gexbert_hf import GexBertConfig, GexBertForMaskedExpression
+
+    directory = tmp_path_factory.mktemp("model") / "pretrained"
+    torch.manual_seed(0)
+    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=64)
+    GexBertForMaskedExpression(config).save_pretrained(directory)
+    embedded_tokenizer.save_pretrained(directory)
+    return directory

@@ -8,9 +8,8 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from gexbert_hf import ExpressionInputError, GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer, impute
+from gexbert_hf import ExpressionInputError, GexBertForMaskedExpression, GexBertTokenizer, impute
 from gexbert_hf.cli import main as gexbert
 from gexbert_hf.data.build import build_dataset
 from gexbert_hf.data.readers import read_clinical, read_expression
@@ -36,17 +35,6 @@ def cohort_anndata(cohort, samples: int = 40):
 @pytest.fixture()
 def adata(embedded_cohort):
     return cohort_anndata(embedded_cohort)
-
-
-@pytest.fixture(scope="module")
-def model_dir(embedded_tokenizer, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("model") / "pretrained"
-    torch.manual_seed(0)
-    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
-                                          num_attention_heads=2, intermediate_size=64)
-    GexBertForMaskedExpression(config).save_pretrained(directory)
-    embedded_tokenizer.save_pretrained(directory)
-    return directory
 
 
 def _digest(path):

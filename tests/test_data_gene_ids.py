@@ -24,17 +24,6 @@ def expression() -> pd.DataFrame:
     return pd.DataFrame(values, index=pd.Index(BARCODES, name="sample"), columns=SYMBOLS)
 
 
-@pytest.fixture(scope="module")
-def model_dir(embedded_tokenizer, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("model") / "pretrained"
-    torch.manual_seed(0)
-    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
-                                          num_attention_heads=2, intermediate_size=64)
-    GexBertForMaskedExpression(config).save_pretrained(directory)
-    embedded_tokenizer.save_pretrained(directory)
-    return directory
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # the tokenizer
 # ----------------------------------------------------------------------------------------------------------------------
