@@ -1,11 +1,17 @@
-"""Ship a kept benchmark model as a named checkpoint inside the package (gexbert_hf/pretrained/NAME/).
+"""Ship a trained model as a named checkpoint inside the package (gexbert_hf/pretrained/NAME/).
 
-    gexbert benchmark modeling/configs/tcga31_mirna_log2rpm_release.json
-    python modeling/package_release.py --name tcga31-mirna --run reports/benchmark/tcga31_mirna_log2rpm/release
+    bash modeling/gpu_release_runs.sh DATA_ROOT OUT 6.8                 # GPU lease: stage 1 (six designs)
+    bash modeling/gpu_release_continue.sh DATA_ROOT STAGE1 OUT 3.6       # GPU lease: stage 2 of the chosen design
+    python modeling/package_release.py --name tcga31-mirna --model RUN2/model \
+        --training reports/pretraining_gpu/tcga31_w128_range reports/pretraining_gpu/tcga31_stage2
+    gexbert benchmark modeling/configs/tcga31_mirna_log2rpm_release.json   # test split, --pretrained_model NAME
+    python modeling/package_release.py --name tcga31-mirna --training ... \
+        --benchmark reports/benchmark/tcga31_mirna_log2rpm/release        # the card gets the test metrics
 
-The run's `model/` folder is loaded and saved again with this version of the package (config, safetensors weights,
-tokenizer, remote-code files), checked to load and to impute finite values, and given a model card written from the run's results.json: training data and its
-provenance, recipe, steps, and the test-split imputation metrics against the baselines run in the same run.
+The model folder is loaded and saved again with this version of the package (config, safetensors weights,
+tokenizer), checked to load and to impute finite values, and given a model card written from the training records
+(`validation.json` of each stage: recipe, steps, device, validation scores) and, once measured, the benchmark's
+test-split imputation metrics against the baselines of the same run. Without `--model` only the card is rewritten.
 """
 
 from __future__ import annotations
@@ -53,9 +59,41 @@ def imputation_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(name: str, results: dict, run: Path) -> str:
-    pre, data = results["pretraining"], results["data"]
-    config = pre["config"]
+def stage_line(record: dict) -> str:
+    """One training stage of the recipe, from its validation.json."""
+    arguments = record["arguments"]
+    rate = (f"per-sample mask rate drawn from [{arguments['mask_fraction']}, {arguments['max_mask_fraction']}]"
+            if arguments.get("max_mask_fraction") not in (None, "None") else f"mask rate {arguments['mask_fraction']}")
+    start = "from the previous stage" if arguments.get("init_from") not in (None, "None") else "from scratch"
+    return (f"- {start}: {record['steps']:,} steps in {record['train_seconds'] / 60:.1f} min on one {record['device']} "
+            f"(bf16), batch {arguments['batch_size']}, peak lr {arguments['learning_rate']}, {rate}, whole profiles; "
+            f"held-out restoration loss {record['eval_loss']:.3f}")
+
+
+def validation_table(records: list[dict]) -> str:
+    """Validation RMSE / per-gene r after each stage (the benchmark's validation part, never test)."""
+    rates = list(records[0]["validation"])
+    lines = ["| after | " + " | ".join(f"{rate} RMSE / r" for rate in rates) + " |", "|---" * (len(rates) + 1) + "|"]
+    for number, record in enumerate(records, 1):
+        cells = [f"{record['validation'][rate]['rmse']:.3f} / {record['validation'][rate]['per_gene_r']:.3f}"
+                 for rate in rates]
+        lines.append(f"| stage {number} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_section(results: dict | None, benchmark: Path | None) -> str:
+    if results is None:
+        return "Not measured yet: run the benchmark command above, then this script with `--benchmark`."
+    return (f"RMSE on the working scale (lower is better) / mean per-gene Pearson r (higher is better), on "
+            f"{results['imputation']['n_test_rows']} test samples, mean over {len(results['imputation']['seeds'])} "
+            f"masks, GexBERT reading the whole profile:\n\n{imputation_table(results)}\n\nThe full report, with "
+            f"plots and the verdicts, is `{benchmark}/report.md` in the repository. Where a baseline is better, it "
+            f"is better: read the verdicts before relying on this checkpoint.")
+
+
+def model_card(name: str, model: GexBertForMaskedExpression, records: list[dict], results: dict | None,
+               benchmark: Path | None) -> str:
+    config, folder = model.config, records[0]["data"]
     return f"""---
 library_name: transformers
 tags: [gexbert, transcriptomics, cancer, imputation, tcga]
@@ -77,34 +115,34 @@ tokenizer = GexBertTokenizer.from_pretrained(folder)
 filled, uncertainty = impute(model, tokenizer, expression_df)   # samples x genes, NaN = missing
 ```
 
-Every `gexbert` command that takes `--model` accepts `{name}`.
+Every `gexbert` command that takes `--model` accepts `{name}`; `gexbert evaluate --model {name} --data_dir DIR`
+judges it on your own cohort.
 
 ## Training data and provenance
 
 {PROVENANCE[name]}
 
-Pretrained on all {data['n_train']} training samples ({data['n_validation']} of them also form the validation
-part on which the benchmark makes its choices), normalisation `{data['normalization']}`. {CONSENT}
+Pretrained on the train split of `{folder}` less the validation part the benchmark carves from it (20%, seed 0), on
+which the design was chosen. {CONSENT}
 
 ## Recipe
 
-`gexbert benchmark modeling/configs/{run.parent.name}_release.json` then
-`python modeling/package_release.py --name {name} --run {run}`: {pre['steps']:,} pretraining steps
-({pre['seconds'] / 60:.0f} minutes on a shared 2-core CPU, one torch thread), batch 32, AdamW lr 1e-3 with cosine
-decay, mask fraction {pre['mask_fraction']}, {config['max_genes']} genes sampled per sample and step;
-{config['hidden_size']} wide, {config['num_hidden_layers']} encoder layers, {config['num_attention_heads']} heads,
-{config['decoder_num_layers']} decoder layer, {config['num_levels']} expression levels, {pre['n_parameters']:,}
-parameters.
+{config.hidden_size} wide, {config.num_hidden_layers} encoder layers, {config.num_attention_heads} heads,
+{config.decoder_num_layers} decoder layer, {config.num_levels} expression levels, value embedding
+`{config.value_embedding}`, {model.num_parameters():,} parameters; trained in two stages with
+`modeling/pretrain_release_gpu.py` (driven by `modeling/gpu_release_runs.sh` and `modeling/gpu_release_continue.sh`):
 
-## Test-split imputation against the baselines (same run; mean over {len(results['imputation']['seeds'])} masks)
+{chr(10).join(stage_line(record) for record in records)}
 
-RMSE on the working scale (lower is better) / mean per-gene Pearson r (higher is better), on
-{results['imputation']['n_test_rows']} test samples, GexBERT reading the whole profile:
+The design (whole profiles and a per-sample mask rate against 128-gene subsets at a fixed rate, width) was chosen
+on the validation part: `reports/pretraining_gpu/README.md`. Validation scores (RMSE on the working scale / mean
+per-gene r of hidden values at each MCAR rate):
 
-{imputation_table(results)}
+{validation_table(records)}
 
-The full report, with plots and the verdicts, is `{run}/report.md` in the repository. Where a baseline is better,
-it is better: this CPU-trained checkpoint does not beat KNN / SoftImpute everywhere.
+## Test-split imputation against the baselines (same run)
+
+{test_section(results, benchmark)}
 """
 
 
@@ -123,20 +161,25 @@ def check_loads(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, choices=sorted(PRETRAINED_MODELS))
-    parser.add_argument("--run", required=True, type=Path, help="a benchmark output folder with model/ kept")
+    parser.add_argument("--model", type=Path, help="the trained model folder to ship (omit: rewrite the card only)")
+    parser.add_argument("--training", required=True, type=Path, nargs="+",
+                        help="each training stage's record folder (validation.json), in order")
+    parser.add_argument("--benchmark", type=Path, help="a `gexbert benchmark --pretrained_model NAME` output")
     args = parser.parse_args(argv)
-    results = json.loads((args.run / "results.json").read_text())
+    records = [json.loads((folder / "validation.json").read_text()) for folder in args.training]
+    results = json.loads((args.benchmark / "results.json").read_text()) if args.benchmark else None
     target = PACKAGE_DIR / PRETRAINED_MODELS[args.name][0]
+    source = args.model if args.model is not None else target
     with tempfile.TemporaryDirectory(dir=PACKAGE_DIR.parent) as staging:
         staging = Path(staging)
-        model = GexBertForMaskedExpression.from_pretrained(args.run / "model")
-        tokenizer = GexBertTokenizer.from_pretrained(args.run / "model")
-        check_tokenizer_matches(tokenizer, model.config, source=str(args.run / "model"))
-        model.save_pretrained(staging)  # re-saved, so the remote-code files are this package version's
+        model = GexBertForMaskedExpression.from_pretrained(source)
+        tokenizer = GexBertTokenizer.from_pretrained(source)
+        check_tokenizer_matches(tokenizer, model.config, source=str(source))
+        model.save_pretrained(staging)  # re-saved, so the files are this package version's
         tokenizer.save_pretrained(staging)
         for code in staging.glob("*.py"):  # inside the package, the package is the code: one copy, not two;
             code.unlink()                  # save_pretrained / push_to_hub write these files again for the hub
-        (staging / "README.md").write_text(model_card(args.name, results, args.run))
+        (staging / "README.md").write_text(model_card(args.name, model, records, results, args.benchmark))
         check_loads(staging)
         if target.exists():
             shutil.rmtree(target)

@@ -30,6 +30,9 @@ class DataCollatorForMaskedExpression:
         mask_fraction: share of the sampled genes hidden as restoration targets (at least one when > 0); their
             level becomes MASK and `labels` / `value_labels` hold the truth. Missing genes are never targets.
             0 gives plain subsampled inputs, for fine-tuning.
+        max_mask_fraction: when given, each sample's share is drawn uniformly from [mask_fraction,
+            max_mask_fraction], so training meets the range of missingness that imputation later faces (a model
+            trained at one fixed rate sees ten times more context than it gets at 90% missing).
         panel_ids: when given, only these gene ids may be seen (a limited gene panel).
         query_ids: gene ids appended to every sample as MASK tokens without targets: genes the panel does not
             measure, which the model may still attend to as queries.
@@ -40,6 +43,7 @@ class DataCollatorForMaskedExpression:
     tokenizer: GexBertTokenizer
     max_genes: int | None = None
     mask_fraction: float = 0.15
+    max_mask_fraction: float | None = None
     panel_ids: Sequence[int] | None = None
     query_ids: Sequence[int] | None = None
     sample_keys: dict[str, str] | Sequence[str] = field(default_factory=dict)
@@ -50,6 +54,9 @@ class DataCollatorForMaskedExpression:
     def __post_init__(self) -> None:
         if not 0.0 <= self.mask_fraction < 1.0:
             raise ValueError(f"mask_fraction must be in [0, 1), got {self.mask_fraction}")
+        if self.max_mask_fraction is not None and not self.mask_fraction <= self.max_mask_fraction < 1.0:
+            raise ValueError(f"max_mask_fraction must be in [mask_fraction, 1) = [{self.mask_fraction}, 1), got "
+                             f"{self.max_mask_fraction}")
         if self.max_genes is not None and self.max_genes < 1:
             raise ValueError(f"max_genes must be positive, got {self.max_genes}")
         if not isinstance(self.sample_keys, dict):
@@ -82,8 +89,9 @@ class DataCollatorForMaskedExpression:
         gene_ids, level_ids, values = gene_ids[chosen], level_ids[chosen].copy(), values[chosen].copy()
 
         feature: dict = {"input_ids": gene_ids, "level_ids": level_ids, "values": values}
-        if self.mask_fraction > 0:
-            n_targets = max(1, int(round(self.mask_fraction * len(chosen)))) if len(chosen) > 1 else 0
+        if self.mask_fraction > 0 or self.max_mask_fraction:
+            n_targets = max(1, int(round(self._rate(rng) * len(chosen)))) if len(chosen) > 1 else 0
+            n_targets = min(n_targets, len(chosen) - 1) if len(chosen) > 1 else 0  # one gene always stays visible
             targets = rng.choice(len(chosen), size=n_targets, replace=False)
             labels = np.full(len(chosen), -100, dtype=np.int64)
             value_labels = np.full(len(chosen), np.nan, dtype=np.float32)
@@ -103,6 +111,13 @@ class DataCollatorForMaskedExpression:
         for dataset_key, batch_key in self.sample_keys.items():
             feature[batch_key] = sample[dataset_key]
         return feature
+
+    def _rate(self, rng: np.random.Generator) -> float:
+        """This sample's mask rate: fixed, or drawn from the range (the draw only happens for a range, so a fixed
+        rate keeps the random stream of earlier versions)."""
+        if self.max_mask_fraction is None:
+            return self.mask_fraction
+        return float(rng.uniform(self.mask_fraction, self.max_mask_fraction))
 
 
 # Per-sample targets the heads' `forward` takes, and the names transformers' own collators rename to `labels`.
@@ -127,6 +142,7 @@ class DataCollatorForExpressionFinetuning(DataCollatorForMaskedExpression):
     """
 
     mask_fraction: float = field(default=0.0, init=False)
+    max_mask_fraction: float | None = field(default=None, init=False)
 
     def _sample(self, sample: dict, rng: np.random.Generator) -> dict:
         feature = super()._sample(sample, rng)

@@ -26,7 +26,6 @@ from transformers import get_cosine_schedule_with_warmup
 from transformers.utils import FEATURE_EXTRACTOR_NAME
 
 from ..data.collator import DataCollatorForMaskedExpression
-from ..data.encoding import with_model_column_names
 from ..data.samples import fetch_rows
 from ..data.splits import held_out_mask
 from ..errors import ExpressionInputError, GexBertError, OutputExistsError
@@ -74,6 +73,9 @@ class PretrainingOptions:
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps warming up before cosine decay."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
     mask_fraction: float = field(default=0.3, metadata={"help": "Share of sampled genes masked as targets."})
+    max_mask_fraction: float | None = field(default=None, metadata={
+        "help": "When set, each sample's mask rate is drawn uniformly from [mask_fraction, max_mask_fraction], so "
+                "training meets the missingness imputation faces (e.g. 0.1 to 0.9)."})
     max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per sample and step."})
     mixed_precision: str = field(default="no", metadata={"help": "no, bf16 (CPU or GPU) or fp16 (CUDA only)."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations to save memory."})
@@ -83,6 +85,9 @@ class PretrainingOptions:
     save_steps: int = field(default=200, metadata={"help": "Steps between checkpoints (0 = none)."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (newest)."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    max_seconds: float | None = field(default=None, metadata={
+        "help": "Stop after this many seconds of training even before max_steps (the learning-rate schedule still "
+                "spans max_steps); the model is saved as usual. A bound for a lease or a budget, not a schedule."})
 
 
 @dataclass
@@ -226,16 +231,19 @@ def pretrain_model(
         position += options.gradient_accumulation_steps
         step += 1
         progress.update(1)
-        if step % options.logging_steps == 0 or step == options.max_steps:
+        final = step == options.max_steps or _out_of_time(started, options.max_seconds, step, accelerator)
+        if step % options.logging_steps == 0 or final:
             record = log.record(step, loss_value, parts.scheduler.get_last_lr()[0])
-            if eval_samples is not None and (step % options.eval_steps == 0 or step == options.max_steps):
+            if eval_samples is not None and (step % options.eval_steps == 0 or final):
                 eval_metrics = _evaluate_on_main(parts, tokenizer, eval_samples, options, max_genes)
                 record.update(eval_metrics)
             history.append(record)
             progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{record['learning_rate']:.2e}",
                                  samples_s=f"{record['samples_per_second']:.0f}")
             log.write(record)
-        if output_dir is not None and options.save_steps and step % options.save_steps == 0 and step < options.max_steps:
+        if final:
+            break
+        if output_dir is not None and options.save_steps and step % options.save_steps == 0:
             save_checkpoint(parts, output_dir / CHECKPOINT_DIR, step,
                             {"position": position, "history": history, "run": run}, options.save_total_limit)
     progress.close()
@@ -243,6 +251,20 @@ def pretrain_model(
     return PretrainResult(model=accelerator.unwrap_model(parts.model), steps=step, final_loss=loss_value,
                           eval_loss=eval_metrics.get("eval_loss"), seconds=time.perf_counter() - started,
                           history=history)
+
+
+def _out_of_time(started: float, max_seconds: float | None, step: int, accelerator: Accelerator) -> bool:
+    """True once `max_seconds` of training have passed; with several processes, once any has seen it, so all stop at
+    the same step and none waits for another's next step."""
+    if max_seconds is None:
+        return False
+    over = time.perf_counter() - started > max_seconds
+    if accelerator.num_processes > 1:
+        flag = torch.tensor([float(over)], device=accelerator.device)
+        over = bool(accelerator.reduce(flag, reduction="max").item())
+    if over:
+        accelerator.print(f"stopping at step {step}: the {max_seconds:.0f} s time limit is spent")
+    return over
 
 
 def _training_parts(model: GexBertForMaskedExpression, tokenizer: GexBertTokenizer, n_samples: int,
@@ -253,7 +275,8 @@ def _training_parts(model: GexBertForMaskedExpression, tokenizer: GexBertTokeniz
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=options.mask_fraction,
-                                               seed=options.seed, rank=accelerator.process_index)
+                                               max_mask_fraction=options.max_mask_fraction, seed=options.seed,
+                                               rank=accelerator.process_index)
     sampler = EpochSampler(n_samples, options.batch_size, accelerator.num_processes, accelerator.process_index,
                            options.seed)
     optimizer = torch.optim.AdamW(_parameter_groups(model, options.weight_decay), lr=options.learning_rate)
@@ -284,13 +307,20 @@ def _optimizer_step(parts: TrainingParts, train_samples, sampler: EpochSampler, 
     return running
 
 
+def evaluation_mask_fraction(options: PretrainingOptions) -> float:
+    """The one rate held-out restoration is scored at: the training rate, or the middle of the training range."""
+    if options.max_mask_fraction is None:
+        return options.mask_fraction
+    return round((options.mask_fraction + options.max_mask_fraction) / 2, 6)
+
+
 def _evaluate_on_main(parts: TrainingParts, tokenizer: GexBertTokenizer, eval_samples, options: PretrainingOptions,
                       max_genes: int) -> dict[str, float]:
     """Held-out restoration on the main process (the others wait); empty on the others."""
     metrics = {}
     if parts.accelerator.is_main_process:
         metrics = evaluate_restoration(parts.accelerator.unwrap_model(parts.model), tokenizer, eval_samples,
-                                       options.batch_size, max_genes, options.mask_fraction)
+                                       options.batch_size, max_genes, evaluation_mask_fraction(options))
     parts.accelerator.wait_for_everyone()
     return metrics
 
@@ -440,6 +470,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
     """
     import datasets
 
+    from ..data.encoding import with_model_column_names  # imports `datasets`: only the dataset-folder path needs it
     from .presets import build_config
 
     if args.dataset is None:

@@ -72,6 +72,8 @@ def run_arguments(config, tokenizer: GexBertTokenizer, train_samples, args: Pret
     run = {"train_samples.rows": len(train_samples), "train_samples.fingerprint": _samples_fingerprint(train_samples),
            "tokenizer.sha256": _tokenizer_fingerprint(tokenizer), "max_genes": max_genes,
            "num_processes": num_processes, **{name: getattr(args, name) for name in RUN_ARGUMENTS},
+           # only when used, so checkpoints written before the option existed still resume
+           **({"max_mask_fraction": args.max_mask_fraction} if getattr(args, "max_mask_fraction", None) else {}),
            **{f"model_config.{key}": value for key, value in config.to_dict().items() if key not in volatile}}
     return json.loads(json.dumps(run))
 
