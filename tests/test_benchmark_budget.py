@@ -60,11 +60,14 @@ def test_seeds_after_the_first_are_skipped_and_recorded_once_the_budget_is_spent
         "panel 8, seed 1", "panel 8, seed 2", "panel all, seed 1"}
     survival = results["survival"]
     assert survival["types"] and all(entry["by_panel"]["8"]["seeds"] == [0] for entry in survival["per_type"].values())
-    assert {"TYPE0 K=8, seed 1", "TYPE0 K=8, seed 2"} <= {entry["item"] for entry in stages["survival"]["skipped"]}
+    assert survival["pooled"]["by_panel"]["8"]["seeds"] == [0]
+    assert {"TYPE0 K=8, seed 1", "TYPE0 K=8, seed 2", "pooled K=8, seed 1", "pooled K=8, seed 2"} <= {
+        entry["item"] for entry in stages["survival"]["skipped"]}
     assert len(results["ablation"]["runs"]) == 1 and results["ablation"]["skipped_by_budget"]  # the first always runs
     report = (output / "report.md").read_text()
     assert "**Cut short by the time budget**: pretraining skipped" in report and "## Time budget" in report
     assert "MCAR 50%, seed 1" in report and "with 1 (of 3 planned) random masks" in report
+    assert "Pooled, K = 8 (1 panels" in report
 
 
 def test_a_stage_that_fails_keeps_the_finished_stages_on_disk_and_in_the_report(spent_run, tiny_folder, tmp_path,

@@ -3,7 +3,8 @@
 Per cancer type: anchors = the most prognostic genes on that type's train samples (univariate Cox score test);
 panel = K random non-anchor genes. A ridge-penalised Cox model (penalty chosen on a train-carved validation part)
 is fitted on each arm of `survival_arms` (panel; + anchors restored by GexBERT; + the true anchors, the ceiling;
-+ anchors predicted by ridge regression or KNN).
++ anchors predicted by ridge regression or KNN). A type rarely has enough deaths for a test C-index to tell the arms
+apart, so the same arms are also compared pooled over types (`pooled_survival`: one Cox model stratified by type).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..tokenization_gexbert import GexBertTokenizer
 from .baselines import bootstrap_c_index, harrell_c, tuned_cox_risk
+from .pooled_survival import run_pooled_survival
 from .stage_budget import StageBudget, budgeted_rounds
 from .survival_arms import (
     ARMS,
@@ -83,8 +85,10 @@ def run_anchor_survival(
     finetune: Callable | None = None,
     progress: bool = True,
     budget: StageBudget | None = None,
+    pooled: bool = True,
 ) -> dict:
-    """Test C-index of arms (a)-(d) per type, panel size and seed; bootstrap CIs; share of the (a)->(c) gap closed.
+    """Test C-index of arms (a)-(d) per type, panel size and seed; bootstrap CIs; share of the (a)->(c) gap closed;
+    with `pooled`, the same arms pooled over types (`results["pooled"]`, see `run_pooled_survival`).
 
     `finetune(type, panel, seed) -> test risk` adds a fine-tuned `GexBertForSurvival` on the panel where given.
     Seeds run seed-major over (type, K); a later seed starts only while `budget` lasts (skips are recorded).
@@ -105,7 +109,9 @@ def run_anchor_survival(
             "train_events": int(data.e_train.sum()), "test_events": int(data.e_test.sum()), "by_panel": {}}
     plan = {f"{cancer} K={k}": list(seeds) for cancer in types for k in panel_sizes}
     states = {item: {"risks": {}, "penalties": {}, "restore_r": [], "ridge_r": [], "seeds": []} for item in plan}
-    for item, seed in tqdm(budgeted_rounds(budget, plan), total=len(plan) * len(seeds),
+    # with the pooled protocol to follow, the per-type seeds may use the first 60% of the stage's allowance
+    per_type_budget = budget.part(0.6) if budget is not None and pooled else budget
+    for item, seed in tqdm(budgeted_rounds(per_type_budget, plan), total=len(plan) * len(seeds),
                            desc="survival per type", disable=not progress):
         cancer, k = item.rsplit(" K=", 1)
         _panel_seed(restore, parts[cancer], cohort.work_train, cancer, anchors[cancer], int(k), seed, states[item],
@@ -115,6 +121,10 @@ def run_anchor_survival(
         results["per_type"][cancer]["by_panel"][k] = _panel_size_entry(parts[cancer], state, int(k), n_boot)
     results["summary"] = summarise_gap(results, gap_threshold)
     results["skipped_by_budget"] = list(budget.skipped) if budget is not None else []
+    if pooled:
+        results["pooled"] = run_pooled_survival(restore, cohort, panel_sizes, seeds, n_anchors=n_anchors,
+                                                n_boot=n_boot, gap_threshold=gap_threshold, budget=budget,
+                                                progress=progress)
     return results
 
 

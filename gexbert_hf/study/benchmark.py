@@ -302,7 +302,8 @@ def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments
 
 def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str, budget: StageBudget
               ) -> dict:
-    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured."""
+    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured; and the
+    same arms pooled over types, stratified by type."""
     return run_anchor_survival(
         model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
         data.label_column, data.time_column, data.event_column,

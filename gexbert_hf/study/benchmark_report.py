@@ -11,6 +11,7 @@ from .benchmark_verdicts import (
     classification_verdicts,
     imputation_verdicts,
     mean_finite,
+    pooled_survival_verdicts,
     sd_finite,
     shown,
     target_lines,
@@ -195,8 +196,9 @@ def _classification_metric_lines(classification: dict, methods: list[str], metri
 
 
 def _survival_section(survival: dict, results: dict, output: Path) -> list[str]:
+    pooled = _pooled_survival_lines(survival["pooled"], results) if survival.get("pooled") else []
     if not survival["types"]:
-        return ["No cancer type has enough events.\n"]
+        return ["Per type: no cancer type has enough events.\n", *pooled]
     lines = [f"{len(survival['types'])} cancer types with enough deaths; {survival['n_anchors']} anchors per "
              "type by univariate Cox score test on that type's train samples; ridge-Cox penalty chosen on a "
              "25% validation part of the type's train samples; C-index = mean over "
@@ -209,6 +211,33 @@ def _survival_section(survival: dict, results: dict, output: Path) -> list[str]:
             "ridge_share": s["share_of_gap_closed"].get("d: panel + ridge anchors"),
             "knn_share": s["share_of_gap_closed"].get("d: panel + KNN anchors"),
             "n_gap_types": len(s["gap_types"])} for k, s in survival["summary"].items()}
+    return lines + pooled
+
+
+def _pooled_survival_lines(pooled: dict, results: dict) -> list[str]:
+    """The pooled, type-stratified protocol: per panel size each arm's C-index, its paired gain over the panel and
+    the share of the (a)->(c) gap it closes; its verdicts are added to `results`."""
+    if pooled.get("not_run"):
+        return [f"**Pooled over types**: not run ({pooled['not_run']}).\n"]
+    lines = [f"**Pooled over types, stratified by type**: {len(pooled['types'])} types with ≥ "
+             f"{pooled['min_train_events']} train and ≥ {pooled['min_test_events']} test deaths "
+             f"({pooled['n_train']} train / {pooled['n_test']} test samples, {pooled['test_events']} test deaths); "
+             f"{pooled['n_anchors']} anchors by the type-stratified Cox score test on train "
+             f"({', '.join(pooled['anchors'])}); per arm one ridge Cox model with a baseline hazard per type (penalty "
+             "chosen on a validation part stratified by type and event). C-index: Harrell's within each type, "
+             "weighted by the type's test deaths, mean over panels; 95% intervals and paired differences to the "
+             "panel arm by bootstrap within types.\n"]
+    for k, entry in pooled["by_panel"].items():
+        rows = [[arm, f"{fmt(value['c_index'])} [{fmt(value['ci95'][0], 2)}, {fmt(value['ci95'][1], 2)}]",
+                 "–" if arm not in entry["vs_panel"] else f"{entry['vs_panel'][arm]['delta']:+.3f} "
+                 f"[{entry['vs_panel'][arm]['ci95'][0]:+.3f}, {entry['vs_panel'][arm]['ci95'][1]:+.3f}]",
+                 fmt(entry["share_of_gap_closed"].get(arm), 2)] for arm, value in entry["arms"].items()]
+        lines += [f"Pooled, K = {k} ({len(entry['seeds'])} panels; anchor r GexBERT "
+                  f"{fmt(entry['anchor_restoration_r']['GexBERT'], 2)}, ridge "
+                  f"{fmt(entry['anchor_restoration_r']['ridge'], 2)}):\n",
+                  markdown_table(["arm", "C-index [95% CI]", "Δ vs panel [95% CI]", "share of (a)→(c) gap"], rows)
+                  + "\n"]
+    results.setdefault("verdicts", {})["survival_pooled"] = pooled_survival_verdicts(pooled)
     return lines
 
 

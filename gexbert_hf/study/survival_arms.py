@@ -1,5 +1,6 @@
-"""What the survival protocol compares: the Cox inputs of each arm for one random panel, built from one type's (or
-several types') samples the same way.
+"""What both survival protocols (per type, and pooled over types) compare: the Cox inputs of each arm for one random
+panel, built from the same samples the same way, so the two protocols differ only in how the Cox model is fitted
+and scored.
 
 Arms: (a) the panel, (b) panel + anchors restored by GexBERT from the panel, (c) panel + the true anchors (the
 ceiling), (d) panel + anchors predicted from the panel by ridge regression or KNN fitted on all train samples.
@@ -22,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from ..data.splits import split_validation
 from ..inference import predict_distribution
 from ..tokenization_gexbert import GexBertTokenizer
-from .baselines import mean_gene_r, univariate_cox_z
+from .baselines import mean_gene_r, stratified_cox_z, univariate_cox_z
 from .working_scale import working_frame
 
 ARMS = ("a: panel", "b: panel + GexBERT anchors", "c: panel + true anchors", "d: panel + ridge anchors",
@@ -119,9 +120,13 @@ def types_to_run(cohort: SurvivalCohort, min_train_events: int, min_test_events:
     return types
 
 
-def anchor_genes(data: SurvivalPart, n_anchors: int) -> tuple[list[str], list[float]]:
-    """The `n_anchors` most prognostic genes of these train samples (|Cox score z|), and their z."""
-    z = np.nan_to_num(univariate_cox_z(data.work_train.to_numpy(), data.t_train, data.e_train), nan=0.0)
+def anchor_genes(data: SurvivalPart, n_anchors: int, stratified: bool = False) -> tuple[list[str], list[float]]:
+    """The `n_anchors` most prognostic genes of these train samples (|Cox score z|; `stratified`: within types,
+    combined), and their z."""
+    x = data.work_train.to_numpy()
+    z = (stratified_cox_z(x, data.t_train, data.e_train, data.types_train) if stratified else
+         univariate_cox_z(x, data.t_train, data.e_train))
+    z = np.nan_to_num(z, nan=0.0)
     genes = list(data.work_train.columns)
     chosen = np.argsort(-np.abs(z))[:n_anchors]
     return [genes[i] for i in chosen], [float(z[i]) for i in chosen]
