@@ -123,3 +123,18 @@ def test_iterative_imputation_of_wide_profiles_runs_in_gene_blocks():
         np.testing.assert_allclose(filled[:, block], alone)
     whole = impute_iterative(reference, incomplete, max_iter=2, seed=3)  # under the cap: one block, as before
     assert not np.allclose(whole, filled)
+
+
+def test_imputer_tuning_of_wide_profiles_reads_a_seeded_gene_subset(monkeypatch):
+    """KNN's k and SoftImpute's penalty are chosen on at most TUNING_MAX_GENES genes (a 20,530-gene profile made
+    every grid point a full-width fill); narrower profiles are tuned on all their genes, as before."""
+    from gexbert_hf.study import imputation_benchmark
+
+    monkeypatch.setattr(imputation_benchmark, "TUNING_MAX_GENES", 20)
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 50)) + 0.1 * rng.normal(size=(60, 50))
+    k, penalty, tuning = imputation_benchmark._tune_baselines(matrix[:40], matrix[40:], ("KNN", "SoftImpute"),
+                                                              (3, 9), (0.02, 0.2))
+    assert tuning["genes"] == 20 and k in (3, 9) and penalty in (0.02, 0.2)
+    _, _, narrow = imputation_benchmark._tune_baselines(matrix[:40, :15], matrix[40:, :15], ("KNN",), (3, 9), ())
+    assert narrow["genes"] == 15 and set(narrow) == {"genes", "reference_rows", "validation_rows", "KNN", "seconds"}

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..inference import attention_received
 from ..tokenization_gexbert import GexBertTokenizer
+from .stage_budget import StageBudget
 from .working_scale import working_frame
 
 
@@ -19,6 +20,24 @@ def differential_genes(work: pd.DataFrame, types: pd.Series, cancer: str, top: i
     t, _ = stats.ttest_ind(work.to_numpy()[inside], work.to_numpy()[~inside], axis=0, equal_var=False)
     t = np.nan_to_num(np.abs(t), nan=0.0)
     return [work.columns[i] for i in np.argsort(-t)[:top]]
+
+
+def _attention_by_type(model, tokenizer: GexBertTokenizer, raw: pd.DataFrame, types: pd.Series,
+                       samples_per_type: int, seed: int, progress: bool, budget: StageBudget | None
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per type (sorted): the mean attention matrix and the attention each gene receives, over a seeded random
+    sample of its members; types after the first two only while `budget` lasts (the others recorded as skipped)."""
+    rng = np.random.default_rng(seed)
+    received: dict[str, np.ndarray] = {}
+    matrices: dict[str, np.ndarray] = {}
+    for i, cancer in enumerate(tqdm(sorted(types.dropna().unique()), desc="attention", disable=not progress)):
+        if i >= 2 and budget is not None and budget.spent():
+            budget.skip(f"type {cancer}")
+            continue
+        members = np.flatnonzero((types == cancer).to_numpy())
+        chosen = rng.choice(members, size=min(samples_per_type, len(members)), replace=False)
+        matrices[cancer], received[cancer] = attention_received(model, tokenizer, raw.iloc[chosen])
+    return matrices, received
 
 
 def run_attention_analysis(
@@ -31,6 +50,7 @@ def run_attention_analysis(
     top: int = 20,
     seed: int = 0,
     progress: bool = True,
+    budget: StageBudget | None = None,
 ) -> dict:
     """Per type: mean attention matrix over `samples_per_type` train samples, the most-attended genes, the overlap
     of the top `top` attended genes with the top `top` differentially expressed genes, and its p-value.
@@ -38,21 +58,17 @@ def run_attention_analysis(
     The attention each gene receives is compared with its mean over all types: a gene that every sample attends to
     (a 'hub' of the gene-identity embedding) says nothing about a type, so types are ranked by excess attention.
     Genes are restricted to the `max_genes` most variable train genes when there are more (attention cost is
-    quadratic in genes).
+    quadratic in genes). The first two types always run (excess attention needs a mean over types); a later type
+    starts only while `budget` lasts, else it is recorded in `skipped_by_budget` and left out of every statistic.
     """
     work = working_frame(tokenizer, raw_train)
     genes = list(raw_train.columns)
     if len(genes) > max_genes:
         variance = work.var(axis=0).to_numpy()
         genes = sorted([genes[i] for i in np.argsort(-variance)[:max_genes]])
-    rng = np.random.default_rng(seed)
-    cancers = sorted(types.dropna().unique())
-    received: dict[str, np.ndarray] = {}
-    matrices: dict[str, np.ndarray] = {}
-    for cancer in tqdm(cancers, desc="attention", disable=not progress):
-        members = np.flatnonzero((types == cancer).to_numpy())
-        chosen = rng.choice(members, size=min(samples_per_type, len(members)), replace=False)
-        matrices[cancer], received[cancer] = attention_received(model, tokenizer, raw_train.iloc[chosen][genes])
+    matrices, received = _attention_by_type(model, tokenizer, raw_train[genes], types, samples_per_type, seed,
+                                            progress, budget)
+    cancers = list(received)
     overall = np.mean([received[cancer] for cancer in cancers], axis=0)
     per_type: dict = {}
     overlaps, expected_total, p_values = 0, 0.0, []
@@ -96,5 +112,6 @@ def run_attention_analysis(
         "heatmap": {"types": cancers, "genes": heat_genes, "excess_attention": heat.tolist()},
         "mean_matrix_example": {"type": cancers[0], "genes": genes[:30],
                                 "matrix": matrices[cancers[0]][:30, :30].tolist()} if cancers else None,
+        "skipped_by_budget": list(budget.skipped) if budget is not None else [],
     }
 

@@ -234,6 +234,23 @@ def univariate_cox_z(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
     The score test needs no fitting, so 1,500 genes x 31 types cost milliseconds; |z| ranks prognostic genes.
     A missing value counts as the gene's mean (0 after standardising), so it adds nothing to the score.
     """
+    score, information = _cox_score_information(x, time, event)
+    return score / np.sqrt(np.maximum(information, 1e-12))
+
+
+def stratified_cox_z(x: np.ndarray, time: np.ndarray, event: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """The score-test z of a Cox model stratified by `strata` (a baseline hazard per stratum, one coefficient):
+    scores and informations of the strata add up, each stratum standardised on its own."""
+    score = information = 0.0
+    for stratum in np.unique(strata):
+        rows = np.asarray(strata) == stratum
+        stratum_score, stratum_information = _cox_score_information(x[rows], time[rows], event[rows])
+        score, information = score + stratum_score, information + stratum_information
+    return score / np.sqrt(np.maximum(information, 1e-12))
+
+
+def _cox_score_information(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the Cox partial-likelihood score and information at beta = 0 (columns standardised first)."""
     x = np.asarray(x, dtype=float)
     spread = np.nanstd(x, 0)
     x = np.nan_to_num((x - np.nanmean(x, 0)) / np.where(spread > 1e-12, spread, 1.0))
@@ -247,9 +264,7 @@ def univariate_cox_z(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.n
     n_risk, sum_x, sum_x2 = cum_n[last], cum_x[last], cum_x2[last]
     mean_x = sum_x / n_risk[:, None]
     var_x = sum_x2 / n_risk[:, None] - mean_x**2
-    score = ((xs - mean_x)[es]).sum(0)
-    information = var_x[es].sum(0)
-    return score / np.sqrt(np.maximum(information, 1e-12))
+    return ((xs - mean_x)[es]).sum(0), var_x[es].sum(0)
 
 
 def harrell_c(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:

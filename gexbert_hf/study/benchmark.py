@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from .benchmark_report import write_report
 from .imputation_benchmark import run_imputation
 from .panel_classification import run_panel_classification
 from .reports import write_json
+from .stage_budget import RunClock, StageBudget
 from .training_runs import finetune_in_memory
 from .working_scale import working_frame
 
@@ -50,8 +52,10 @@ class BenchmarkArguments:
     data_dir: str = field(metadata={"help": "Data folder laid out like ../shared/data/<folder>."})
     output: str = field(metadata={"help": "Where report.md, results.json and the PNG plots go."})
     quick: bool = field(default=False, metadata={"help": "Tiny budgets everywhere (tests, smoke runs)."})
-    time_budget_minutes: float = field(default=30.0, metadata={"help": "Target wall time of the whole run; "
-                                                                       "pretraining length is derived from it."})
+    time_budget_minutes: float = field(default=30.0, metadata={
+        "help": "Target wall time of the whole run, shared out among its stages (pretraining, then each task); a "
+                "stage starts no further seed once its share is spent (each setting keeps its first seed) and "
+                "results.json records what was skipped."})
     tasks: str = field(default=",".join(BENCHMARK_TASKS), metadata={"help": "Comma-separated subset of "
                                                                            + ", ".join(BENCHMARK_TASKS)})
     classification: str = field(default="auto", metadata={
@@ -119,24 +123,58 @@ def _run_benchmark(args: BenchmarkArguments, output: Path) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     tasks = _requested_tasks(args.tasks)
     results: dict = {"arguments": asdict(args), "errors": {}, "timings": {}, "machine": _machine(device)}
-    data, model, tokenizer = _data_and_model(args, results, device, output, started)
-    for task in tasks:
+    data, model, tokenizer, clock = _data_and_model(args, results, device, output, started, tasks)
+    _save(results, clock, output)
+    runners = _task_runners(model, tokenizer, data, args, device, results, clock, output)
+    for task in _stages(args, tasks, data):
+        if task == "pretraining":
+            continue
         task_started = time.perf_counter()
         if task == "classification":
-            _classification_task(model, tokenizer, data, args, results, device)
-        elif task == "survival" and data.time_column:
-            _guard(results, "survival", lambda: _survival(model, tokenizer, data, args, device))
-        elif task == "imputation":
-            _guard(results, "imputation", lambda: _imputation(model, tokenizer, data, args))
-        elif task == "attention" and data.label_column:
-            _guard(results, "attention", lambda: run_attention_analysis(
-                model, tokenizer, data.raw_train, data.clinical_train[data.label_column],
-                samples_per_type=4 if args.quick else 24, max_genes=512, progress=args.progress))
+            _classification_task(model, tokenizer, data, args, results, device, clock, output)
         else:
-            continue
+            _guard(results, task, partial(runners[task], clock.stage(task)))
         results["timings"][task] = time.perf_counter() - task_started
+        _save(results, clock, output)  # a later stage's crash, or a kill, keeps this stage's numbers
     results["timings"]["total"] = time.perf_counter() - started
+    results["budget"] = clock.record()
     return _write_results(results, output)
+
+
+def _task_runners(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str, results: dict,
+                  clock: RunClock, output: Path) -> dict[str, Callable[[StageBudget], dict]]:
+    """Survival, imputation and attention, each a function of its stage's budget."""
+    return {
+        "survival": lambda budget: _survival(model, tokenizer, data, args, device, budget),
+        "imputation": lambda budget: _imputation(model, tokenizer, data, args, budget,
+                                                 _checkpoint(results, "imputation", clock, output)),
+        "attention": lambda budget: run_attention_analysis(
+            model, tokenizer, data.raw_train, data.clinical_train[data.label_column],
+            samples_per_type=4 if args.quick else 24, max_genes=512, progress=args.progress, budget=budget),
+    }
+
+
+def _stages(args: BenchmarkArguments, tasks: list[str], data: FolderData) -> list[str]:
+    """The stages this run will time, in order: pretraining unless a kept model is reused, then the requested
+    tasks the folder allows (the time budget is shared out among exactly these)."""
+    runs = {"classification": True, "survival": bool(data.time_column), "imputation": True,
+            "attention": bool(data.label_column)}
+    return ([] if args.pretrained_model else ["pretraining"]) + [task for task in tasks if runs[task]]
+
+
+def _save(results: dict, clock: RunClock, output: Path) -> None:
+    """results.json as it stands (atomically), with the budget's record so far."""
+    results["budget"] = clock.record()
+    write_json(output / "results.json", results)
+
+
+def _checkpoint(results: dict, task: str, clock: RunClock, output: Path) -> Callable[[dict], None]:
+    """Saves a running stage's results so far, marked partial (the finished stage's results replace them)."""
+    def save(so_far: dict) -> None:
+        results[task] = {**so_far, "partial": "saved while the stage was running: the numbers of its finished items"}
+        _save(results, clock, output)
+
+    return save
 
 
 def _requested_tasks(tasks: str) -> list[str]:
@@ -155,10 +193,10 @@ def _machine(device: str) -> dict:
             "device": device if device == "cpu" else torch.cuda.get_device_name(0)}
 
 
-def _data_and_model(args: BenchmarkArguments, results: dict, device: str, output: Path, started: float
-                    ) -> tuple[FolderData, GexBertForMaskedExpression, GexBertTokenizer]:
-    """The folder's data (subsampled in quick mode), and the GexBERT every task uses: a kept one, or one measured
-    and pretrained here."""
+def _data_and_model(args: BenchmarkArguments, results: dict, device: str, output: Path, started: float,
+                    tasks: list[str]) -> tuple[FolderData, GexBertForMaskedExpression, GexBertTokenizer, RunClock]:
+    """The folder's data (subsampled in quick mode), the GexBERT every task uses (a kept one, or one measured and
+    pretrained here within its share of the time budget) and the clock sharing out the rest of the budget."""
     if args.quick:
         args.max_features = args.max_features or 64
         args.max_train_samples = args.max_train_samples or 500
@@ -177,11 +215,12 @@ def _data_and_model(args: BenchmarkArguments, results: dict, device: str, output
         "types": data.clinical_train[data.label_column].value_counts().to_dict() if data.label_column else {},
     }
     results["timings"]["load"] = time.perf_counter() - started
+    clock = RunClock(args.time_budget_minutes * 60, _stages(args, tasks, data), started)
     if model is None:
         samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
-        model = ablate_and_pretrain(tokenizer, samples, data, args, results, args.time_budget_minutes * 60, device,
+        model = ablate_and_pretrain(tokenizer, samples, data, args, results, clock.stage("pretraining"), device,
                                     output)
-    return data, model, tokenizer
+    return data, model, tokenizer, clock
 
 
 def _write_results(results: dict, output: Path) -> int:
@@ -208,7 +247,8 @@ def report_from_json(output: str | Path) -> Path:
 
 
 def _guard(results: dict, task: str, run: Callable[[], dict]) -> None:
-    """Run one task; a failure is recorded (and reported) instead of losing the other tasks' numbers."""
+    """Run one task; a failure is recorded (and reported) instead of losing the other tasks' numbers, and the
+    numbers its last checkpoint saved stay, marked partial."""
     say(f"{task} ...")
     try:
         results[task] = run()
@@ -222,8 +262,9 @@ def _guard(results: dict, task: str, run: Callable[[], dict]) -> None:
 # the tasks
 # ----------------------------------------------------------------------------------------------------------------------
 def _classification_task(model, tokenizer, data: FolderData, args: BenchmarkArguments, results: dict,
-                         device: str) -> None:
+                         device: str, clock: RunClock, output: Path) -> None:
     """Cancer-type classification, unless the values are standardised within each type (or there are no types)."""
+    budget = clock.stage("classification")
     types_train = data.clinical_train[data.label_column] if data.label_column else None
     check = within_type_standardised(working_frame(tokenizer, data.raw_train), types_train) \
         if types_train is not None else {}
@@ -233,10 +274,12 @@ def _classification_task(model, tokenizer, data: FolderData, args: BenchmarkArgu
     if not enabled:
         results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
     else:
-        _guard(results, "classification", lambda: _classification(model, tokenizer, data, args, device))
+        _guard(results, "classification", lambda: _classification(
+            model, tokenizer, data, args, device, budget, _checkpoint(results, "classification", clock, output)))
 
 
-def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
+def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str, budget: StageBudget,
+                    checkpoint: Callable[[dict], None]) -> dict:
     """Cancer type from random panels of every size: GexBERT's variants against the tuned baselines."""
     labels = data.clinical_train[data.label_column].astype(str)
     class_names = sorted(labels.unique())
@@ -253,11 +296,14 @@ def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments
         list(range(args.seeds)),
         heavy_baselines_max_panel=64 if len(y_train) * len(class_names) > 20000 else 10**9,
         gexbert_max_panel=4 * args.max_genes, max_queries=args.max_queries, quick=args.quick, finetune=finetune,
-        finetune_panels=[int(k) for k in args.finetune_panels.split(",") if k], progress=args.progress)
+        finetune_panels=[int(k) for k in args.finetune_panels.split(",") if k], progress=args.progress,
+        budget=budget, checkpoint=checkpoint)
 
 
-def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str) -> dict:
-    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured."""
+def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, device: str, budget: StageBudget
+              ) -> dict:
+    """Cox models per cancer type on a panel, with anchors restored by GexBERT, by regression, or measured; and the
+    same arms pooled over types, stratified by type."""
     return run_anchor_survival(
         model, tokenizer, data.raw_train, data.clinical_train, data.raw_test, data.clinical_test,
         data.label_column, data.time_column, data.event_column,
@@ -265,16 +311,17 @@ def _survival(model, tokenizer, data: FolderData, args: BenchmarkArguments, devi
         min_train_events=8 if args.quick else 20, min_test_events=3 if args.quick else 5,
         max_types=args.max_survival_types or (2 if args.quick else None), n_boot=30 if args.quick else 200,
         finetune=_survival_finetuner(model, tokenizer, data, args, device) if args.finetune else None,
-        progress=args.progress)
+        progress=args.progress, budget=budget)
 
 
-def _imputation(model, tokenizer, data: FolderData, args: BenchmarkArguments) -> dict:
+def _imputation(model, tokenizer, data: FolderData, args: BenchmarkArguments, budget: StageBudget,
+                checkpoint: Callable[[dict], None]) -> dict:
     """Every missingness scenario on (a subset of) the test samples, GexBERT against the tuned imputers."""
     return run_imputation(
         model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=list(range(args.seeds)),
         max_test_rows=60 if args.quick else args.imputation_test_rows,
         max_reference_rows=200 if args.quick else 1200, chunk=args.imputation_genes_per_pass,
-        iterative_rounds=2 if args.quick else 3, progress=args.progress)
+        iterative_rounds=2 if args.quick else 3, progress=args.progress, budget=budget, checkpoint=checkpoint)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..training.presets import build_config
 from .baselines import mcar_mask
 from .benchmark_data import FolderData
 from .imputation_benchmark import chunked_distribution
+from .stage_budget import StageBudget
 from .training_runs import pretrain_in_memory
 
 if TYPE_CHECKING:
@@ -94,37 +95,43 @@ def _scored_run(tokenizer, samples, data: FolderData, args: BenchmarkArguments, 
     return model, record
 
 
-def _ablation(tokenizer, samples, data: FolderData, args: BenchmarkArguments, budget: float, device: str) -> dict:
+def _ablation(tokenizer, samples, data: FolderData, args: BenchmarkArguments, budget: StageBudget, device: str
+              ) -> dict:
     """Value embedding, then mask rate, each chosen by short pretraining runs scored on validation (a choice the
-    arguments fix is not measured)."""
+    arguments fix is not measured). The first run always happens; a later one starts only while the pretraining
+    share of the budget lasts (the skipped ones are recorded; an unmeasured mask rate stays 0.5)."""
     ablation_seconds = args.ablation_seconds if args.ablation_seconds is not None else (
-        5.0 if args.quick else min(75.0, 0.04 * budget))
+        5.0 if args.quick else min(75.0, 0.09 * budget.seconds))
     step_seconds = _time_steps(tokenizer, samples, args, device)
     steps = 15 if args.quick else max(20, int(ablation_seconds / step_seconds))
     runs: list[dict] = []
     embeddings = ["level", "continuous", "both"] if args.value_embedding == "auto" else [args.value_embedding]
     base_mask = 0.5 if args.mask_fraction is None else args.mask_fraction
-    chosen_embedding = embeddings[0]
-    if len(embeddings) > 1:
-        for embedding in embeddings:
-            runs.append(_scored_run(tokenizer, samples, data, args, embedding, base_mask, steps, device)[1])
-            say(f"ablation {embedding} {base_mask}: {runs[-1]['validation']}")
-        chosen_embedding = min(runs, key=lambda r: r["validation"]["combined"])["value_embedding"]
-    chosen_mask = args.mask_fraction
-    if args.mask_fraction is None:
-        for mask_fraction in (0.3, 0.8):
-            runs.append(_scored_run(tokenizer, samples, data, args, chosen_embedding, mask_fraction, steps,
-                                    device)[1])
-        same = [r for r in runs if r["value_embedding"] == chosen_embedding]
-        chosen_mask = min(same, key=lambda r: r["validation"]["combined"])["mask_fraction"]
+    planned = [(embedding, base_mask) for embedding in embeddings] if len(embeddings) > 1 else []
+    planned += [(None, 0.3), (None, 0.8)] if args.mask_fraction is None else []  # None: the best embedding so far
+    for embedding, mask_fraction in planned:
+        embedding = embedding or _best(runs, "value_embedding", embeddings[0])
+        if runs and budget.spent():
+            budget.skip(f"ablation run {embedding}, mask rate {mask_fraction}")
+            continue
+        runs.append(_scored_run(tokenizer, samples, data, args, embedding, mask_fraction, steps, device)[1])
+        say(f"ablation {embedding} {mask_fraction}: {runs[-1]['validation']}")
+    chosen_embedding = _best(runs, "value_embedding", embeddings[0]) if len(embeddings) > 1 else embeddings[0]
+    same = [run for run in runs if run["value_embedding"] == chosen_embedding]
+    chosen_mask = args.mask_fraction if args.mask_fraction is not None else _best(same, "mask_fraction", base_mask)
     return {"runs": runs, "steps_each": steps, "chosen_value_embedding": chosen_embedding,
             "chosen_mask_fraction": chosen_mask, "step_seconds": step_seconds}
 
 
+def _best(runs: list[dict], key: str, default):
+    """`key` of the run with the lowest combined validation score (`default` when there is none)."""
+    return min(runs, key=lambda run: run["validation"]["combined"])[key] if runs else default
+
+
 def ablate_and_pretrain(tokenizer, samples, data: FolderData, args: BenchmarkArguments, results: dict,
-                        budget: float, device: str, output: Path) -> GexBertForMaskedExpression:
-    """The measured design choices, then the main pretraining with the winner for the rest of the budget; records
-    both in `results` and keeps the model under `output/model` when asked."""
+                        budget: StageBudget, device: str, output: Path) -> GexBertForMaskedExpression:
+    """The measured design choices, then the main pretraining with the winner for the rest of the stage's share of
+    the time budget; records both in `results` and keeps the model under `output/model` when asked."""
     started = time.perf_counter()
     ablation = _ablation(tokenizer, samples, data, args, budget, device)
     step_seconds = ablation.pop("step_seconds")
@@ -134,7 +141,8 @@ def ablate_and_pretrain(tokenizer, samples, data: FolderData, args: BenchmarkArg
     say(f"ablation done: {embedding}, mask {mask}; main pretraining ...")
 
     started = time.perf_counter()
-    main_seconds = args.pretrain_minutes * 60 if args.pretrain_minutes is not None else 0.3 * budget
+    # what is left of the share, less a tenth for scoring the model on validation afterwards
+    main_seconds = args.pretrain_minutes * 60 if args.pretrain_minutes is not None else 0.9 * budget.left()
     if ablation["runs"]:
         step_seconds = np.median([r["seconds"] / max(r["steps"], 1) for r in ablation["runs"]])
     main_steps = 30 if args.quick else max(100, int(main_seconds / step_seconds))
@@ -142,6 +150,7 @@ def ablate_and_pretrain(tokenizer, samples, data: FolderData, args: BenchmarkArg
     model = model.cpu().eval()
     results["pretraining"] = {**record, **_model_record(model)}
     results["timings"]["pretraining"] = time.perf_counter() - started
+    results["ablation"]["skipped_by_budget"] = list(budget.skipped)
     say(f"pretrained {main_steps} steps: {record['validation']}")
     if args.keep_model:
         model.save_pretrained(output / "model")

@@ -11,6 +11,7 @@ from .benchmark_verdicts import (
     classification_verdicts,
     imputation_verdicts,
     mean_finite,
+    pooled_survival_verdicts,
     sd_finite,
     shown,
     target_lines,
@@ -27,10 +28,14 @@ def write_report(results: dict, output: Path) -> Path:
     for key, heading, section in _SECTIONS:
         lines.append(heading)
         part = results.get(key)
+        if part is not None and part.get("partial"):
+            lines.append("**Partial**: this stage did not finish (see the failed tasks above, or the run was "
+                         "stopped); the numbers are those saved after its last finished item.\n")
         lines += ["Not run.\n"] if part is None else section(part, results, output)
     notes = output / "notes.md"
     if notes.is_file():  # the closing note written after looking at the numbers (they are all in results.json)
         lines += ["## Closing note\n", notes.read_text().strip() + "\n"]
+    lines += _budget_lines(results)
     lines += ["## Timings\n", markdown_table(["stage", "minutes"], [[k, fmt(v / 60, 1)] for k, v in
                                                                   results["timings"].items()]) + "\n"]
     return atomic_write(output / "report.md", "\n".join(lines))
@@ -47,6 +52,12 @@ def _header_lines(results: dict) -> list[str]:
              f"Total wall time {timings.get('total', float('nan')) / 60:.1f} min "
              f"(time budget {results['arguments']['time_budget_minutes']} min"
              f"{', QUICK MODE: tiny budgets, numbers not meaningful' if results['arguments']['quick'] else ''}).\n"]
+    skipped = {stage: len(record["skipped"]) for stage, record in results.get("budget", {}).get("stages", {}).items()
+               if record["skipped"]}
+    if skipped:
+        lines.append("**Cut short by the time budget**: " + ", ".join(f"{stage} skipped {n} item(s)"
+                                                                      for stage, n in skipped.items())
+                     + " (each setting kept at least its first seed; see Time budget at the end).\n")
     if results["errors"]:
         lines.append("**Failed tasks** (their numbers are missing):\n")
         lines += [f"- {task}: `{error.splitlines()[0]}`" for task, error in results["errors"].items()]
@@ -104,6 +115,33 @@ def _ablation_lines(ablation: dict, pre: dict) -> list[str]:
             + ", ".join(f"{k} {fmt(v)}" for k, v in pre["validation"].items()) + ".\n"]
 
 
+def _runs(entries: list[dict], planned: list[int]) -> str:
+    """How many seeds the settings ran ('3', or '1–3' when the time budget cut some short), of those planned."""
+    done = sorted({len(entry.get("seeds", planned)) for entry in entries}) or [0]
+    ran = str(done[0]) if done[0] == done[-1] else f"{done[0]}–{done[-1]}"
+    return ran if done[0] == len(planned) else f"{ran} (of {len(planned)} planned)"
+
+
+def _budget_lines(results: dict, listed: int = 12) -> list[str]:
+    """Each stage's share of the time budget, what it used, and the items it did not start (the first `listed`)."""
+    budget = results.get("budget")
+    if not budget or not budget.get("stages"):
+        return []
+    rows = [[stage, fmt(record["allowed_seconds"] / 60, 1), fmt(record["used_seconds"] / 60, 1),
+             len(record["skipped"])] for stage, record in budget["stages"].items()]
+    lines = ["## Time budget\n",
+             f"{fmt(budget['total_seconds'] / 60, 1)} min, shared out as each stage starts: its share of the time "
+             "left among the stages still to run. A stage starts no further seed once its allowance is spent; the "
+             "first seed of every setting always runs.\n",
+             markdown_table(["stage", "allowed (min)", "used (min)", "items skipped"], rows) + "\n"]
+    for stage, record in budget["stages"].items():
+        if record["skipped"]:
+            items = [entry["item"] for entry in record["skipped"]]
+            more = f" … and {len(items) - listed} more" if len(items) > listed else ""
+            lines.append(f"- {stage}: skipped {'; '.join(items[:listed])}{more}: {record['skipped'][0]['reason']}.")
+    return lines + [""]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # one section per task: (task's results, all results, output folder) -> lines; verdicts are added to `results`
 # ----------------------------------------------------------------------------------------------------------------------
@@ -158,12 +196,14 @@ def _classification_metric_lines(classification: dict, methods: list[str], metri
 
 
 def _survival_section(survival: dict, results: dict, output: Path) -> list[str]:
+    pooled = _pooled_survival_lines(survival["pooled"], results) if survival.get("pooled") else []
     if not survival["types"]:
-        return ["No cancer type has enough events.\n"]
+        return ["Per type: no cancer type has enough events.\n", *pooled]
     lines = [f"{len(survival['types'])} cancer types with enough deaths; {survival['n_anchors']} anchors per "
              "type by univariate Cox score test on that type's train samples; ridge-Cox penalty chosen on a "
              "25% validation part of the type's train samples; C-index = mean over "
-             f"{len(survival['seeds'])} random panels, 95% CI by bootstrap over test samples.\n"]
+             f"{_runs([p for e in survival['per_type'].values() for p in e['by_panel'].values()], survival['seeds'])}"
+             " random panels, 95% CI by bootstrap over test samples.\n"]
     for k, summary in survival["summary"].items():
         lines += _survival_panel_lines(survival, k, summary, results["data"]["folder"], output)
     results.setdefault("verdicts", {})["survival"] = {
@@ -171,6 +211,33 @@ def _survival_section(survival: dict, results: dict, output: Path) -> list[str]:
             "ridge_share": s["share_of_gap_closed"].get("d: panel + ridge anchors"),
             "knn_share": s["share_of_gap_closed"].get("d: panel + KNN anchors"),
             "n_gap_types": len(s["gap_types"])} for k, s in survival["summary"].items()}
+    return lines + pooled
+
+
+def _pooled_survival_lines(pooled: dict, results: dict) -> list[str]:
+    """The pooled, type-stratified protocol: per panel size each arm's C-index, its paired gain over the panel and
+    the share of the (a)->(c) gap it closes; its verdicts are added to `results`."""
+    if pooled.get("not_run"):
+        return [f"**Pooled over types**: not run ({pooled['not_run']}).\n"]
+    lines = [f"**Pooled over types, stratified by type**: {len(pooled['types'])} types with ≥ "
+             f"{pooled['min_train_events']} train and ≥ {pooled['min_test_events']} test deaths "
+             f"({pooled['n_train']} train / {pooled['n_test']} test samples, {pooled['test_events']} test deaths); "
+             f"{pooled['n_anchors']} anchors by the type-stratified Cox score test on train "
+             f"({', '.join(pooled['anchors'])}); per arm one ridge Cox model with a baseline hazard per type (penalty "
+             "chosen on a validation part stratified by type and event). C-index: Harrell's within each type, "
+             "weighted by the type's test deaths, mean over panels; 95% intervals and paired differences to the "
+             "panel arm by bootstrap within types.\n"]
+    for k, entry in pooled["by_panel"].items():
+        rows = [[arm, f"{fmt(value['c_index'])} [{fmt(value['ci95'][0], 2)}, {fmt(value['ci95'][1], 2)}]",
+                 "–" if arm not in entry["vs_panel"] else f"{entry['vs_panel'][arm]['delta']:+.3f} "
+                 f"[{entry['vs_panel'][arm]['ci95'][0]:+.3f}, {entry['vs_panel'][arm]['ci95'][1]:+.3f}]",
+                 fmt(entry["share_of_gap_closed"].get(arm), 2)] for arm, value in entry["arms"].items()]
+        lines += [f"Pooled, K = {k} ({len(entry['seeds'])} panels; anchor r GexBERT "
+                  f"{fmt(entry['anchor_restoration_r']['GexBERT'], 2)}, ridge "
+                  f"{fmt(entry['anchor_restoration_r']['ridge'], 2)}):\n",
+                  markdown_table(["arm", "C-index [95% CI]", "Δ vs panel [95% CI]", "share of (a)→(c) gap"], rows)
+                  + "\n"]
+    results.setdefault("verdicts", {})["survival_pooled"] = pooled_survival_verdicts(pooled)
     return lines
 
 
@@ -213,13 +280,16 @@ def _survival_panel_lines(survival: dict, k: str, summary: dict, folder: str, ou
 
 
 def _imputation_section(imputation: dict, results: dict, output: Path) -> list[str]:
-    lines = [f"{imputation['n_test_rows']} test samples; values removed per scenario with "
-             f"{len(imputation['seeds'])} random masks; errors on the working scale over removed entries. "
+    scenarios = {scenario: entry for scenario, entry in imputation["per_scenario"].items() if entry["methods"]}
+    masks = _runs(list(scenarios.values()), imputation["seeds"])
+    tuned_on = imputation["tuning"].get("genes")
+    lines = [f"{imputation['n_test_rows']} test samples; values removed per scenario with {masks} random masks; "
+             "errors on the working scale over removed entries. "
              f"KNN k = {imputation['chosen']['KNN_k']} and SoftImpute penalty = "
-             f"{imputation['chosen']['SoftImpute_penalty']} chosen on validation (50% MCAR). Per-gene r: each "
-             "gene's removed entries against its imputed ones, averaged over genes (column mean scores 0). "
-             "Std RMSE: RMSE of per-gene standardised values.\n"]
-    scenarios = imputation["per_scenario"]
+             f"{imputation['chosen']['SoftImpute_penalty']} chosen on validation (50% MCAR"
+             + (f", on a random {tuned_on} of the genes" if tuned_on and tuned_on < results["data"]["n_genes"] else "")
+             + "). Per-gene r: each gene's removed entries against its imputed ones, averaged over genes (column "
+             "mean scores 0). Std RMSE: RMSE of per-gene standardised values.\n"]
     methods = list(next(iter(scenarios.values()))["methods"])
     for metric in ("rmse", "mae", "pearson_r", "per_gene_r", "rmse_standardized"):
         rows = [[scenario] + [mean_spread(entry["methods"][m][metric]) for m in methods]

@@ -12,6 +12,10 @@ GEXBERT_PREFIX = "GexBERT"
 TIE_TOLERANCE = 1e-3
 # A survival target counts as met only when this many cancer types (each with a real anchor gap) carry it.
 MIN_SURVIVAL_TYPES = 3
+# The pooled survival target is decided only with this many test deaths over the pooled types: below that, a
+# within-type C-index moves by more than the 0.02 a restored anchor set can add.
+MIN_POOLED_TEST_EVENTS = 40
+GEXBERT_ANCHORS, TRUE_ANCHORS = "b: panel + GexBERT anchors", "c: panel + true anchors"
 
 
 def outcome(ours: float, theirs: float, higher_is_better: bool = True, tolerance: float = TIE_TOLERANCE) -> str:
@@ -86,6 +90,34 @@ def imputation_verdicts(imputation: dict) -> list[dict]:
     return verdicts
 
 
+def pooled_survival_verdicts(pooled: dict) -> list[dict]:
+    """Per panel size of the pooled protocol: met when GexBERT's anchors close at least half of the (a)->(c) gap,
+    their paired gain over the panel has a 95% interval above 0, and they beat the best regression rival; decided
+    only with MIN_SURVIVAL_TYPES types, MIN_POOLED_TEST_EVENTS test deaths, and a gap whose interval is above 0."""
+    verdicts = []
+    n_types, deaths = len(pooled.get("types", [])), pooled.get("test_events", 0)
+    for k, entry in pooled.get("by_panel", {}).items():
+        vs_panel = entry["vs_panel"]
+        ours, gap = vs_panel.get(GEXBERT_ANCHORS), vs_panel.get(TRUE_ANCHORS)
+        rivals = {arm: value["delta"] for arm, value in vs_panel.items() if arm.startswith("d:")}
+        best_rival = max(rivals, key=rivals.get) if rivals else None
+        share = entry["share_of_gap_closed"].get(GEXBERT_ANCHORS)
+        if n_types < MIN_SURVIVAL_TYPES or deaths < MIN_POOLED_TEST_EVENTS:
+            result = (f"not decidable ({n_types} types, {deaths} test deaths; needs {MIN_SURVIVAL_TYPES} and "
+                      f"{MIN_POOLED_TEST_EVENTS})")
+        elif ours is None or gap is None or not gap["ci95"][0] > 0:
+            result = "not decidable (the true anchors' gain over the panel has a 95% interval reaching 0)"
+        else:
+            met = (share is not None and share >= 0.5 and ours["ci95"][0] > 0
+                   and (best_rival is None or ours["delta"] > rivals[best_rival] + TIE_TOLERANCE))
+            result = "met" if met else "NOT met"
+        verdicts.append({"panel": k, "outcome": result, "share": share, "gexbert_delta": ours and ours["delta"],
+                         "gexbert_ci95": ours and ours["ci95"], "gap": gap and gap["delta"],
+                         "gap_ci95": gap and gap["ci95"], "best_rival": best_rival,
+                         "rival_delta": rivals.get(best_rival), "n_types": n_types, "test_events": deaths})
+    return verdicts
+
+
 def target_lines(results: dict) -> list[str]:
     """The issue's three targets, each answered win or loss from the numbers (verdicts are added to `results`)."""
     lines = []
@@ -135,4 +167,18 @@ def target_lines(results: dict) -> list[str]:
             lines.append(f"- **Survival, K = {k}**: restored anchors close {fmt(ours, 2)} of the (a)→(c) gap on average "
                          f"over {len(summary['gap_types'])} types where it is real; {best_rival} closes "
                          f"{fmt(rivals.get(best_rival), 2)}: target {verdict}.")
+    if survival and survival.get("pooled", {}).get("by_panel"):
+        lines += _pooled_survival_target_lines(survival["pooled"])
     return lines or ["- No task ran."]
+
+
+def _pooled_survival_target_lines(pooled: dict) -> list[str]:
+    """The survival target answered by the pooled, type-stratified protocol, one line per panel size."""
+    lines = []
+    for v in pooled_survival_verdicts(pooled):
+        interval = v["gexbert_ci95"] or [float("nan")] * 2
+        lines.append(f"- **Survival pooled over {v['n_types']} types (stratified), K = {v['panel']}**: GexBERT's "
+                     f"anchors add {fmt(v['gexbert_delta'])} C-index to the panel (95% CI {fmt(interval[0])} to "
+                     f"{fmt(interval[1])}), the true anchors {fmt(v['gap'])}: share of the gap closed "
+                     f"{fmt(v['share'], 2)}; {v['best_rival']} adds {fmt(v['rival_delta'])}: target {v['outcome']}.")
+    return lines

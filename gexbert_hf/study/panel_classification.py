@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..inference import restore_from_panel
 from ..tokenization_gexbert import GexBertTokenizer
 from .baselines import CLASSIFIER_GRIDS, fit_predict_proba, tune_classifier
+from .stage_budget import StageBudget, budgeted_rounds
 from .working_scale import working_frame
 
 BASELINES = ("LR", "RF", "HGB", "MLP")
@@ -151,33 +152,44 @@ def run_panel_classification(
     finetune: Callable | None = None,
     finetune_panels: Sequence[int] = (),
     progress: bool = True,
+    budget: StageBudget | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
 ) -> dict:
     """Accuracy and macro-F1 on test for every panel size, seed and method.
 
     `validation` marks the train rows used to choose hyperparameters (chosen on the first seed's panel, then kept
     for the other seeds of that size). Test rows are only predicted, once per method, panel and seed.
-    `finetune(panel, seed) -> test probabilities` adds the end-to-end fine-tuned GexBERT where given.
+    `finetune(panel, seed) -> test probabilities` adds the end-to-end fine-tuned GexBERT where given. Seeds run
+    seed-major (every size's first panel first); a later seed starts only while `budget` lasts, and
+    `checkpoint(results so far)` is called after each panel.
     """
     task = _PanelTask(model, tokenizer, raw_train, raw_test, working_frame(tokenizer, raw_train),
                       working_frame(tokenizer, raw_test), y_train, y_test, validation, len(class_names), baselines,
                       heavy_baselines_max_panel, gexbert_max_panel, max_queries, quick)
     genes = list(raw_train.columns)
-    results: dict = {"panel_sizes": [], "seeds": list(seeds), "classes": list(class_names), "per_panel": {}}
+    sizes: dict[str, int] = {}
     for size in panel_sizes:
         k = len(genes) if size == "all" else int(size)
-        key = "all" if size == "all" or k >= len(genes) else str(k)
-        if key in results["per_panel"]:
-            continue
-        results["panel_sizes"].append(key)
-        entry: dict = {"n_features": min(k, len(genes)), "methods": {}, "chosen": {}, "seconds": {}}
-        # all features: one panel, so seeds only reshuffle the models; two seeds give the spread
-        size_seeds = list(seeds)[:2] if key == "all" else list(seeds)
-        tuned: dict[str, dict] = {}
-        for seed in tqdm(size_seeds, desc=f"panel {key}", disable=not progress, leave=False):
-            rng = np.random.default_rng([seed, k])
-            panel = genes if key == "all" else sorted(rng.choice(genes, size=k, replace=False).tolist())
-            task.run_panel(panel, key, k, seed, tuned, entry)
-            if finetune is not None and key != "all" and k in finetune_panels:
-                _finetuned(entry, finetune, panel, seed, y_test)
-        results["per_panel"][key] = entry
+        sizes.setdefault("all" if size == "all" or k >= len(genes) else str(k), k)
+    results: dict = {"panel_sizes": list(sizes), "seeds": list(seeds), "classes": list(class_names),
+                     "skipped_by_budget": [],
+                     "per_panel": {key: {"n_features": min(k, len(genes)), "methods": {}, "chosen": {}, "seconds": {},
+                                         "seeds": []} for key, k in sizes.items()}}
+    tuned: dict[str, dict[str, dict]] = {key: {} for key in sizes}
+    # all features: one panel, so seeds only reshuffle the models; two seeds give the spread
+    plan = {f"panel {key}": list(seeds)[:2] if key == "all" else list(seeds) for key in sizes}
+    for item, seed in tqdm(budgeted_rounds(budget, plan), total=sum(map(len, plan.values())), desc="classification",
+                           disable=not progress):
+        key = item.removeprefix("panel ")
+        k, entry = sizes[key], results["per_panel"][key]
+        panel = genes if key == "all" else sorted(np.random.default_rng([seed, k]).choice(genes, size=k,
+                                                                                         replace=False).tolist())
+        task.run_panel(panel, key, k, seed, tuned[key], entry)
+        if finetune is not None and key != "all" and k in finetune_panels:
+            _finetuned(entry, finetune, panel, seed, y_test)
+        entry["seeds"].append(seed)
+        results["skipped_by_budget"] = list(budget.skipped) if budget is not None else []
+        if checkpoint is not None:
+            checkpoint(results)
+    results["skipped_by_budget"] = list(budget.skipped) if budget is not None else []
     return results
