@@ -107,7 +107,7 @@ def _ablation_lines(ablation: dict, pre: dict) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------------
 # one section per task: (task's results, all results, output folder) -> lines; verdicts are added to `results`
 # ----------------------------------------------------------------------------------------------------------------------
-def _classification_section(classification: dict, results: dict, output: Path) -> list[str]:
+def classification_section(classification: dict, results: dict, output: Path) -> list[str]:
     if "skipped" in classification:
         check = results.get("classification_check", {})
         return [f"Skipped: {classification['skipped']} (median |per-type gene mean| "
@@ -212,7 +212,7 @@ def _survival_panel_lines(survival: dict, k: str, summary: dict, folder: str, ou
                     f"![survival K={k}](survival_c_index_K{k}.png)\n"]
 
 
-def _imputation_section(imputation: dict, results: dict, output: Path) -> list[str]:
+def imputation_section(imputation: dict, results: dict, output: Path) -> list[str]:
     lines = [f"{imputation['n_test_rows']} test samples; values removed per scenario with "
              f"{len(imputation['seeds'])} random masks; errors on the working scale over removed entries. "
              f"KNN k = {imputation['chosen']['KNN_k']} and SoftImpute penalty = "
@@ -270,8 +270,8 @@ def _attention_section(attention: dict, results: dict, output: Path) -> list[str
 
 
 _SECTIONS: tuple[tuple[str, str, Callable[[dict, dict, Path], list[str]]], ...] = (
-    ("classification", "## 1. Cancer-type classification from limited random panels\n", _classification_section),
+    ("classification", "## 1. Cancer-type classification from limited random panels\n", classification_section),
     ("survival", "## 2. Survival: restoring prognostic anchor genes\n", _survival_section),
-    ("imputation", "## 3. Imputation\n", _imputation_section),
+    ("imputation", "## 3. Imputation\n", imputation_section),
     ("attention", "## 4. Attention\n", _attention_section),
 )
