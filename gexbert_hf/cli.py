@@ -19,6 +19,7 @@ from .threads import configure_threads
 # subcommand -> (module, arguments dataclass, function taking that dataclass; an int it returns is the exit code)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "benchmark": ("gexbert_hf.study.benchmark", "BenchmarkArguments", "run_benchmark"),
+    "evaluate": ("gexbert_hf.study.evaluate", "EvaluateArguments", "run_evaluation"),
     "bench-speed": ("gexbert_hf.study.speed", "SpeedBenchmarkArguments", "run_speed_benchmark"),
     "build-dataset": ("gexbert_hf.data.build", "BuildDatasetArguments", "build_dataset_from_arguments"),
     "pretrain": ("gexbert_hf.training.pretrain", "PretrainArguments", "pretrain"),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -22,8 +23,22 @@ PRETRAINED_MODELS: dict[str, tuple[str, str]] = {
 }
 
 
+# name -> data folders (by folder name; an `.h5ad` by its file stem) the checkpoint must never be judged on: their test
+# patients are in its training data. tcga13-mrna was pretrained on tcga13_cbioportal_zscore's train split, which holds
+# the BLCA, STAD and COADREAD patients of tcga3_xena_log2tpm's test split (another normalisation of the same tumours).
+# Its own folder's test split is fine: the checkpoint never saw it. tcga31-mirna shares patients with tcga3 too, but
+# reads miRNAs, none of which tcga3 measures: nothing of its training values can reach a score there.
+MUST_NOT_JUDGE: dict[str, tuple[str, ...]] = {
+    "tcga13-mrna": ("tcga3_xena_log2tpm",),
+}
+
+
 class UnknownPretrainedModelError(GexBertError, LookupError):
     """A name that is neither a shipped checkpoint nor an existing folder."""
+
+
+class TrainingOverlapError(GexBertError, ValueError):
+    """A checkpoint asked to judge data whose patients it was trained on."""
 
 
 def pretrained_path(name: str) -> Path:
@@ -48,4 +63,41 @@ def resolve_model(name_or_path: str | Path) -> str | Path:
     return name_or_path
 
 
-__all__ = ["PRETRAINED_MODELS", "UnknownPretrainedModelError", "pretrained_path", "resolve_model"]
+def shipped_checkpoint(model: str | Path) -> str | None:
+    """The shipped checkpoint `model` is, or descends from: its name, its folder, or any folder whose config carries
+    the shipped checkpoint's tokenizer fingerprint (a copy, or a model fine-tuned from it); else None."""
+    path = Path(resolve_model(model))
+    fingerprint = _fingerprint(path)
+    for name in PRETRAINED_MODELS:
+        try:
+            shipped = pretrained_path(name)
+        except UnknownPretrainedModelError:  # not installed here: it cannot be the model either
+            continue
+        if path.resolve() == shipped.resolve() or (fingerprint is not None and fingerprint == _fingerprint(shipped)):
+            return name
+    return None
+
+
+def _fingerprint(folder: Path) -> str | None:
+    """The tokenizer fingerprint a model folder's config.json records; None without a readable one."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("tokenizer_fingerprint") if isinstance(config, dict) else None
+
+
+def refuse_training_overlap(model: str | Path, data: str | Path) -> None:
+    """Raise `TrainingOverlapError` when `model` is (or descends from) a shipped checkpoint that `MUST_NOT_JUDGE`
+    keeps off the data folder (or `.h5ad` file) `data`."""
+    name = shipped_checkpoint(model)
+    folders = {Path(data).name.removesuffix(".h5ad"), Path(data).resolve().name.removesuffix(".h5ad")}  # a link too
+    forbidden = sorted(folders & set(MUST_NOT_JUDGE.get(name, ())))
+    if forbidden:
+        shown = name if str(model) == name else f"{model} ({name})"
+        raise TrainingOverlapError(f"{shown} must not be judged on {forbidden[0]}: that folder's test patients are in "
+                                   f"{name}'s training data; judge it on another folder")
+
+
+__all__ = ["MUST_NOT_JUDGE", "PRETRAINED_MODELS", "TrainingOverlapError", "UnknownPretrainedModelError",
+           "pretrained_path", "refuse_training_overlap", "resolve_model", "shipped_checkpoint"]

@@ -122,6 +122,29 @@ def test_within_type_standardisation_is_detected():
     assert not within_type_standardised(shifted, types)["within_type_standardised"]
 
 
+def test_classification_gate_skips_standardised_or_unlabelled_data_and_obeys_on_off():
+    from gexbert_hf import GexBertTokenizer
+    from gexbert_hf.data.cohorts import Cohort
+    from gexbert_hf.study.benchmark_data import SKIP_STANDARDISED, classification_gate, split_cohort
+
+    rng = np.random.default_rng(0)
+    samples = pd.Index([f"S{i:03d}" for i in range(150)], name="sample")
+    types = pd.Series(np.repeat(["A", "B", "C"], 50), index=samples)
+    shifted = pd.DataFrame(rng.normal(size=(150, 20)) + np.repeat([0.0, 2.0, 4.0], 50)[:, None], index=samples,
+                           columns=[f"G{j}" for j in range(20)])
+    zscored = shifted.groupby(types.to_numpy()).transform(lambda column: (column - column.mean()) / column.std())
+    split = pd.Series(np.where(np.arange(150) % 5 == 0, "test", "train"), index=samples)
+
+    def gate(values: pd.DataFrame, label: str | None, mode: str = "auto") -> str | None:
+        tokenizer = GexBertTokenizer.fit(values, normalization="none", num_levels=8)
+        cohort = Cohort(values, pd.DataFrame({"cancer_type": types}), label_column=label)
+        return classification_gate(tokenizer, split_cohort("toy", cohort, split), mode)[1]
+
+    assert gate(shifted, "cancer_type") is None and gate(zscored, "cancer_type") == SKIP_STANDARDISED
+    assert gate(zscored, "cancer_type", "on") is None and gate(shifted, "cancer_type", "off").startswith("switched")
+    assert gate(shifted, None) == "no type labels"
+
+
 def test_harrell_c_matches_scikit_survival():
     from sksurv.metrics import concordance_index_censored
 

@@ -109,3 +109,19 @@ def test_shipped_checkpoint_pushes_like_any_other(monkeypatch):
         == "commit-url"
     assert {"model.safetensors", "config.json", "README.md", "gexbert_tokenizer.safetensors"} <= set(uploaded["files"])
     assert uploaded["config"]["tokenizer_fingerprint"] == model.config.tokenizer_fingerprint
+
+
+def test_shipped_checkpoints_are_recognised_and_kept_off_the_folders_they_trained_on(model_dir, tmp_path):
+    from gexbert_hf.pretrained import MUST_NOT_JUDGE, TrainingOverlapError, refuse_training_overlap, shipped_checkpoint
+
+    assert {name: shipped_checkpoint(name) for name in PRETRAINED_MODELS} == {name: name for name in PRETRAINED_MODELS}
+    assert shipped_checkpoint(pretrained_path("tcga13-mrna")) == "tcga13-mrna"
+    assert shipped_checkpoint(model_dir) is None and shipped_checkpoint(tmp_path / "nothing") is None
+    assert MUST_NOT_JUDGE["tcga13-mrna"] == ("tcga3_xena_log2tpm",)
+    (tmp_path / "tcga3_xena_log2tpm").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "tcga3_xena_log2tpm")  # another name for the same folder
+    for data in ("tcga3_xena_log2tpm", "alias", "tcga3_xena_log2tpm.h5ad"):
+        with pytest.raises(TrainingOverlapError, match="must not be judged on tcga3_xena_log2tpm"):
+            refuse_training_overlap("tcga13-mrna", tmp_path / data)
+    refuse_training_overlap("tcga13-mrna", tmp_path / "tcga13_cbioportal_zscore")  # its own test split is fine
+    refuse_training_overlap(model_dir, tmp_path / "tcga3_xena_log2tpm")  # an unrelated model is not refused

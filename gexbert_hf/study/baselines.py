@@ -188,13 +188,14 @@ class Standardizer:
 
 
 def impute_soft(reference: np.ndarray, incomplete: np.ndarray, penalty: float, max_reference: int = 2000,
-                seed: int = 0) -> np.ndarray:
-    """SoftImpute on [a train subsample; incomplete rows], standardised by the train reference."""
+                seed: int = 0, max_iter: int = 40) -> np.ndarray:
+    """SoftImpute on [a train subsample; incomplete rows], standardised by the train reference; `max_iter` caps
+    its SVD rounds (each costs rows x genes x rank: wide profiles get fewer)."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(reference), size=min(max_reference, len(reference)), replace=False)
     scaler = Standardizer.fit(reference)
     stacked = np.vstack([scaler.forward(reference[rows]), scaler.forward(incomplete)])
-    estimate = soft_impute(stacked, penalty, seed=seed)[len(rows):]
+    estimate = soft_impute(stacked, penalty, max_iter=max_iter, seed=seed)[len(rows):]
     return np.where(np.isnan(incomplete), scaler.inverse(estimate), incomplete)
 
 

@@ -31,7 +31,7 @@ from ..outputs import claim_output_dir
 from ..tokenization_gexbert import GexBertTokenizer
 from .anchor_survival import run_anchor_survival
 from .attention_analysis import run_attention_analysis
-from .benchmark_data import FolderData, load_folder, within_type_standardised
+from .benchmark_data import FolderData, classification_gate, load_folder
 from .benchmark_pretraining import ablate_and_pretrain, load_pretrained, say
 from .benchmark_report import write_report
 from .imputation_benchmark import run_imputation
@@ -39,11 +39,8 @@ from .panel_classification import run_panel_classification
 from .reports import write_json
 from .stage_budget import RunClock, StageBudget
 from .training_runs import finetune_in_memory
-from .working_scale import working_frame
 
 BENCHMARK_TASKS = ("classification", "survival", "imputation", "attention")
-SKIP_STANDARDISED = ("values are standardised within each cancer type: cancer-type accuracy here would measure the "
-                     "normalisation, not biology")
 
 @dataclass
 class BenchmarkArguments:
@@ -122,7 +119,7 @@ def _run_benchmark(args: BenchmarkArguments, output: Path) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     tasks = _requested_tasks(args.tasks)
-    results: dict = {"arguments": asdict(args), "errors": {}, "timings": {}, "machine": _machine(device)}
+    results: dict = {"arguments": asdict(args), "errors": {}, "timings": {}, "machine": machine_record(device)}
     data, model, tokenizer, clock = _data_and_model(args, results, device, output, started, tasks)
     _save(results, clock, output)
     runners = _task_runners(model, tokenizer, data, args, device, results, clock, output)
@@ -186,7 +183,7 @@ def _requested_tasks(tasks: str) -> list[str]:
     return [task for task in BENCHMARK_TASKS if task in requested]
 
 
-def _machine(device: str) -> dict:
+def machine_record(device: str) -> dict:
     """Where the numbers were measured (the report states it: CPU timings from different machines differ)."""
     return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -265,14 +262,9 @@ def _classification_task(model, tokenizer, data: FolderData, args: BenchmarkArgu
                          device: str, clock: RunClock, output: Path) -> None:
     """Cancer-type classification, unless the values are standardised within each type (or there are no types)."""
     budget = clock.stage("classification")
-    types_train = data.clinical_train[data.label_column] if data.label_column else None
-    check = within_type_standardised(working_frame(tokenizer, data.raw_train), types_train) \
-        if types_train is not None else {}
-    results["classification_check"] = check
-    enabled = (args.classification == "on" or (args.classification == "auto" and types_train is not None
-                                               and not check.get("within_type_standardised", False)))
-    if not enabled:
-        results["classification"] = {"skipped": SKIP_STANDARDISED if check else "no type labels"}
+    results["classification_check"], skipped = classification_gate(tokenizer, data, args.classification)
+    if skipped:
+        results["classification"] = {"skipped": skipped}
     else:
         _guard(results, "classification", lambda: _classification(
             model, tokenizer, data, args, device, budget, _checkpoint(results, "classification", clock, output)))

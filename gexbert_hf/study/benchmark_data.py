@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from ..data.cohorts import Cohort
 from ..data.readers import load_cohort, load_split
 from ..levels_gexbert import auto_normalization
+from ..tokenization_gexbert import GexBertTokenizer
+from .working_scale import working_frame
+
+SKIP_STANDARDISED = ("values are standardised within each cancer type: cancer-type accuracy here would measure the "
+                     "normalisation, not biology")
+CLASSIFICATION_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -39,6 +46,14 @@ def load_folder(data_dir: str | Path, seed: int = 0, validation_fraction: float 
     data_dir = Path(data_dir)
     cohort = load_cohort(data_dir)
     split = load_split(data_dir).reindex(cohort.expression.index)
+    return split_cohort(data_dir.name, cohort, split, seed, validation_fraction, max_features, max_train, max_test)
+
+
+def split_cohort(name: str, cohort: Cohort, split: pd.Series, seed: int = 0, validation_fraction: float = 0.2,
+                 max_features: int | None = None, max_train: int | None = None, max_test: int | None = None
+                 ) -> FolderData:
+    """A cohort cut by `split` (train / test per sample, aligned to its expression rows; other values and NaN
+    leave a sample out), a stratified validation part carved out of train; `max_*` as in `load_folder`."""
     train_index = split.index[(split == "train").to_numpy()]
     test_index = split.index[(split == "test").to_numpy()]
     rng = np.random.default_rng([seed, 17])
@@ -59,7 +74,7 @@ def load_folder(data_dir: str | Path, seed: int = 0, validation_fraction: float 
     validation = np.zeros(len(train_index), dtype=bool)
     validation[val_positions] = True
     return FolderData(
-        name=data_dir.name, raw_train=expression.loc[train_index], raw_test=expression.loc[test_index],
+        name=name, raw_train=expression.loc[train_index], raw_test=expression.loc[test_index],
         clinical_train=clinical.loc[train_index], clinical_test=clinical.loc[test_index], validation=validation,
         normalization=auto_normalization(expression.loc[train_index]), label_column=label,
         time_column=cohort.time_column, event_column=cohort.event_column,
@@ -80,3 +95,19 @@ def within_type_standardised(work_train: pd.DataFrame, types: pd.Series) -> dict
     mean_abs, median_sd = float(np.median(means)), float(np.median(sds))
     return {"median_abs_type_mean": mean_abs, "median_type_sd": median_sd,
             "within_type_standardised": bool(mean_abs < 0.15 and abs(median_sd - 1.0) < 0.25)}
+
+
+def classification_gate(tokenizer: GexBertTokenizer, data: FolderData, mode: str = "auto") -> tuple[dict, str | None]:
+    """The study's rule for cancer-type classification on a folder: the standardisation check, and why it is
+    skipped (None: it runs). `auto` skips it without type labels or on standardised-within-type values, which leak
+    the type; `on` runs it regardless, `off` never."""
+    if mode not in CLASSIFICATION_MODES:
+        raise ValueError(f"classification must be one of {CLASSIFICATION_MODES}, got {mode!r}")
+    types_train = data.clinical_train[data.label_column] if data.label_column else None
+    check = within_type_standardised(working_frame(tokenizer, data.raw_train), types_train) \
+        if types_train is not None else {}
+    if mode == "off":
+        return check, "switched off (classification off)"
+    if mode == "on" or (types_train is not None and not check.get("within_type_standardised", False)):
+        return check, None
+    return check, SKIP_STANDARDISED if check else "no type labels"

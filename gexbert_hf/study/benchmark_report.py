@@ -145,7 +145,7 @@ def _budget_lines(results: dict, listed: int = 12) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------------
 # one section per task: (task's results, all results, output folder) -> lines; verdicts are added to `results`
 # ----------------------------------------------------------------------------------------------------------------------
-def _classification_section(classification: dict, results: dict, output: Path) -> list[str]:
+def classification_section(classification: dict, results: dict, output: Path) -> list[str]:
     if "skipped" in classification:
         check = results.get("classification_check", {})
         return [f"Skipped: {classification['skipped']} (median |per-type gene mean| "
@@ -279,7 +279,7 @@ def _survival_panel_lines(survival: dict, k: str, summary: dict, folder: str, ou
                     f"![survival K={k}](survival_c_index_K{k}.png)\n"]
 
 
-def _imputation_section(imputation: dict, results: dict, output: Path) -> list[str]:
+def imputation_section(imputation: dict, results: dict, output: Path) -> list[str]:
     scenarios = {scenario: entry for scenario, entry in imputation["per_scenario"].items() if entry["methods"]}
     masks = _runs(list(scenarios.values()), imputation["seeds"])
     tuned_on = imputation["tuning"].get("genes")
@@ -340,8 +340,8 @@ def _attention_section(attention: dict, results: dict, output: Path) -> list[str
 
 
 _SECTIONS: tuple[tuple[str, str, Callable[[dict, dict, Path], list[str]]], ...] = (
-    ("classification", "## 1. Cancer-type classification from limited random panels\n", _classification_section),
+    ("classification", "## 1. Cancer-type classification from limited random panels\n", classification_section),
     ("survival", "## 2. Survival: restoring prognostic anchor genes\n", _survival_section),
-    ("imputation", "## 3. Imputation\n", _imputation_section),
+    ("imputation", "## 3. Imputation\n", imputation_section),
     ("attention", "## 4. Attention\n", _attention_section),
 )

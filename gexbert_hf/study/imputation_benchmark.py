@@ -108,6 +108,7 @@ class _Imputers:
     chunk: int
     max_reference_rows: int
     iterative_rounds: int
+    soft_max_iter: int = 40
 
     def fill(self, method: str, mask: np.ndarray, absent_columns: list[int], seed: int
              ) -> tuple[np.ndarray, float | None]:
@@ -124,7 +125,7 @@ class _Imputers:
                                     max_iter=self.iterative_rounds, seed=seed), None
         if method == "SoftImpute":
             return impute_soft(self.reference, incomplete, self.soft_penalty, max_reference=self.max_reference_rows,
-                               seed=seed), None
+                               seed=seed, max_iter=self.soft_max_iter), None
         raise ValueError(f"unknown imputer {method!r}; choose from {IMPUTERS}")
 
     def _gexbert(self, mask: np.ndarray, absent_columns: list[int], seed: int) -> tuple[np.ndarray, float]:
@@ -183,6 +184,65 @@ def _run_seed(imputers: _Imputers, entry: dict, scenario: str, seed: int, method
     entry["seeds"].append(seed)
 
 
+def run_scenario(imputers: _Imputers, scenario: str, seeds: Sequence[int], methods: Sequence[str],
+                 center: np.ndarray, scale: np.ndarray) -> dict:
+    """One missingness scenario over `seeds`: per seed a removal mask, every method's fill, its metrics and time."""
+    entry: dict = {"methods": {}, "calibration_80": [], "seconds": {}, "seeds": []}
+    for seed in seeds:
+        _run_seed(imputers, entry, scenario, seed, methods, center, scale)
+    return entry
+
+
+def prepare_imputers(
+    model,
+    tokenizer: GexBertTokenizer,
+    raw_train: pd.DataFrame,
+    validation: np.ndarray,
+    raw_test: pd.DataFrame,
+    max_test_rows: int = 400,
+    max_reference_rows: int = 1200,
+    chunk: int = 256,
+    knn_grid: Sequence[int] = (5, 15, 40),
+    soft_grid: Sequence[float] = (0.02, 0.05, 0.1, 0.2),
+    methods: Sequence[str] = IMPUTERS,
+    iterative_rounds: int = 3,
+    tuning_rows: int = 300,
+    tuning_genes: int | None = None,
+    soft_max_iter: int = 40,
+) -> tuple[_Imputers, np.ndarray, np.ndarray, dict]:
+    """Every method ready to fill (a random subset of) the test rows, with the per-gene centre and scale of train
+    and the results' header (chosen k and penalty, their tuning scores).
+
+    KNN's k and SoftImpute's penalty are chosen on at most `tuning_rows` validation rows of train (50% MCAR), on a
+    seeded random `tuning_genes` of the genes when given (wide profiles: the choice, not the final fill, is made on
+    the subset); the iterative imputer and SoftImpute see a random train subsample beside the incomplete test rows
+    (transductive, as usual for them).
+    """
+    work_train = tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns))
+    fit_rows = work_train[~validation]
+    rng = np.random.default_rng(0)
+    val_rows = np.flatnonzero(validation)
+    val_rows = rng.choice(val_rows, size=min(tuning_rows, len(val_rows)), replace=False)
+    reference = fit_rows[rng.choice(len(fit_rows), size=min(max_reference_rows * 2, len(fit_rows)), replace=False)]
+    columns = np.arange(work_train.shape[1])
+    if tuning_genes is not None and len(columns) > tuning_genes:
+        columns = np.sort(np.random.default_rng(2).choice(len(columns), size=tuning_genes, replace=False))
+    knn_k, soft_penalty, tuning = _tune_baselines(reference[:, columns], work_train[val_rows][:, columns], methods,
+                                                  knn_grid, soft_grid)
+    test_rows = np.sort(np.random.default_rng(1).choice(len(raw_test), size=min(max_test_rows, len(raw_test)),
+                                                        replace=False))
+    raw = raw_test.iloc[test_rows]
+    imputers = _Imputers(model, tokenizer, raw, tokenizer.normalize(raw.to_numpy(), list(raw_train.columns)),
+                         fit_rows, reference, knn_k, soft_penalty, chunk, max_reference_rows, iterative_rounds,
+                         soft_max_iter)
+    center = np.mean(work_train, axis=0)
+    scale = np.std(work_train, axis=0)
+    scale = np.where(scale > 1e-8, scale, 1.0)
+    header = {"n_test_rows": len(test_rows), "chosen": {"KNN_k": knn_k, "SoftImpute_penalty": soft_penalty},
+              "tuning": tuning}
+    return imputers, center, scale, header
+
+
 def run_imputation(
     model,
     tokenizer: GexBertTokenizer,
@@ -192,41 +252,21 @@ def run_imputation(
     scenarios: Sequence[str] = ("MCAR 10%", "MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%", "MNAR 50%",
                                 "whole-gene 30%"),
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    max_test_rows: int = 400,
-    max_reference_rows: int = 1200,
-    chunk: int = 256,
-    knn_grid: Sequence[int] = (5, 15, 40),
-    soft_grid: Sequence[float] = (0.02, 0.05, 0.1, 0.2),
     methods: Sequence[str] = IMPUTERS,
-    iterative_rounds: int = 3,
     progress: bool = True,
     budget: StageBudget | None = None,
     checkpoint: Callable[[dict], None] | None = None,
+    **settings,
 ) -> dict:
     """Every scenario x seed x method on (a random subset of) test samples; values on the tokenizer's working scale.
 
-    KNN's k and SoftImpute's penalty are chosen on the validation part of train (50% MCAR); the iterative imputer
-    and SoftImpute see a random train subsample beside the incomplete test rows (transductive, as usual for them).
-    Seeds run seed-major (every scenario's first mask first); a later seed starts only while `budget` lasts, and
+    `settings` are `prepare_imputers`' (test and reference rows, genes per GexBERT pass, grids, rounds). Seeds run
+    seed-major (every scenario's first mask first); a later seed starts only while `budget` lasts, and
     `checkpoint(results so far)` is called after each scenario's seed, so a killed run keeps what finished.
     """
-    work_train = tokenizer.normalize(raw_train.to_numpy(), list(raw_train.columns))
-    fit_rows = work_train[~validation]
-    rng = np.random.default_rng(0)
-    val_rows = np.flatnonzero(validation)
-    val_rows = rng.choice(val_rows, size=min(300, len(val_rows)), replace=False)
-    reference = fit_rows[rng.choice(len(fit_rows), size=min(max_reference_rows * 2, len(fit_rows)), replace=False)]
-    knn_k, soft_penalty, tuning = _tune_baselines(reference, work_train[val_rows], methods, knn_grid, soft_grid)
-    test_rows = np.sort(np.random.default_rng(1).choice(len(raw_test), size=min(max_test_rows, len(raw_test)),
-                                                        replace=False))
-    raw = raw_test.iloc[test_rows]
-    imputers = _Imputers(model, tokenizer, raw, tokenizer.normalize(raw.to_numpy(), list(raw_train.columns)),
-                         fit_rows, reference, knn_k, soft_penalty, chunk, max_reference_rows, iterative_rounds)
-    center = np.mean(work_train, axis=0)
-    scale = np.std(work_train, axis=0)
-    scale = np.where(scale > 1e-8, scale, 1.0)
-    results: dict = {"scenarios": list(scenarios), "seeds": list(seeds), "n_test_rows": len(test_rows),
-                     "chosen": {"KNN_k": knn_k, "SoftImpute_penalty": soft_penalty}, "tuning": tuning,
+    imputers, center, scale, header = prepare_imputers(model, tokenizer, raw_train, validation, raw_test,
+                                                       methods=methods, **settings)
+    results: dict = {"scenarios": list(scenarios), "seeds": list(seeds), **header,
                      "per_scenario": {scenario: {"methods": {}, "calibration_80": [], "seconds": {}, "seeds": []}
                                       for scenario in scenarios}, "skipped_by_budget": []}
     plan = {scenario: list(seeds) for scenario in scenarios}

@@ -47,7 +47,7 @@ def _scores(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
             "macro_f1": float(f1_score(y_true, predicted, average="macro"))}
 
 
-def _record(entry: dict, method: str, y_test: np.ndarray, probabilities: np.ndarray) -> None:
+def record_scores(entry: dict, method: str, y_test: np.ndarray, probabilities: np.ndarray) -> None:
     """Append one panel's test accuracy and macro-F1 of `method` to `entry`."""
     scores = _scores(y_test, probabilities)
     record = entry["methods"].setdefault(method, {"accuracy": [], "macro_f1": []})
@@ -56,7 +56,7 @@ def _record(entry: dict, method: str, y_test: np.ndarray, probabilities: np.ndar
 
 
 @dataclass
-class _PanelTask:
+class PanelTask:
     """The data and settings every panel of the classification task shares."""
 
     model: object
@@ -117,11 +117,11 @@ class _PanelTask:
         for method, inputs in self.inputs(panel, key, k, entry).items():
             started = time.perf_counter()
             predicted[method] = self.predict(method, inputs, seed, tuned, entry)
-            _record(entry, method, self.y_test, predicted[method])
+            record_scores(entry, method, self.y_test, predicted[method])
             entry["seconds"].setdefault(method, []).append(time.perf_counter() - started)
         for method, members in ENSEMBLES.items():
             if all(member in predicted for member in members):
-                _record(entry, method, self.y_test, np.mean([predicted[member] for member in members], axis=0))
+                record_scores(entry, method, self.y_test, np.mean([predicted[member] for member in members], axis=0))
 
 
 def _finetuned(entry: dict, finetune: Callable, panel: list[str], seed: int, y_test: np.ndarray) -> None:
@@ -129,7 +129,7 @@ def _finetuned(entry: dict, finetune: Callable, panel: list[str], seed: int, y_t
     started = time.perf_counter()
     probabilities = finetune(panel, seed)
     if probabilities is not None:
-        _record(entry, "GexBERT fine-tuned", y_test, probabilities)
+        record_scores(entry, "GexBERT fine-tuned", y_test, probabilities)
         entry["seconds"].setdefault("GexBERT fine-tuned", []).append(time.perf_counter() - started)
 
 
@@ -163,7 +163,7 @@ def run_panel_classification(
     seed-major (every size's first panel first); a later seed starts only while `budget` lasts, and
     `checkpoint(results so far)` is called after each panel.
     """
-    task = _PanelTask(model, tokenizer, raw_train, raw_test, working_frame(tokenizer, raw_train),
+    task = PanelTask(model, tokenizer, raw_train, raw_test, working_frame(tokenizer, raw_train),
                       working_frame(tokenizer, raw_test), y_train, y_test, validation, len(class_names), baselines,
                       heavy_baselines_max_panel, gexbert_max_panel, max_queries, quick)
     genes = list(raw_train.columns)

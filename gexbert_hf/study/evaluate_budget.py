@@ -1,0 +1,104 @@
+"""The time budget of `gexbert evaluate`: baseline settings scaled to the cohort's width, and a clock per stage that
+stops the stage's remaining seeds once its share of the budget is spent, recording what it skipped.
+
+Measured with one torch thread on a shared 2-core CPU (another process on the other core), at 300 samples x 20,000
+genes (a 300k-parameter model with a 20,000-gene vocabulary; the plan below: 100 test rows, 200 reference rows, one
+iterative round): tuning 5 s; per mask GexBERT 46-100 s (1,024 genes per pass), the iterative imputer 35-55 s,
+SoftImpute 8-16 s, KNN ~5 s, so one missing rate of one seed (a unit) costs 100-175 s; the 15 classification panels
+29 s together. With `--time_budget_minutes 10` the run ended after 7.7 minutes: all panels, 3 of the 20 imputation
+units, the other 17 recorded as skipped. The 30-minute default holds about 10-15 imputation units (2-3 seeds of the
+four rates).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# wider than this, the iterative imputer gets fewer rounds and SoftImpute fewer SVD iterations
+WIDE_GENES = 5000
+# share of the time left after loading that classification (run first: it is usually cheap) may use; imputation then
+# gets all that is left, including what classification did not use
+CLASSIFICATION_SHARE = 0.4
+# kept back for report, plots and results (and the overshoot of a unit that started in time)
+RESERVE_SHARE = 0.05
+
+
+@dataclass
+class EvaluationPlan:
+    """Settings of every stage, scaled to the cohort so each fits its share of the budget on 2 CPU cores."""
+
+    test_rows: int  # test samples imputed
+    reference_rows: int  # train rows the transductive imputers see (KNN: twice as many)
+    tuning_rows: int  # validation rows KNN's k and SoftImpute's penalty are chosen on
+    tuning_genes: int  # ... on at most this many genes (a seeded random subset)
+    knn_grid: tuple[int, ...]
+    soft_grid: tuple[float, ...]
+    soft_max_iter: int
+    iterative_rounds: int
+    max_queries: int  # genes GexBERT restores per classification panel
+
+
+def plan_for(n_genes: int, quick: bool, test_rows: int) -> EvaluationPlan:
+    """The settings for a cohort of `n_genes` scored genes: rows shrink as genes grow (each imputer's cost is about
+    rows x genes), tuning runs on a gene subset, and wide profiles get fewer iterative rounds and SVD iterations."""
+    if quick:
+        return EvaluationPlan(test_rows=min(test_rows, 30), reference_rows=80, tuning_rows=40, tuning_genes=200,
+                              knn_grid=(5, 15), soft_grid=(0.05, 0.2), soft_max_iter=10, iterative_rounds=1,
+                              max_queries=16)
+    genes = max(n_genes, 1)
+    return EvaluationPlan(
+        test_rows=min(test_rows, max(60, 2_000_000 // genes)),
+        reference_rows=min(1200, max(200, 3_000_000 // genes)),
+        tuning_rows=min(300, max(60, 1_000_000 // genes)),
+        tuning_genes=2000, knn_grid=(5, 15, 40), soft_grid=(0.02, 0.05, 0.1, 0.2),
+        soft_max_iter=40 if n_genes <= WIDE_GENES else 20,
+        iterative_rounds=3 if n_genes <= 2000 else 2 if n_genes <= WIDE_GENES else 1,
+        max_queries=128,
+    )
+
+
+def stage_seconds(budget: float, elapsed: float, share: float) -> float:
+    """A stage's seconds: `share` of what is left of `budget` after `elapsed`, less the reserve (never negative)."""
+    return max(0.0, (budget * (1 - RESERVE_SHARE) - elapsed) * share)
+
+
+@dataclass
+class StageClock:
+    """One stage's share of the budget. A unit (one seed of one setting) starts only while the longest unit so far
+    still fits in what is left (the first while anything is left); a unit that does not start is recorded by label.
+    `now` is injectable so that tests need not sleep."""
+
+    stage: str
+    seconds: float
+    now: Callable[[], float] = time.perf_counter
+    started: float = field(init=False)
+    longest: float = 0.0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.started = self.now()
+
+    def left(self) -> float:
+        return self.seconds - (self.now() - self.started)
+
+    def run(self, label: str, unit: Callable[[], object]) -> bool:
+        """Run `unit` if it is expected to fit, else record `label` as skipped; True when it ran."""
+        if self.left() <= self.longest:
+            self.skipped.append(label)
+            return False
+        begun = self.now()
+        unit()
+        self.longest = max(self.longest, self.now() - begun)
+        self.done.append(label)
+        return True
+
+    def record(self) -> dict:
+        """What results.json keeps of the clock: budget, time used, units done and those skipped."""
+        return {"stage": self.stage, "budget_seconds": self.seconds, "used_seconds": self.now() - self.started,
+                "units_done": len(self.done), "skipped": list(self.skipped)}
+
+
+__all__ = ["CLASSIFICATION_SHARE", "EvaluationPlan", "StageClock", "plan_for", "stage_seconds"]

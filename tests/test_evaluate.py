@@ -1,0 +1,231 @@
+"""`gexbert evaluate` end to end in quick mode on tiny folders in the shared layout (the embedded GSE7390 cohort and a
+small saved model), its refusals, and the time-budget logic with a fake clock (no 20,000-gene run in CI)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gexbert_hf.cli import main
+from gexbert_hf.study.evaluate_budget import RESERVE_SHARE, StageClock, plan_for, stage_seconds
+
+RATES = ["MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%"]
+IMPUTERS = {"GexBERT", "column mean", "KNN", "Iterative", "SoftImpute"}
+UNKNOWN = ["NOTAGENE1", "NOTAGENE2"]
+
+
+def write_folder(folder: Path, expression: pd.DataFrame, clinical: pd.DataFrame | None, seed: int = 0) -> Path:
+    """A data folder in the shared layout: genes x samples expression.tsv.gz, clinical.tsv, split.tsv (25% test)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expression.T.rename_axis("sample").to_csv(folder / "expression.tsv.gz", sep="\t")
+    if clinical is not None:
+        clinical.rename_axis("sample").reset_index().to_csv(folder / "clinical.tsv", sep="\t", index=False)
+    test = np.random.default_rng(seed).random(len(expression)) < 0.25
+    pd.DataFrame({"sample": expression.index, "split": np.where(test, "test", "train")}).to_csv(
+        folder / "split.tsv", sep="\t", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def labelled_folder(embedded_cohort, tmp_path_factory) -> Path:
+    """The embedded cohort's 76 genes plus two the model does not know; `cancer_type` = ER status."""
+    expression = embedded_cohort.expression.copy()
+    for i, gene in enumerate(UNKNOWN):
+        expression[gene] = np.random.default_rng(i).normal(size=len(expression))
+    clinical = pd.DataFrame({"cancer_type": "ER_" + embedded_cohort.clinical["er"].astype(str)})
+    return write_folder(tmp_path_factory.mktemp("data") / "tiny_labelled", expression, clinical)
+
+
+@pytest.fixture(scope="module")
+def quick_run(model_dir, labelled_folder, tmp_path_factory):
+    output = tmp_path_factory.mktemp("evaluate") / "out"
+    code = main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output", str(output),
+                 "--quick", "--seeds", "2", "--no_progress"])
+    assert code == 0
+    return output, json.loads((output / "results.json").read_text())
+
+
+def test_imputation_scores_every_method_at_every_rate(quick_run):
+    _, results = quick_run
+    assert results["errors"] == {}
+    imputation = results["imputation"]
+    assert list(imputation["per_scenario"]) == RATES and imputation["seeds"] == [0, 1]
+    for scenario, entry in imputation["per_scenario"].items():
+        assert set(entry["methods"]) == IMPUTERS, scenario
+        for method, metrics in entry["methods"].items():
+            for metric in ("rmse", "per_gene_r"):
+                assert len(metrics[metric]) == 2 and np.isfinite(metrics[metric]).all(), (scenario, method, metric)
+        assert len(entry["calibration_80"]) == 2 and all(0 <= c <= 1 for c in entry["calibration_80"])
+        # the tuned baselines carry per-gene signal that the column mean cannot
+        assert np.mean(entry["methods"]["SoftImpute"]["per_gene_r"]) > 0.05
+        assert np.mean(entry["methods"]["column mean"]["per_gene_r"]) == 0
+    assert results["data"]["unknown_genes"] == UNKNOWN and results["data"]["n_genes"] == 76
+    assert {v["scenario"] for v in results["verdicts"]["imputation"]} == set(RATES)
+    assert results["budget"]["imputation"]["skipped"] == []
+
+
+def test_report_lists_unknown_genes_and_carries_tables_and_plots(quick_run):
+    output, _ = quick_run
+    report = (output / "report.md").read_text()
+    assert "2 genes unknown to the model's vocabulary" in report and all(f"`{g}`" in report for g in UNKNOWN)
+    assert (output / "unknown_genes.txt").read_text().split() == UNKNOWN
+    for heading in ("## Verdicts", "## 1. Imputation", "## 2. Classification", "## Time budget"):
+        assert heading in report
+    for png in ("imputation_rmse.png", "imputation_per_gene_r.png", "classification_accuracy.png"):
+        assert (output / png).stat().st_size > 1000 and f"({png})" in report, png
+    assert "80% interval holds" in report and "Nothing was skipped." in report
+
+
+def test_classification_runs_on_labelled_data(quick_run):
+    _, results = quick_run
+    classification = results["classification"]
+    assert classification["panel_sizes"] == ["16", "32", "64"] and classification["classes"] == ["ER_negative",
+                                                                                                "ER_positive"]
+    for entry in classification["per_panel"].values():
+        assert set(entry["methods"]) == {"LR", "MLP", "GexBERT embedding→LR", "GexBERT panel+restored→LR"}
+        for scores in entry["methods"].values():
+            assert len(scores["accuracy"]) == 2 and all(0 < a <= 1 for a in scores["accuracy"])
+            assert all(0 < f <= 1 for f in scores["macro_f1"])
+    assert len(results["verdicts"]["classification"]) == 3
+
+
+def test_output_is_marked_and_not_replaced_without_overwrite(quick_run, model_dir, labelled_folder, capsys):
+    from gexbert_hf.outputs import read_marker
+
+    output, _ = quick_run
+    marker = read_marker(output)
+    assert marker["command"] == "evaluate" and marker["complete"]
+    assert {"results.json", "report.md", "imputation_rmse.png", "unknown_genes.txt"} <= set(marker["files"])
+    before = (output / "results.json").read_bytes()
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output",
+                 str(output), "--quick"]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert (output / "results.json").read_bytes() == before
+
+
+def test_unlabelled_folder_gets_no_classification(model_dir, embedded_cohort, tmp_path):
+    folder = write_folder(tmp_path / "tiny_unlabelled", embedded_cohort.expression,
+                          pd.DataFrame({"age": embedded_cohort.clinical["age"]}))
+    output = tmp_path / "out"
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(folder), "--output", str(output),
+                 "--quick", "--seeds", "1", "--missing_rates", "50", "--no_progress"]) == 0
+    results = json.loads((output / "results.json").read_text())
+    assert results["classification"] == {"skipped": "no type labels"} and "classification" not in results["budget"]
+    assert list(results["imputation"]["per_scenario"]) == ["MCAR 50%"] and results["data"]["unknown_genes"] == []
+    report = (output / "report.md").read_text()
+    assert "unknown to the model's vocabulary" not in report and "Classification: not run (no type labels)" in report
+    assert not (output / "classification_accuracy.png").exists() and not (output / "unknown_genes.txt").exists()
+
+
+def test_tcga13_checkpoint_is_refused_on_tcga3(tmp_path, capsys):
+    from gexbert_hf.pretrained import pretrained_path
+
+    folder = tmp_path / "tcga3_xena_log2tpm"  # the name decides; refused before anything is read
+    folder.mkdir()
+    copy = tmp_path / "my_copy"  # a copy of the shipped folder carries its tokenizer fingerprint
+    shutil.copytree(pretrained_path("tcga13-mrna"), copy)
+    for model in ("tcga13-mrna", str(copy)):
+        assert main(["evaluate", "--model", model, "--data_dir", str(folder), "--output", str(tmp_path / "o")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and "must not be judged on tcga3_xena_log2tpm" in error, error
+        assert not (tmp_path / "o").exists()
+    assert main(["evaluate", "--model", "tcga31-mirna", "--data_dir", str(folder), "--output",
+                 str(tmp_path / "o")]) == 2  # not refused for overlap: fails on the empty folder instead
+    assert "must not be judged" not in capsys.readouterr().err
+
+
+def test_no_known_gene_is_one_line_naming_the_expected_ids(model_dir, embedded_cohort, tmp_path, capsys):
+    expression = embedded_cohort.expression.iloc[:, :5].set_axis([f"ENSG0000010000{i}" for i in range(5)], axis=1)
+    folder = write_folder(tmp_path / "ensembl", expression, None)
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(folder), "--output",
+                 str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the weight loader's progress bar
+    assert error.startswith("gexbert evaluate: error: ") and "none of its 5 genes is in the tokenizer vocabulary" in error
+    assert "Ensembl" in error and "the model expects" in error and not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the time budget
+# ----------------------------------------------------------------------------------------------------------------------
+class FakeClock:
+    """Each reading is one second later than the last."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def __call__(self) -> float:
+        self.time += 1.0
+        return self.time
+
+
+def test_stage_clock_stops_units_that_no_longer_fit():
+    ran = []
+    clock = StageClock("demo", seconds=7, now=FakeClock())  # start reads 1; each unit costs 1 s, each check 1 s
+    for i in range(4):
+        clock.run(f"unit {i}", lambda i=i: ran.append(i))
+    assert ran == [0, 1] and clock.skipped == ["unit 2", "unit 3"]
+    record = clock.record()
+    assert record["units_done"] == 2 and record["skipped"] == ["unit 2", "unit 3"] and record["budget_seconds"] == 7
+    assert StageClock("none", seconds=0).run("first", lambda: pytest.fail("ran")) is False
+
+
+def test_imputation_stage_stops_remaining_seeds_and_records_them(model_dir, labelled_folder):
+    from gexbert_hf.files import load_model_and_tokenizer
+    from gexbert_hf.study.evaluate import EvaluateArguments, imputation_stage, load_evaluation_data
+
+    model, tokenizer = load_model_and_tokenizer(model_dir)
+    args = EvaluateArguments(model=str(model_dir), data_dir=str(labelled_folder), output="unused", quick=True,
+                             seeds=2, progress=False)
+    data, _ = load_evaluation_data(args, tokenizer)
+    clock = StageClock("imputation", seconds=7, now=FakeClock())
+    results = imputation_stage(model, tokenizer, data, args, clock)
+    assert list(results["per_scenario"]) == ["MCAR 30%", "MCAR 50%"] and results["seeds"] == [0]
+    assert clock.skipped == ["imputation MCAR 70% seed 0", "imputation MCAR 90% seed 0"] + [
+        f"imputation {rate} seed 1" for rate in RATES]
+
+
+def test_a_tiny_budget_skips_everything_and_says_so(model_dir, labelled_folder, tmp_path):
+    output = tmp_path / "out"
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output", str(output),
+                 "--quick", "--seeds", "2", "--time_budget_minutes", "0.0001", "--no_progress"]) == 0
+    results = json.loads((output / "results.json").read_text())
+    assert results["imputation"]["per_scenario"] == {} and len(results["budget"]["imputation"]["skipped"]) == 8
+    assert len(results["budget"]["classification"]["skipped"]) == 6
+    report = (output / "report.md").read_text()
+    assert "No missing rate finished within the time budget" in report and "Skipped for time (imputation)" in report
+
+
+def test_plan_scales_the_baselines_with_the_gene_count():
+    narrow, wide = plan_for(1526, quick=False, test_rows=200), plan_for(20000, quick=False, test_rows=200)
+    assert (narrow.test_rows, narrow.reference_rows, narrow.iterative_rounds, narrow.soft_max_iter) == (200, 1200, 3,
+                                                                                                      40)
+    assert (wide.test_rows, wide.reference_rows, wide.tuning_rows, wide.iterative_rounds, wide.soft_max_iter) == (
+        100, 200, 60, 1, 20)
+    assert wide.tuning_genes == 2000 and plan_for(20000, quick=True, test_rows=200).test_rows == 30
+    assert stage_seconds(100, 10, 0.5) == pytest.approx((100 * (1 - RESERVE_SHARE) - 10) * 0.5)
+    assert stage_seconds(100, 200, 1.0) == 0
+
+
+def test_h5ad_input_reads_its_obs_and_split(embedded_cohort, model_dir, tmp_path):
+    from gexbert_hf.data.anndata import anndata_from_frame
+    from gexbert_hf.files import load_model_and_tokenizer
+    from gexbert_hf.study.evaluate import EvaluateArguments, load_evaluation_data
+
+    _, tokenizer = load_model_and_tokenizer(model_dir)
+    adata = anndata_from_frame(embedded_cohort.expression)
+    adata.obs["cancer_type"] = embedded_cohort.clinical["er"].astype(str).to_numpy()
+    adata.write_h5ad(tmp_path / "drawn.h5ad")
+    adata.obs["split"] = np.where(np.arange(adata.n_obs) % 4 == 0, "test", "train")
+    adata.write_h5ad(tmp_path / "given.h5ad")
+    given, record = load_evaluation_data(EvaluateArguments(model="m", data_dir=str(tmp_path / "given.h5ad"),
+                                                           output="o"), tokenizer)
+    assert record["split"] == "obs column `split`" and len(given.raw_test) == 50 and given.label_column == "cancer_type"
+    drawn, record = load_evaluation_data(EvaluateArguments(model="m", data_dir=str(tmp_path / "drawn.h5ad"),
+                                                           output="o"), tokenizer)
+    assert record["split"].startswith("no split given") and 35 <= len(drawn.raw_test) <= 45
+    assert record["folder"] == "drawn" and record["n_genes"] == 76
