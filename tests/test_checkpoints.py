@@ -15,7 +15,7 @@ import torch
 from gexbert_hf import GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.cli import main
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.training import pretrain as pretrain_module
+from gexbert_hf.training import run_log as run_log_module
 from gexbert_hf.training.checkpoints import (
     COMPLETE_MARKER,
     ResumeMismatchError,
@@ -56,7 +56,7 @@ def crashed_run(embedded_tokenizer, samples, tmp_path_factory):
     The killed run holds checkpoints at steps 4 and 8 and metrics up to step 10."""
     folder = tmp_path_factory.mktemp("runs")
     reference = _run(embedded_tokenizer, samples, folder / "uninterrupted").model.state_dict()
-    original_log = pretrain_module._log
+    original_log = run_log_module._log
 
     def crash_at_step_12(output_dir, record, writer):
         if record["step"] == 12:
@@ -64,7 +64,7 @@ def crashed_run(embedded_tokenizer, samples, tmp_path_factory):
         original_log(output_dir, record, writer)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pretrain_module, "_log", crash_at_step_12)
+        patch.setattr(run_log_module, "_log", crash_at_step_12)
         with pytest.raises(KeyboardInterrupt):
             _run(embedded_tokenizer, samples, folder / "crashed")
     assert [path.name for path in list_checkpoints(folder / "crashed" / "checkpoints")] == [

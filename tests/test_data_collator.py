@@ -154,3 +154,22 @@ def test_datasets_built_with_the_old_column_names_are_renamed():
     assert renamed["test"].column_names == ["input_ids", "level_ids", "labels"]
     current = datasets.Dataset.from_dict({"input_ids": [[2, 3]], "labels": [0]})
     assert with_model_column_names(current) is current
+
+
+def test_a_mask_rate_range_draws_each_samples_rate_and_always_leaves_one_gene_visible(tokenized):
+    tokenizer, rows = tokenized
+    collator = DataCollatorForMaskedExpression(tokenizer, max_genes=50, mask_fraction=0.1, max_mask_fraction=0.95,
+                                                seed=3)
+    counts = []
+    for _ in range(6):
+        batch = collator(rows)
+        counts += (batch["labels"] != -100).sum(dim=1).tolist()
+    assert min(counts) >= round(0.1 * 50) and max(counts) <= 49  # within the range; one of 50 genes stays visible
+    assert len(set(counts)) > 10  # a rate per sample, not one per batch
+    assert max(counts) >= 40 and min(counts) <= 15  # both ends of the range are met
+    fixed = DataCollatorForMaskedExpression(tokenizer, max_genes=50, mask_fraction=0.5, seed=3)
+    assert set((fixed(rows)["labels"] != -100).sum(dim=1).tolist()) == {25}
+    with pytest.raises(ValueError, match="max_mask_fraction"):
+        DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.5, max_mask_fraction=0.3)
+    with pytest.raises(ValueError, match="max_mask_fraction"):
+        DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.1, max_mask_fraction=1.0)

@@ -12,6 +12,7 @@ from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.cli import main
 from gexbert_hf.data.samples import EncodedSamples
 from gexbert_hf.training import pretrain as pretrain_module
+from gexbert_hf.training import run_log as run_log_module
 from gexbert_hf.training.checkpoints import list_checkpoints
 from gexbert_hf.training.presets import build_config
 from gexbert_hf.training.pretrain import (
@@ -66,17 +67,17 @@ def test_resume_after_a_crash_ends_with_identical_weights(embedded_cohort, embed
     samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
     reference = _run(embedded_tokenizer, tiny_config, samples, tmp_path / "uninterrupted")
 
-    original_log = pretrain_module._log
+    original_log = run_log_module._log
 
     def crash_at_step_10(output_dir, record, writer):
         if record["step"] == 10:
             raise KeyboardInterrupt("simulated crash")
         original_log(output_dir, record, writer)
 
-    monkeypatch.setattr(pretrain_module, "_log", crash_at_step_10)
+    monkeypatch.setattr(run_log_module, "_log", crash_at_step_10)
     with pytest.raises(KeyboardInterrupt):
         _run(embedded_tokenizer, tiny_config, samples, tmp_path / "interrupted")
-    monkeypatch.setattr(pretrain_module, "_log", original_log)
+    monkeypatch.setattr(run_log_module, "_log", original_log)
     root = tmp_path / "interrupted" / "checkpoints"
     assert [path.name for path in list_checkpoints(root)] == ["step-00000004", "step-00000008"]
     # a half-written newer checkpoint (no completion marker, empty weights) must be skipped with a warning
@@ -189,3 +190,30 @@ def test_pretraining_holds_out_validation_and_never_reads_test(synthetic_cohort,
         assert "carved from train" in capsys.readouterr().out
     last = json.loads((tmp_path / "model" / "metrics.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(last["eval_loss"])
+
+
+def test_max_seconds_stops_the_run_logs_the_last_step_and_evaluates_it(embedded_cohort, embedded_tokenizer,
+                                                                        tiny_config, tmp_path):
+    samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
+    torch.manual_seed(0)
+    result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples,
+                            _options(max_steps=10_000, logging_steps=1000, eval_steps=1000, max_seconds=1.0,
+                                     save_steps=0), eval_samples=samples, output_dir=tmp_path / "run")
+    assert 0 < result.steps < 10_000 and result.seconds < 30
+    assert result.history[-1]["step"] == result.steps and "eval_loss" in result.history[-1]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1]["step"] == result.steps
+
+
+def test_a_mask_rate_range_trains_and_joins_the_run_fingerprint_only_when_set(embedded_cohort, embedded_tokenizer,
+                                                                               tiny_config):
+    from gexbert_hf.training.pretrain import evaluation_mask_fraction
+    from gexbert_hf.training.train_state import run_arguments
+
+    samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
+    ranged = _options(mask_fraction=0.2, max_mask_fraction=0.9, save_steps=0)
+    result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples, ranged)
+    assert np.isfinite(result.final_loss)
+    assert evaluation_mask_fraction(ranged) == pytest.approx(0.55)
+    assert run_arguments(tiny_config, embedded_tokenizer, samples, ranged, 64, 1)["max_mask_fraction"] == 0.9
+    assert "max_mask_fraction" not in run_arguments(tiny_config, embedded_tokenizer, samples, _options(), 64, 1)

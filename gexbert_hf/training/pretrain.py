@@ -8,10 +8,8 @@ and `state_files`): resuming never unpickles anything.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
 from ..threads import configure_threads
 from ..tokenization_gexbert import TOKENIZER_ARRAYS_NAME, TOKENIZER_CONFIG_NAME, GexBertTokenizer
 from .checkpoints import CONFIG_FILE, STAGING_PREFIX, latest_usable_checkpoint, list_checkpoints, save_final_model
+from .run_log import METRICS_FILE, TENSORBOARD_DIR, RunLog, truncate_metrics
 from .train_state import (
     TrainingParts,
     checkpoint_files,
@@ -47,9 +46,7 @@ from .train_state import (
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
-TENSORBOARD_DIR = "tensorboard"
 FINAL_MODEL_FILES = (CONFIG_FILE, "model.safetensors", "model.safetensors.index.json", *REMOTE_CODE_FILES,
                      TOKENIZER_CONFIG_NAME, TOKENIZER_ARRAYS_NAME, FEATURE_EXTRACTOR_NAME)
 MAX_VALIDATION_SAMPLES = 1000  # enough for a stable held-out loss; more only slows every evaluation
@@ -224,7 +221,7 @@ def pretrain_model(
     progress = tqdm(total=options.max_steps, initial=step, desc="pretraining", unit="step",
                     disable=not (options.progress and accelerator.is_main_process))
     parts.model.train()
-    started, log = time.perf_counter(), _RunLog(output_dir if accelerator.is_main_process else None, step)
+    started, log = time.perf_counter(), RunLog(output_dir if accelerator.is_main_process else None, step)
     loss_value, eval_metrics = float("nan"), {}
     while step < options.max_steps:
         loss_value = _optimizer_step(parts, train_samples, sampler, position, options, log)
@@ -287,7 +284,7 @@ def _training_parts(model: GexBertForMaskedExpression, tokenizer: GexBertTokeniz
 
 
 def _optimizer_step(parts: TrainingParts, train_samples, sampler: EpochSampler, position: int,
-                    options: PretrainingOptions, log: _RunLog) -> float:
+                    options: PretrainingOptions, log: RunLog) -> float:
     """One optimiser step over `gradient_accumulation_steps` micro-batches from data position `position`; returns
     the step's mean loss."""
     accelerator, model = parts.accelerator, parts.model
@@ -325,31 +322,6 @@ def _evaluate_on_main(parts: TrainingParts, tokenizer: GexBertTokenizer, eval_sa
     return metrics
 
 
-class _RunLog:
-    """A run's log lines: throughput since the last line, and `metrics.jsonl` + TensorBoard where the run has an
-    output folder (main process only)."""
-
-    def __init__(self, output_dir: Path | None, step: int):
-        self.writer = None if output_dir is None else _tensorboard_writer(output_dir, step + 1 if step else None)
-        self.output_dir, self.started, self.samples = output_dir, time.perf_counter(), 0
-
-    def record(self, step: int, loss: float, learning_rate: float) -> dict:
-        """The record of `step`; the throughput window starts again."""
-        elapsed = time.perf_counter() - self.started
-        record = {"step": step, "loss": loss, "learning_rate": learning_rate,
-                  "samples_per_second": self.samples / max(elapsed, 1e-9)}
-        self.started, self.samples = time.perf_counter(), 0
-        return record
-
-    def write(self, record: dict) -> None:
-        if self.output_dir is not None:
-            _log(self.output_dir, record, self.writer)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 def _start_or_resume(parts: TrainingParts, output_dir: Path | None, run: dict, resume: bool, save_steps: int
                      ) -> tuple[int, int, list[dict]]:
     """(step, data position, history) to start from: the newest usable checkpoint of this run, or zero."""
@@ -372,46 +344,8 @@ def _start_or_resume(parts: TrainingParts, output_dir: Path | None, run: dict, r
         restore(parts, loaded)
         parts.accelerator.print(f"resumed from {path} at step {state['step']}")
     if parts.accelerator.is_main_process:
-        _truncate_metrics(output_dir, state["step"])
+        truncate_metrics(output_dir, state["step"])
     return state["step"], state["position"], state.get("history", [])
-
-
-def _truncate_metrics(output_dir: Path, step: int) -> None:
-    """Drop the records logged after the resumed step (they are logged again), atomically, so every step appears
-    once; a line torn by the crash goes too."""
-    path = output_dir / METRICS_FILE
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("step", 0) <= step:
-            kept.append(line + "\n")
-    rewritten = path.with_name(path.name + ".tmp")
-    rewritten.write_text("".join(kept))
-    os.replace(rewritten, path)
-
-
-def _tensorboard_writer(output_dir: Path, purge_step: int | None = None):
-    """`purge_step`: after a resume, events from that step on (the old run's tail) are dropped."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional: metrics.jsonl always has everything
-        return None
-    return SummaryWriter(log_dir=str(output_dir / TENSORBOARD_DIR), purge_step=purge_step)
-
-
-def _log(output_dir: Path, record: dict, writer) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / METRICS_FILE, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-    if writer is not None:
-        for key, value in record.items():
-            if key != "step":
-                writer.add_scalar(f"pretrain/{key}", value, record["step"])
 
 
 def check_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs: InputPaths | None = None) -> None:
