@@ -135,3 +135,11 @@ def test_budgeted_rounds_go_seed_major_and_always_run_each_items_first_seed():
     spent = StageBudget("x", 0.0)
     assert list(budgeted_rounds(spent, {"a": [0, 1], "b": [5]})) == [("a", 0), ("b", 5)]
     assert [entry["item"] for entry in spent.skipped] == ["a, seed 1"]
+
+
+def test_imputation_scenarios_are_chosen_by_name_in_the_default_order_and_unknown_ones_refused():
+    from gexbert_hf.study.benchmark import _imputation_scenarios
+
+    assert _imputation_scenarios("MCAR 90%, MCAR 50%") == ["MCAR 50%", "MCAR 90%"]
+    with pytest.raises(ValueError, match="MCAR 40%"):
+        _imputation_scenarios("MCAR 40%")

@@ -34,7 +34,7 @@ from .attention_analysis import run_attention_analysis
 from .benchmark_data import FolderData, classification_gate, load_folder
 from .benchmark_pretraining import ablate_and_pretrain, load_pretrained, say
 from .benchmark_report import write_report
-from .imputation_benchmark import run_imputation
+from .imputation_benchmark import IMPUTATION_SCENARIOS, run_imputation
 from .panel_classification import run_panel_classification
 from .reports import write_json
 from .stage_budget import RunClock, StageBudget
@@ -88,6 +88,8 @@ class BenchmarkArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Subsample train (quick mode: 500)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Subsample test (quick mode: 150)."})
     imputation_test_rows: int = field(default=400, metadata={"help": "Test samples used for imputation."})
+    imputation_scenarios: str = field(default=",".join(IMPUTATION_SCENARIOS), metadata={
+        "help": "Comma-separated missingness scenarios of the imputation task (a subset of the default)."})
     imputation_genes_per_pass: int = field(default=1024, metadata={
         "help": "Genes GexBERT reads per imputation pass (a profile with more is read in random groups). More is "
                 "better: measured genes are the context, and at 90% missing a 256-gene group holds ~25 of them."})
@@ -119,6 +121,8 @@ def _run_benchmark(args: BenchmarkArguments, output: Path) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     tasks = _requested_tasks(args.tasks)
+    if "imputation" in tasks:
+        _imputation_scenarios(args.imputation_scenarios)  # a bad name is refused before anything runs
     results: dict = {"arguments": asdict(args), "errors": {}, "timings": {}, "machine": machine_record(device)}
     data, model, tokenizer, clock = _data_and_model(args, results, device, output, started, tasks)
     _save(results, clock, output)
@@ -311,9 +315,19 @@ def _imputation(model, tokenizer, data: FolderData, args: BenchmarkArguments, bu
     """Every missingness scenario on (a subset of) the test samples, GexBERT against the tuned imputers."""
     return run_imputation(
         model, tokenizer, data.raw_train, data.validation, data.raw_test, seeds=list(range(args.seeds)),
-        max_test_rows=60 if args.quick else args.imputation_test_rows,
+        scenarios=_imputation_scenarios(args.imputation_scenarios), max_test_rows=60 if args.quick else args.imputation_test_rows,
         max_reference_rows=200 if args.quick else 1200, chunk=args.imputation_genes_per_pass,
         iterative_rounds=2 if args.quick else 3, progress=args.progress, budget=budget, checkpoint=checkpoint)
+
+
+def _imputation_scenarios(text: str) -> list[str]:
+    """The requested scenarios, in the default order; an unknown name is refused with the known ones."""
+    asked = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in asked if name not in IMPUTATION_SCENARIOS]
+    if unknown or not asked:
+        raise ValueError(f"--imputation_scenarios: unknown {unknown or 'empty list'}; choose from "
+                         f"{', '.join(IMPUTATION_SCENARIOS)}")
+    return [name for name in IMPUTATION_SCENARIOS if name in asked]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -243,14 +243,16 @@ def prepare_imputers(
     return imputers, center, scale, header
 
 
+IMPUTATION_SCENARIOS = ("MCAR 10%", "MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%", "MNAR 50%", "whole-gene 30%")
+
+
 def run_imputation(
     model,
     tokenizer: GexBertTokenizer,
     raw_train: pd.DataFrame,
     validation: np.ndarray,
     raw_test: pd.DataFrame,
-    scenarios: Sequence[str] = ("MCAR 10%", "MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%", "MNAR 50%",
-                                "whole-gene 30%"),
+    scenarios: Sequence[str] = IMPUTATION_SCENARIOS,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     methods: Sequence[str] = IMPUTERS,
     progress: bool = True,
