@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from gexbert_hf import GexBertTokenizer
 from gexbert_hf.cli import SUBCOMMANDS
 from gexbert_hf.outputs import OUTPUT_MARKER, read_marker
 from gexbert_hf.study.speed import (
@@ -71,7 +72,8 @@ def test_scaling_imputation_and_full_transcriptome_sections(quick_run):
     assert set(scaling["fit"]) == {"a", "b", "c"}
     methods = [m["method"] for m in results["imputation"]["methods"]]
     assert any(m.startswith("GexBERT") for m in methods) and any("KNN" in m for m in methods)
-    assert any("Iterative" in m for m in methods)
+    assert any("Iterative" in m for m in methods) and any("SoftImpute" in m for m in methods)
+    assert results["imputation"]["model_trained"] is False  # quick mode: synthetic genes, an untrained tiny model
     assert all(m["all_filled"] and m["samples_per_s"] > 0 for m in results["imputation"]["methods"])
     assert results["imputation"]["removed_fraction"] == pytest.approx(0.5, abs=0.05)
     full = results["full_transcriptome"]
@@ -105,3 +107,14 @@ def test_both_models_train_on_their_batches_and_no_attention_backend_is_selectab
 def test_cli_registers_bench_speed():
     assert SUBCOMMANDS["bench-speed"] == ("gexbert_hf.study.speed", "SpeedBenchmarkArguments",
                                           "run_speed_benchmark")
+
+
+def test_the_imputation_timing_uses_the_given_checkpoint_with_its_own_tokenizer(model_dir):
+    from gexbert_hf.study.speed.measure import _imputation_model
+    from gexbert_hf.study.speed.plan import make_plan
+
+    args = SpeedBenchmarkArguments(model=str(model_dir))
+    model, tokenizer, checkpoint = _imputation_model(make_plan(args), args, None, "none")
+    assert checkpoint == str(model_dir) and not model.training
+    assert tokenizer.genes == GexBertTokenizer.from_pretrained(model_dir).genes
+    assert model.config.tokenizer_fingerprint == tokenizer.fingerprint

@@ -207,13 +207,34 @@ def _imputation_data(plan: Plan, args: SpeedBenchmarkArguments):
             str(data_dir), "none")
 
 
+SOFT_PENALTY = 0.2  # the penalty the tcga13 benchmark chose on its validation part
+ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "decoder_num_layers")
+
+
+def _imputation_model(plan: Plan, args: SpeedBenchmarkArguments, train, normalization: str):
+    """(model, tokenizer, checkpoint name or None): the `--model` checkpoint with its own tokenizer, or (quick mode,
+    or no `--model`) an untrained model of the plan's shape on a tokenizer fitted on `train`."""
+    from ...pretrained import resolve_model
+    from ...tokenization_gexbert import GexBertTokenizer
+
+    if args.model and not args.quick:
+        folder = resolve_model(args.model)
+        return (GexBertForMaskedExpression.from_pretrained(folder, attn_implementation="sdpa").eval(),
+                GexBertTokenizer.from_pretrained(folder), args.model)
+    tokenizer = GexBertTokenizer.fit(train, normalization=normalization)
+    torch.manual_seed(args.seed)
+    model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, attn_implementation="sdpa",
+                                                                    **plan.architecture)).eval()
+    return model, tokenizer, None
+
+
 def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], None]) -> dict:
     """Impute the test split with half of its values removed: GexBERT (small, untrained) vs scikit-learn."""
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer, KNNImputer
 
     from ...inference import impute
-    from ...tokenization_gexbert import GexBertTokenizer
+    from ..baselines import impute_soft
 
     start = time.perf_counter()
     train, test, source, normalization = _imputation_data(plan, args)
@@ -222,13 +243,10 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
     holes = rng.random(test.shape) < 0.5
     masked = test.mask(holes)
     start = time.perf_counter()
-    tokenizer = GexBertTokenizer.fit(train, normalization=normalization)
+    model, tokenizer, checkpoint = _imputation_model(plan, args, train, normalization)
     tokenizer_fit_s = time.perf_counter() - start
     log(f"imputation data: {source}, {len(train)} train / {len(test)} test samples x {test.shape[1]} genes "
-        f"(load {load_s:.1f}s, tokenizer fit on train {tokenizer_fit_s:.1f}s)")
-    torch.manual_seed(args.seed)
-    model = GexBertForMaskedExpression(GexBertConfig.from_tokenizer(tokenizer, attn_implementation="sdpa",
-                                                                    **plan.architecture)).eval()
+        f"(load {load_s:.1f}s, model and tokenizer {tokenizer_fit_s:.1f}s: {checkpoint or 'untrained'})")
     methods = []
 
     def timed(name: str, n_samples: int, function: Callable[[], np.ndarray], note: str) -> None:
@@ -245,7 +263,7 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
             return impute(model, tokenizer, frame, batch_size=args.imputation_batch_size)[0].to_numpy()
 
     tokens = test.shape[1] + 1
-    name = "GexBERT tiny (quick mode)" if args.quick else "GexBERT small"
+    name = "GexBERT tiny (quick mode)" if args.quick else f"GexBERT {checkpoint}" if checkpoint else "GexBERT small"
     first = masked.iloc[: args.imputation_samples or len(masked)]
     timed(f"{name}, bf16 autocast", len(first), lambda: gexbert(first, "bf16"),
           f"{tokens} tokens per sample (every gene, half of them MASK queries), batch {args.imputation_batch_size}; "
@@ -254,6 +272,9 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
     timed(f"{name}, fp32", len(subset), lambda: gexbert(subset, "fp32"), f"the first {len(subset)} test samples")
     timed("KNNImputer (k=5)", len(test), lambda: KNNImputer(n_neighbors=5).fit_transform(masked.to_numpy()),
           "fit_transform on the masked test matrix")
+    timed(f"SoftImpute (penalty {SOFT_PENALTY})", len(test),
+          lambda: impute_soft(train.to_numpy(), masked.to_numpy(), SOFT_PENALTY, seed=args.seed),
+          "standardised by train, 2,000 train rows beside the masked test matrix (as in the benchmark)")
     iterative = IterativeImputer(max_iter=plan.iterative_max_iter, n_nearest_features=plan.iterative_nearest_features,
                                  random_state=args.seed)
     timed(f"IterativeImputer (BayesianRidge, {plan.iterative_max_iter} rounds, "
@@ -261,7 +282,8 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
           lambda: iterative.fit_transform(masked.to_numpy()), "fit_transform on the masked test matrix")
     return {"source": source, "train_samples": len(train), "test_samples": len(test), "genes": test.shape[1],
             "removed_fraction": float(holes.mean()), "load_s": load_s, "tokenizer_fit_s": tokenizer_fit_s,
-            "model_trained": False, "methods": methods,
+            "model_trained": checkpoint is not None, "checkpoint": checkpoint,
+            "architecture": {key: getattr(model.config, key) for key in ARCHITECTURE_KEYS}, "methods": methods,
             "gexbert_whole_split_s_estimate": len(test) / methods[0]["samples_per_s"]}
 
 

@@ -28,6 +28,9 @@ class SpeedBenchmarkArguments:
     isolate_memory: bool = field(
         default=True, metadata={"help": "peak memory in a fresh subprocess per point (quick mode: in process)"}
     )
+    model: str | None = field(default="tcga13-mrna", metadata={
+        "help": "the checkpoint that imputes (a shipped name or a folder; its own tokenizer); none: an untrained "
+                "model of the small shape with a tokenizer fitted on the train split. Quick mode: always untrained"})
     imputation_batch_size: int = field(default=32, metadata={"help": "samples per imputation forward pass"})
     imputation_samples: int | None = field(
         default=256, metadata={"help": "test samples GexBERT imputes in bf16 (None = the whole split); the "
