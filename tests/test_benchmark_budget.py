@@ -137,6 +137,62 @@ def test_budgeted_rounds_go_seed_major_and_always_run_each_items_first_seed():
     assert [entry["item"] for entry in spent.skipped] == ["a, seed 1"]
 
 
+class ManualClock:
+    """Moves only when a unit says so: each unit's cost is set by the test, no sleeping."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def __call__(self) -> float:
+        return self.time
+
+
+def _run_rounds(seconds: float, costs: dict[str, float], first_round: bool) -> tuple[list, StageBudget]:
+    """Seeds 0-2 of each item in `costs` under a `seconds` budget, each unit costing its item's seconds."""
+    clock = ManualClock()
+    budget = StageBudget("demo", seconds, now=clock)
+    ran = []
+    for item, seed in budgeted_rounds(budget, {item: [0, 1, 2] for item in costs}, first_round=first_round):
+        clock.time += costs[item]
+        ran.append((item, seed))
+    return ran, budget
+
+
+def test_a_unit_starts_only_while_the_longest_unit_so_far_fits_in_what_is_left():
+    # 10 s units in 35 s: after three units 5 s are left, less than the longest unit, so the fourth is skipped
+    ran, budget = _run_rounds(35.0, {"a": 10.0, "b": 10.0}, first_round=True)
+    assert ran == [("a", 0), ("b", 0), ("a", 1)]
+    assert [entry["item"] for entry in budget.skipped] == ["b, seed 1", "a, seed 2", "b, seed 2"]
+    assert "0.1 min left after 0.5 min, less than its longest unit so far (0.2 min)" in budget.skipped[0]["reason"]
+    assert budget.record()["units_done"] == 3 and budget.longest == 10.0
+    # the longest unit, not the last, is what a later one must fit: a 20 s unit, then 2 s ones, in 35 s
+    ran, _ = _run_rounds(35.0, {"slow": 20.0, "fast": 2.0}, first_round=True)
+    assert ran == [("slow", 0), ("fast", 0)]
+
+
+def test_the_benchmark_runs_every_first_seed_and_evaluate_stops_at_the_budget():
+    # 10 s units in 5 s: the benchmark still runs each item's first seed (every setting has a number) ...
+    ran, budget = _run_rounds(5.0, {"a": 10.0, "b": 10.0}, first_round=True)
+    assert ran == [("a", 0), ("b", 0)] and len(budget.skipped) == 4
+    assert "share of the time budget (0.1 min) was spent after 0.3 min" in budget.skipped[0]["reason"]
+    # ... evaluate starts the first unit while anything is left, and no other once it is spent
+    ran, budget = _run_rounds(5.0, {"a": 10.0, "b": 10.0}, first_round=False)
+    assert ran == [("a", 0)] and [entry["item"] for entry in budget.skipped][:2] == ["b, seed 0", "a, seed 1"]
+    ran, budget = _run_rounds(0.0, {"a": 10.0}, first_round=False)
+    assert ran == [] and len(budget.skipped) == 3
+
+
+def test_a_part_of_the_allowance_shares_the_records_and_times_its_units_apart():
+    clock = ManualClock()
+    whole = StageBudget("survival", 100.0, now=clock)
+    first = whole.part(0.6)
+    for _ in first.units([("per type", None)]):
+        clock.time += 50.0
+    assert first.left() == 10.0 and not first.fits() and whole.fits() and whole.longest == 0.0
+    first.skip("per type, seed 1")
+    assert whole.record()["units_done"] == 1 and [entry["item"] for entry in whole.skipped] == ["per type, seed 1"]
+
+
 def test_imputation_scenarios_are_chosen_by_name_in_the_default_order_and_unknown_ones_refused():
     from gexbert_hf.study.benchmark import _imputation_scenarios
 

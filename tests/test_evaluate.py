@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from gexbert_hf.cli import main
-from gexbert_hf.study.evaluate_budget import RESERVE_SHARE, StageClock, plan_for, stage_seconds
+from gexbert_hf.study.evaluate_plan import plan_for
+from gexbert_hf.study.stage_budget import EVALUATE_RESERVE, EVALUATE_SHARES, RunClock, StageBudget
 
 RATES = ["MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%"]
 IMPUTERS = {"GexBERT", "column mean", "KNN", "Iterative", "SoftImpute"}
@@ -66,7 +67,7 @@ def test_imputation_scores_every_method_at_every_rate(quick_run):
         assert np.mean(entry["methods"]["column mean"]["per_gene_r"]) == 0
     assert results["data"]["unknown_genes"] == UNKNOWN and results["data"]["n_genes"] == 76
     assert {v["scenario"] for v in results["verdicts"]["imputation"]} == set(RATES)
-    assert results["budget"]["imputation"]["skipped"] == []
+    assert results["budget"]["stages"]["imputation"]["skipped"] == []
 
 
 def test_report_lists_unknown_genes_and_carries_tables_and_plots(quick_run):
@@ -115,7 +116,8 @@ def test_unlabelled_folder_gets_no_classification(model_dir, embedded_cohort, tm
     assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(folder), "--output", str(output),
                  "--quick", "--seeds", "1", "--missing_rates", "50", "--no_progress"]) == 0
     results = json.loads((output / "results.json").read_text())
-    assert results["classification"] == {"skipped": "no type labels"} and "classification" not in results["budget"]
+    assert results["classification"] == {"skipped": "no type labels"}
+    assert list(results["budget"]["stages"]) == ["imputation"]
     assert list(results["imputation"]["per_scenario"]) == ["MCAR 50%"] and results["data"]["unknown_genes"] == []
     report = (output / "report.md").read_text()
     assert "unknown to the model's vocabulary" not in report and "Classification: not run (no type labels)" in report
@@ -152,41 +154,42 @@ def test_no_known_gene_is_one_line_naming_the_expected_ids(model_dir, embedded_c
 # ----------------------------------------------------------------------------------------------------------------------
 # the time budget
 # ----------------------------------------------------------------------------------------------------------------------
-class FakeClock:
-    """Each reading is one second later than the last."""
+class ManualClock:
+    """A clock that moves only when told (`advance`), so a unit's cost is whatever the test says."""
 
     def __init__(self) -> None:
         self.time = 0.0
 
     def __call__(self) -> float:
-        self.time += 1.0
         return self.time
 
-
-def test_stage_clock_stops_units_that_no_longer_fit():
-    ran = []
-    clock = StageClock("demo", seconds=7, now=FakeClock())  # start reads 1; each unit costs 1 s, each check 1 s
-    for i in range(4):
-        clock.run(f"unit {i}", lambda i=i: ran.append(i))
-    assert ran == [0, 1] and clock.skipped == ["unit 2", "unit 3"]
-    record = clock.record()
-    assert record["units_done"] == 2 and record["skipped"] == ["unit 2", "unit 3"] and record["budget_seconds"] == 7
-    assert StageClock("none", seconds=0).run("first", lambda: pytest.fail("ran")) is False
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
 
 
-def test_imputation_stage_stops_remaining_seeds_and_records_them(model_dir, labelled_folder):
+def test_imputation_stage_runs_units_only_while_the_longest_fits_and_records_the_rest(model_dir, labelled_folder,
+                                                                                      monkeypatch):
     from gexbert_hf.files import load_model_and_tokenizer
-    from gexbert_hf.study.evaluate import EvaluateArguments, imputation_stage, load_evaluation_data
+    from gexbert_hf.study import evaluate
 
     model, tokenizer = load_model_and_tokenizer(model_dir)
-    args = EvaluateArguments(model=str(model_dir), data_dir=str(labelled_folder), output="unused", quick=True,
-                             seeds=2, progress=False)
-    data, _ = load_evaluation_data(args, tokenizer)
-    clock = StageClock("imputation", seconds=7, now=FakeClock())
-    results = imputation_stage(model, tokenizer, data, args, clock)
+    args = evaluate.EvaluateArguments(model=str(model_dir), data_dir=str(labelled_folder), output="unused",
+                                      quick=True, seeds=2, progress=False)
+    data, _ = evaluate.load_evaluation_data(args, tokenizer)
+    clock, real = ManualClock(), evaluate.run_scenario
+
+    def ten_seconds_each(*arguments, **options):
+        clock.advance(10.0)
+        return real(*arguments, **options)
+
+    monkeypatch.setattr(evaluate, "run_scenario", ten_seconds_each)
+    budget = StageBudget("imputation", 25.0, now=clock)  # 2 units fit; then 5 s are left, less than the 10 s unit
+    results = evaluate.imputation_stage(model, tokenizer, data, args, budget)
     assert list(results["per_scenario"]) == ["MCAR 30%", "MCAR 50%"] and results["seeds"] == [0]
-    assert clock.skipped == ["imputation MCAR 70% seed 0", "imputation MCAR 90% seed 0"] + [
-        f"imputation {rate} seed 1" for rate in RATES]
+    assert [entry["item"] for entry in budget.skipped] == ["MCAR 70%, seed 0", "MCAR 90%, seed 0"] + [
+        f"{rate}, seed 1" for rate in RATES]  # evaluate runs no first seed past the budget
+    assert "less than its longest unit so far (0.2 min)" in budget.skipped[0]["reason"]
+    assert budget.record()["units_done"] == 2
 
 
 def test_a_tiny_budget_skips_everything_and_says_so(model_dir, labelled_folder, tmp_path):
@@ -194,10 +197,20 @@ def test_a_tiny_budget_skips_everything_and_says_so(model_dir, labelled_folder, 
     assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output", str(output),
                  "--quick", "--seeds", "2", "--time_budget_minutes", "0.0001", "--no_progress"]) == 0
     results = json.loads((output / "results.json").read_text())
-    assert results["imputation"]["per_scenario"] == {} and len(results["budget"]["imputation"]["skipped"]) == 8
-    assert len(results["budget"]["classification"]["skipped"]) == 6
+    stages = results["budget"]["stages"]
+    assert results["imputation"]["per_scenario"] == {} and len(stages["imputation"]["skipped"]) == 8
+    assert len(stages["classification"]["skipped"]) == 6 and stages["classification"]["units_done"] == 0
     report = (output / "report.md").read_text()
     assert "No missing rate finished within the time budget" in report and "Skipped for time (imputation)" in report
+
+
+def test_an_earlier_results_json_with_one_budget_record_per_stage_still_renders():
+    from gexbert_hf.study.evaluate_report import budget_lines
+
+    earlier = {"budget": {"imputation": {"stage": "imputation", "budget_seconds": 600, "used_seconds": 420,
+                                         "units_done": 3, "skipped": ["imputation MCAR 90% seed 0"]}}}
+    lines = "\n".join(budget_lines(earlier))
+    assert "| imputation | 10.0 | 7.0 | 3 | 1 |" in lines and "imputation MCAR 90% seed 0." in lines
 
 
 def test_plan_scales_the_baselines_with_the_gene_count():
@@ -207,8 +220,19 @@ def test_plan_scales_the_baselines_with_the_gene_count():
     assert (wide.test_rows, wide.reference_rows, wide.tuning_rows, wide.iterative_rounds, wide.soft_max_iter) == (
         100, 200, 60, 1, 20)
     assert wide.tuning_genes == 2000 and plan_for(20000, quick=True, test_rows=200).test_rows == 30
-    assert stage_seconds(100, 10, 0.5) == pytest.approx((100 * (1 - RESERVE_SHARE) - 10) * 0.5)
-    assert stage_seconds(100, 200, 1.0) == 0
+
+
+def test_classification_gets_its_share_and_imputation_all_that_is_left_less_the_reserve():
+    clock = ManualClock()
+    run = RunClock(100.0, ["classification", "imputation"], started=0.0, shares=EVALUATE_SHARES,
+                   reserve=EVALUATE_RESERVE, now=clock)
+    clock.advance(10.0)  # loading
+    assert run.stage("classification").seconds == pytest.approx((100 * (1 - EVALUATE_RESERVE) - 10) * 0.4)
+    clock.advance(5.0)  # classification ended early: imputation gets the rest
+    assert run.stage("imputation").seconds == pytest.approx(100 * (1 - EVALUATE_RESERVE) - 15)
+    late = RunClock(100.0, ["imputation"], started=0.0, shares=EVALUATE_SHARES, reserve=EVALUATE_RESERVE, now=clock)
+    clock.advance(200.0)
+    assert late.stage("imputation").seconds == 0  # past the budget: nothing left, never negative
 
 
 def test_h5ad_input_reads_its_obs_and_split(embedded_cohort, model_dir, tmp_path):

@@ -91,7 +91,8 @@ def run_anchor_survival(
     with `pooled`, the same arms pooled over types (`results["pooled"]`, see `run_pooled_survival`).
 
     `finetune(type, panel, seed) -> test risk` adds a fine-tuned `GexBertForSurvival` on the panel where given.
-    Seeds run seed-major over (type, K); a later seed starts only while `budget` lasts (skips are recorded).
+    Seeds run seed-major over (type, K); a later seed starts only while `budget` expects it to fit (skips are
+    recorded).
     """
     cohort = SurvivalCohort.build(tokenizer, raw_train, clinical_train, raw_test, clinical_test, type_column,
                                   time_column, event_column)

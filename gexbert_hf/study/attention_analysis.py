@@ -26,14 +26,13 @@ def _attention_by_type(model, tokenizer: GexBertTokenizer, raw: pd.DataFrame, ty
                        samples_per_type: int, seed: int, progress: bool, budget: StageBudget | None
                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per type (sorted): the mean attention matrix and the attention each gene receives, over a seeded random
-    sample of its members; types after the first two only while `budget` lasts (the others recorded as skipped)."""
+    sample of its members; types after the first two only while `budget` expects them to fit (the others recorded
+    as skipped)."""
     rng = np.random.default_rng(seed)
     received: dict[str, np.ndarray] = {}
     matrices: dict[str, np.ndarray] = {}
-    for i, cancer in enumerate(tqdm(sorted(types.dropna().unique()), desc="attention", disable=not progress)):
-        if i >= 2 and budget is not None and budget.spent():
-            budget.skip(f"type {cancer}")
-            continue
+    cancers = tqdm(sorted(types.dropna().unique()), desc="attention", disable=not progress)
+    for cancer in (budget or StageBudget.unlimited()).units(((f"type {c}", c) for c in cancers), always=2):
         members = np.flatnonzero((types == cancer).to_numpy())
         chosen = rng.choice(members, size=min(samples_per_type, len(members)), replace=False)
         matrices[cancer], received[cancer] = attention_received(model, tokenizer, raw.iloc[chosen])
@@ -59,7 +58,8 @@ def run_attention_analysis(
     (a 'hub' of the gene-identity embedding) says nothing about a type, so types are ranked by excess attention.
     Genes are restricted to the `max_genes` most variable train genes when there are more (attention cost is
     quadratic in genes). The first two types always run (excess attention needs a mean over types); a later type
-    starts only while `budget` lasts, else it is recorded in `skipped_by_budget` and left out of every statistic.
+    starts only while `budget` expects it to fit (the longest type so far fits in what is left), else it is
+    recorded in `skipped_by_budget` and left out of every statistic.
     """
     work = working_frame(tokenizer, raw_train)
     genes = list(raw_train.columns)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,8 +99,9 @@ def _scored_run(tokenizer, samples, data: FolderData, args: BenchmarkArguments, 
 def _ablation(tokenizer, samples, data: FolderData, args: BenchmarkArguments, budget: StageBudget, device: str
               ) -> dict:
     """Value embedding, then mask rate, each chosen by short pretraining runs scored on validation (a choice the
-    arguments fix is not measured). The first run always happens; a later one starts only while the pretraining
-    share of the budget lasts (the skipped ones are recorded; an unmeasured mask rate stays 0.5)."""
+    arguments fix is not measured). The first run always happens; a later one starts only while the longest run
+    so far fits in what is left of the pretraining share (the skipped ones are recorded; an unmeasured mask rate
+    stays 0.5)."""
     ablation_seconds = args.ablation_seconds if args.ablation_seconds is not None else (
         5.0 if args.quick else min(75.0, 0.09 * budget.seconds))
     step_seconds = _time_steps(tokenizer, samples, args, device)
@@ -109,11 +111,13 @@ def _ablation(tokenizer, samples, data: FolderData, args: BenchmarkArguments, bu
     base_mask = 0.5 if args.mask_fraction is None else args.mask_fraction
     planned = [(embedding, base_mask) for embedding in embeddings] if len(embeddings) > 1 else []
     planned += [(None, 0.3), (None, 0.8)] if args.mask_fraction is None else []  # None: the best embedding so far
-    for embedding, mask_fraction in planned:
-        embedding = embedding or _best(runs, "value_embedding", embeddings[0])
-        if runs and budget.spent():
-            budget.skip(f"ablation run {embedding}, mask rate {mask_fraction}")
-            continue
+
+    def labelled() -> Iterator[tuple[str, tuple[str, float]]]:  # lazily: None takes the best embedding so far
+        for embedding, mask_fraction in planned:
+            embedding = embedding or _best(runs, "value_embedding", embeddings[0])
+            yield f"ablation run {embedding}, mask rate {mask_fraction}", (embedding, mask_fraction)
+
+    for embedding, mask_fraction in budget.units(labelled(), always=1):
         runs.append(_scored_run(tokenizer, samples, data, args, embedding, mask_fraction, steps, device)[1])
         say(f"ablation {embedding} {mask_fraction}: {runs[-1]['validation']}")
     chosen_embedding = _best(runs, "value_embedding", embeddings[0]) if len(embeddings) > 1 else embeddings[0]

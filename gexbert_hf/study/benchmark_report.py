@@ -131,8 +131,8 @@ def _budget_lines(results: dict, listed: int = 12) -> list[str]:
              len(record["skipped"])] for stage, record in budget["stages"].items()]
     lines = ["## Time budget\n",
              f"{fmt(budget['total_seconds'] / 60, 1)} min, shared out as each stage starts: its share of the time "
-             "left among the stages still to run. A stage starts no further seed once its allowance is spent; the "
-             "first seed of every setting always runs.\n",
+             "left among the stages still to run. A stage starts a further seed only while its longest unit so far "
+             "still fits in what is left of its allowance; the first seed of every setting always runs.\n",
              markdown_table(["stage", "allowed (min)", "used (min)", "items skipped"], rows) + "\n"]
     for stage, record in budget["stages"].items():
         if record["skipped"]:

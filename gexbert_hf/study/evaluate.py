@@ -6,8 +6,10 @@ imputation at several MCAR rates on the test split against KNN, SoftImpute and t
 tuned on the cohort's train split only), and, where the cohort has type labels that are not standardised within
 type, classification from random gene panels by logistic regression on GexBERT's embedding of the panel, on the
 panel plus GexBERT-restored genes, and on the raw panel. Classification runs first (it is usually cheap, and
-imputation then gets all the time it left). Only genes the model's vocabulary knows are scored; the
-others are listed in the report. results.json is written after each stage, so a crash keeps the finished ones.
+imputation then gets all the time it left); the budget is the benchmark's (`stage_budget`: a unit, one seed of one
+setting, starts only while the stage's longest unit so far still fits in what is left), except that no first seed
+is run past it. Only genes the model's vocabulary knows are scored; the others are listed in the report.
+results.json is written after each stage, so a crash keeps the finished ones.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpo
 from ..tokenization_gexbert import GexBertTokenizer
 from .benchmark import machine_record
 from .benchmark_data import CLASSIFICATION_MODES, FolderData, classification_gate, split_cohort
-from .evaluate_budget import CLASSIFICATION_SHARE, StageClock, plan_for, stage_seconds
+from .evaluate_plan import plan_for
 from .evaluate_report import write_report
 from .imputation_benchmark import IMPUTERS, prepare_imputers, run_scenario
 from .panel_classification import PanelTask, informative_queries, record_scores
 from .reports import atomic_write, write_json
+from .stage_budget import EVALUATE_RESERVE, EVALUATE_SHARES, RunClock, StageBudget, budgeted_rounds
 from .working_scale import working_frame
 
 EMBEDDING_METHOD = "GexBERT embedding→LR"
@@ -117,22 +120,20 @@ def _run_stages(model, tokenizer: GexBertTokenizer, data: FolderData, args: Eval
                 output: Path, started: float) -> int:
     """Classification when it applies (in its share of the budget), then imputation in all the time left;
     results.json after each."""
-    budget = args.time_budget_minutes * 60
     results["plan"] = asdict(plan_for(data.raw_train.shape[1], args.quick, args.imputation_test_rows))
     results["classification_check"], skipped = classification_gate(tokenizer, data, args.classification)
     if skipped is None and data.label_column is None:  # `--classification on` cannot conjure labels
         skipped = f"no type labels (no column {args.label_column!r})"
     elif skipped is None and data.clinical_train[data.label_column].nunique() < 2:
         skipped = "fewer than two classes in the train split"
-    results["budget"] = {}
+    stages = ["imputation"] if skipped is not None else ["classification", "imputation"]
+    clock = RunClock(args.time_budget_minutes * 60, stages, started, shares=EVALUATE_SHARES, reserve=EVALUATE_RESERVE)
     if skipped is not None:
         results["classification"] = {"skipped": skipped}
     else:
-        _stage(results, "classification", StageClock("classification", stage_seconds(
-            budget, _since(started), CLASSIFICATION_SHARE)), output,
-               lambda clock: classification_stage(model, tokenizer, data, args, clock))
-    _stage(results, "imputation", StageClock("imputation", stage_seconds(budget, _since(started), 1.0)), output,
-           lambda clock: imputation_stage(model, tokenizer, data, args, clock))
+        _stage(results, clock, "classification", output,
+               lambda budget: classification_stage(model, tokenizer, data, args, budget))
+    _stage(results, clock, "imputation", output, lambda budget: imputation_stage(model, tokenizer, data, args, budget))
     results["timings"]["total"] = _since(started)
     write_json(output / "results.json", results)
     try:
@@ -149,20 +150,21 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def _stage(results: dict, name: str, clock: StageClock, output: Path, run: Callable[[StageClock], dict]) -> None:
-    """One stage under its clock; a failure is recorded instead of losing the other stage, and results.json is
-    written as soon as the stage ends."""
-    say(f"{name} ({clock.seconds / 60:.1f} min of the budget) ...")
+def _stage(results: dict, clock: RunClock, name: str, output: Path, run: Callable[[StageBudget], dict]) -> None:
+    """One stage in its share of the budget; a failure is recorded instead of losing the other stage, and
+    results.json is written as soon as the stage ends."""
+    budget = clock.stage(name)
+    say(f"{name} ({budget.seconds / 60:.1f} min of the budget) ...")
     begun = time.perf_counter()
     try:
-        results[name] = run(clock)
+        results[name] = run(budget)
     except Exception as error:  # noqa: BLE001 - any failure must land in the report, not kill the run
         results["errors"][name] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
         say(f"{name} failed: {error}")
-    results["budget"][name] = clock.record()
+    results["budget"] = clock.record()
     results["timings"][name] = time.perf_counter() - begun
     write_json(output / "results.json", results)
-    say(f"{name}: {len(clock.done)} units done, {len(clock.skipped)} skipped for time")
+    say(f"{name}: {len(budget.done)} units done, {len(budget.skipped)} skipped for time")
 
 
 def _model_record(name: str, path: Path, model, tokenizer: GexBertTokenizer) -> dict:
@@ -235,9 +237,9 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
 # imputation
 # ----------------------------------------------------------------------------------------------------------------------
 def imputation_stage(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments,
-                     clock: StageClock) -> dict:
+                     budget: StageBudget) -> dict:
     """MCAR at each rate on the test split, GexBERT against the study's imputers tuned on the train split; seeds
-    run in order (every rate gets seed 0 first), and the clock stops the rest when the stage's share is spent."""
+    run in order (every rate gets seed 0 first), each (rate, seed) unit only while `budget` expects it to fit."""
     plan = plan_for(data.raw_train.shape[1], args.quick, args.imputation_test_rows)
     imputers, center, scale, header = prepare_imputers(
         model, tokenizer, data.raw_train, data.validation, data.raw_test, max_test_rows=plan.test_rows,
@@ -246,15 +248,12 @@ def imputation_stage(model, tokenizer: GexBertTokenizer, data: FolderData, args:
         tuning_genes=plan.tuning_genes, soft_max_iter=plan.soft_max_iter)
     scenarios = [f"MCAR {int(rate)}%" for rate in _numbers(args.missing_rates)]
     results: dict = {"scenarios": scenarios, "seeds": [], **header, "per_scenario": {}}
-    for seed in range(args.seeds):
-        for scenario in scenarios:
-            def unit(seed: int = seed, scenario: str = scenario) -> None:
-                found = run_scenario(imputers, scenario, [seed], IMPUTERS, center, scale)
-                _merge(results["per_scenario"].setdefault(scenario, {}), found)
-                if seed not in results["seeds"]:
-                    results["seeds"].append(seed)
-
-            clock.run(f"imputation {scenario} seed {seed}", unit)
+    rounds = {scenario: list(range(args.seeds)) for scenario in scenarios}
+    for scenario, seed in budgeted_rounds(budget, rounds, first_round=False):
+        found = run_scenario(imputers, scenario, [seed], IMPUTERS, center, scale)
+        _merge(results["per_scenario"].setdefault(scenario, {}), found)
+        if seed not in results["seeds"]:
+            results["seeds"].append(seed)
     results["per_scenario"] = {s: results["per_scenario"][s] for s in scenarios if s in results["per_scenario"]}
     return results
 
@@ -276,10 +275,10 @@ def _numbers(text: str) -> list[int]:
 # classification
 # ----------------------------------------------------------------------------------------------------------------------
 def classification_stage(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments,
-                         clock: StageClock) -> dict:
+                         budget: StageBudget) -> dict:
     """Type from random panels: logistic regression on GexBERT's embedding of the panel, on the panel plus the genes
     GexBERT restores from it, and on the raw panel (and the study's MLP); hyperparameters chosen on the validation
-    part at each size's first panel. Seeds in order, stopped by the clock."""
+    part at each size's first panel. Seeds in order, each (size, seed) unit only while `budget` expects it to fit."""
     task, class_names = _panel_task(model, tokenizer, data, args)
     genes = list(task.raw_train.columns)
     sizes = [k for k in _numbers(args.panel_sizes) if k < len(genes)]
@@ -287,15 +286,13 @@ def classification_stage(model, tokenizer: GexBertTokenizer, data: FolderData, a
                      "sizes_left_out": [k for k in _numbers(args.panel_sizes) if k >= len(genes)]}
     entries = {k: {"n_features": k, "methods": {}, "chosen": {}, "seconds": {}} for k in sizes}
     tuned: dict[int, dict] = {k: {} for k in sizes}
-    for seed in range(args.seeds):
-        for k in sizes:
-            def unit(seed: int = seed, k: int = k) -> None:
-                panel = sorted(np.random.default_rng([seed, k]).choice(genes, size=k, replace=False).tolist())
-                _run_panel(task, panel, seed, tuned[k], entries[k], args.mlp_baseline)
-                if seed not in results["seeds"]:
-                    results["seeds"].append(seed)
-
-            clock.run(f"classification panel {k} seed {seed}", unit)
+    rounds = {f"panel {k}": list(range(args.seeds)) for k in sizes}
+    for item, seed in budgeted_rounds(budget, rounds, first_round=False):
+        k = int(item.removeprefix("panel "))
+        panel = sorted(np.random.default_rng([seed, k]).choice(genes, size=k, replace=False).tolist())
+        _run_panel(task, panel, seed, tuned[k], entries[k], args.mlp_baseline)
+        if seed not in results["seeds"]:
+            results["seeds"].append(seed)
     results["per_panel"] = {str(k): entries[k] for k in sizes if entries[k]["methods"]}
     results["panel_sizes"] = list(results["per_panel"])
     return results

@@ -12,6 +12,7 @@ from pathlib import Path
 from .benchmark_report import classification_section, imputation_section
 from .benchmark_verdicts import TIE_TOLERANCE, classification_verdicts, imputation_verdicts, mean_finite, outcome, shown
 from .reports import atomic_write, fmt, markdown_table
+from .stage_budget import EVALUATE_RESERVE, EVALUATE_SHARES
 
 UNKNOWN_SHOWN = 200  # unknown genes named in report.md; unknown_genes.txt holds them all
 RAW_PANEL_BASELINE = "LR"
@@ -165,20 +166,32 @@ def _classification_lines(results: dict, output: Path) -> list[str]:
 
 def budget_lines(results: dict) -> list[str]:
     """Each stage's share of the budget, what it used, and the units (seed x setting) it had no time for."""
-    budget = results.get("budget", {})
-    rows = [[stage, fmt(record["budget_seconds"] / 60, 1), fmt(record["used_seconds"] / 60, 1),
-             record["units_done"], len(record["skipped"])] for stage, record in budget.items()]
-    lines = ["Classification runs first in at most 40% of the budget left after loading; imputation then gets all "
-             "that is left (5% is kept for the report). A stage starts its next unit (one seed of one missing rate "
-             "or panel size) only while its longest unit so far still fits in what is left of its share; the seeds "
-             "run in order, so every setting gets seed 0 first.\n",
+    stages = _budget_stages(results.get("budget", {}))
+    rows = [[stage, fmt(record["allowed_seconds"] / 60, 1), fmt(record["used_seconds"] / 60, 1),
+             record["units_done"], len(record["skipped"])] for stage, record in stages.items()]
+    lines = [f"Classification runs first in at most {EVALUATE_SHARES['classification']:.0%} of the budget left after "
+             f"loading; imputation then gets all that is left ({EVALUATE_RESERVE:.0%} is kept for the report). A "
+             "stage starts its next unit (one seed of one missing rate or panel size) only while its longest unit so "
+             "far still fits in what is left of its share; the seeds run in order, so every setting gets seed 0 "
+             "first.\n",
              markdown_table(["stage", "budget (min)", "used (min)", "units done", "units skipped"], rows) + "\n"]
-    for stage, record in budget.items():
+    for stage, record in stages.items():
         if record["skipped"]:
             lines.append(f"**Skipped for time ({stage})**: " + ", ".join(record["skipped"]) + ".\n")
-    if not any(record["skipped"] for record in budget.values()):
+    if not any(record["skipped"] for record in stages.values()):
         lines.append("Nothing was skipped.\n")
     return lines
+
+
+def _budget_stages(budget: dict) -> dict[str, dict]:
+    """Per stage: allowed and used seconds, units done and the labels of those skipped; from the run clock's record
+    (`stage_budget.RunClock.record`) or from an earlier results.json that kept one record per stage (budget_seconds,
+    skipped labels as plain strings)."""
+    stages = budget["stages"] if "stages" in budget else budget
+    return {stage: {"allowed_seconds": record.get("allowed_seconds", record.get("budget_seconds")),
+                    "used_seconds": record["used_seconds"], "units_done": record["units_done"],
+                    "skipped": [entry["item"] if isinstance(entry, dict) else entry for entry in record["skipped"]]}
+            for stage, record in stages.items()}
 
 
 __all__ = ["budget_lines", "classification_verdict_lines", "coverage_word", "imputation_verdict_lines",

@@ -263,7 +263,7 @@ def run_imputation(
     """Every scenario x seed x method on (a random subset of) test samples; values on the tokenizer's working scale.
 
     `settings` are `prepare_imputers`' (test and reference rows, genes per GexBERT pass, grids, rounds). Seeds run
-    seed-major (every scenario's first mask first); a later seed starts only while `budget` lasts, and
+    seed-major (every scenario's first mask first); a later seed starts only while `budget` expects it to fit, and
     `checkpoint(results so far)` is called after each scenario's seed, so a killed run keeps what finished.
     """
     imputers, center, scale, header = prepare_imputers(model, tokenizer, raw_train, validation, raw_test,

@@ -160,7 +160,7 @@ def run_panel_classification(
     `validation` marks the train rows used to choose hyperparameters (chosen on the first seed's panel, then kept
     for the other seeds of that size). Test rows are only predicted, once per method, panel and seed.
     `finetune(panel, seed) -> test probabilities` adds the end-to-end fine-tuned GexBERT where given. Seeds run
-    seed-major (every size's first panel first); a later seed starts only while `budget` lasts, and
+    seed-major (every size's first panel first); a later seed starts only while `budget` expects it to fit, and
     `checkpoint(results so far)` is called after each panel.
     """
     task = PanelTask(model, tokenizer, raw_train, raw_test, working_frame(tokenizer, raw_train),

@@ -90,7 +90,8 @@ def run_pooled_survival(
     `min_test_events` test deaths, one Cox model stratified by type per arm and panel.
 
     `restore(raw, panel, anchors)` gives the restored anchors (GexBERT's in the benchmark). Seeds run seed-major
-    over the panel sizes; a later seed starts only while `budget` lasts (skips are recorded in `skipped_by_budget`).
+    over the panel sizes; a later seed starts only while `budget` expects it to fit (skips are recorded in
+    `skipped_by_budget`).
     """
     types = types_to_run(cohort, min_train_events, min_test_events)
     results: dict = {"types": types, "panel_sizes": list(panel_sizes), "seeds": list(seeds), "n_anchors": n_anchors,

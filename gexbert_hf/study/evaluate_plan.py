@@ -1,5 +1,5 @@
-"""The time budget of `gexbert evaluate`: baseline settings scaled to the cohort's width, and a clock per stage that
-stops the stage's remaining seeds once its share of the budget is spent, recording what it skipped.
+"""The settings of `gexbert evaluate`, scaled to the cohort's width so that each stage fits its share of the time
+budget on 2 CPU cores (the budget itself is `stage_budget`'s, as in `gexbert benchmark`).
 
 Measured with one torch thread on a shared 2-core CPU (another process on the other core), at 300 samples x 20,000
 genes (a 300k-parameter model with a 20,000-gene vocabulary; the plan below: 100 test rows, 200 reference rows, one
@@ -12,17 +12,10 @@ four rates).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # wider than this, the iterative imputer gets fewer rounds and SoftImpute fewer SVD iterations
 WIDE_GENES = 5000
-# share of the time left after loading that classification (run first: it is usually cheap) may use; imputation then
-# gets all that is left, including what classification did not use
-CLASSIFICATION_SHARE = 0.4
-# kept back for report, plots and results (and the overshoot of a unit that started in time)
-RESERVE_SHARE = 0.05
 
 
 @dataclass
@@ -59,46 +52,4 @@ def plan_for(n_genes: int, quick: bool, test_rows: int) -> EvaluationPlan:
     )
 
 
-def stage_seconds(budget: float, elapsed: float, share: float) -> float:
-    """A stage's seconds: `share` of what is left of `budget` after `elapsed`, less the reserve (never negative)."""
-    return max(0.0, (budget * (1 - RESERVE_SHARE) - elapsed) * share)
-
-
-@dataclass
-class StageClock:
-    """One stage's share of the budget. A unit (one seed of one setting) starts only while the longest unit so far
-    still fits in what is left (the first while anything is left); a unit that does not start is recorded by label.
-    `now` is injectable so that tests need not sleep."""
-
-    stage: str
-    seconds: float
-    now: Callable[[], float] = time.perf_counter
-    started: float = field(init=False)
-    longest: float = 0.0
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.started = self.now()
-
-    def left(self) -> float:
-        return self.seconds - (self.now() - self.started)
-
-    def run(self, label: str, unit: Callable[[], object]) -> bool:
-        """Run `unit` if it is expected to fit, else record `label` as skipped; True when it ran."""
-        if self.left() <= self.longest:
-            self.skipped.append(label)
-            return False
-        begun = self.now()
-        unit()
-        self.longest = max(self.longest, self.now() - begun)
-        self.done.append(label)
-        return True
-
-    def record(self) -> dict:
-        """What results.json keeps of the clock: budget, time used, units done and those skipped."""
-        return {"stage": self.stage, "budget_seconds": self.seconds, "used_seconds": self.now() - self.started,
-                "units_done": len(self.done), "skipped": list(self.skipped)}
-
-
-__all__ = ["CLASSIFICATION_SHARE", "EvaluationPlan", "StageClock", "plan_for", "stage_seconds"]
+__all__ = ["EvaluationPlan", "plan_for"]
