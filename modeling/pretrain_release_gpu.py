@@ -76,6 +76,12 @@ def measured_speed(model, tokenizer, train: EncodedSamples, args, cuda: bool) ->
     return float(np.mean([record["samples_per_second"] for record in late]))
 
 
+def validation_mask(truth: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
+    """The measured validation values hidden at MCAR `rate`: the same cells for every run (and for
+    `modeling/decoding_probe.py`), so runs compare."""
+    return (np.random.default_rng([seed, int(rate * 100)]).random(truth.shape) < rate) & ~np.isnan(truth)
+
+
 def validation_scores(model, tokenizer: GexBertTokenizer, validation, seed: int = 0) -> dict:
     """RMSE on the working scale and mean per-gene r of hidden validation values at each MCAR rate (the same masks
     for every run, so runs compare)."""
@@ -83,7 +89,7 @@ def validation_scores(model, tokenizer: GexBertTokenizer, validation, seed: int 
     truth = tokenizer.normalize(validation.to_numpy(), genes)
     scores = {}
     for rate in VALIDATION_RATES:
-        hidden = (np.random.default_rng([seed, int(rate * 100)]).random(truth.shape) < rate) & ~np.isnan(truth)
+        hidden = validation_mask(truth, rate, seed)
         filled, _ = impute(model, tokenizer, validation.mask(hidden), batch_size=32)
         predicted = tokenizer.normalize(filled.to_numpy(), genes)
         scores[f"mcar{int(rate * 100)}"] = {"rmse": rmse(truth, predicted, hidden),
