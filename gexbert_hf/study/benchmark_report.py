@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pretrained import PRETRAINED_MODELS
 from .benchmark_verdicts import (
     classification_verdicts,
     imputation_verdicts,
@@ -65,18 +66,32 @@ def _header_lines(results: dict) -> list[str]:
     return lines
 
 
+def _model_source(loaded_from: str) -> str:
+    """How the report names a reused model: a shipped checkpoint by its name, anything else by its folder."""
+    folder = Path(loaded_from)
+    shipped = {folder_name: name for name, (folder_name, _) in PRETRAINED_MODELS.items()}
+    if folder.parent.name == "pretrained" and folder.name in shipped:
+        return f"the shipped checkpoint `{shipped[folder.name]}`"
+    return f"the model kept at `{loaded_from}`"
+
+
 def _pretraining_lines(results: dict, output: Path) -> list[str]:
     """The pretrained model, the ablation that chose it, any pretraining-length runs and the loss curve."""
     pre, ablation = results["pretraining"], results["ablation"]
+    shape = (f"{pre['config']['hidden_size']} wide, {pre['config']['num_hidden_layers']} encoder layers + "
+             f"{pre['config']['decoder_num_layers']} decoder layer, {pre['n_parameters']:,} parameters")
+    if pre.get("loaded_from") and pre.get("steps") is None:  # a checkpoint without a training record beside it
+        return ["## GexBERT pretraining and what was tried\n",
+                f"This run did not pretrain: it reused {_model_source(pre['loaded_from'])} as it is ({shape}, "
+                f"value embedding `{pre['value_embedding']}`). Its pretraining is described in its model card "
+                "(and, for the shipped checkpoints, in `reports/pretraining_gpu/README.md`).\n"]
     lines = ["## GexBERT pretraining and what was tried\n",
-             f"One masked-expression GexBERT pretrained on all train features, reused by every task: "
-             f"{pre['config']['hidden_size']} wide, {pre['config']['num_hidden_layers']} encoder layers + "
-             f"{pre['config']['decoder_num_layers']} decoder layer, {pre['n_parameters']:,} parameters, "
+             f"One masked-expression GexBERT pretrained on all train features, reused by every task: {shape}, "
              f"{pre['config']['max_genes']} genes per sample and step, value embedding "
              f"`{pre['value_embedding']}`, mask rate {pre['mask_fraction']}, {pre['steps']} steps in "
              f"{pre['seconds'] / 60:.1f} min (final loss {fmt(pre['final_loss'])}).\n"]
     if pre.get("loaded_from"):
-        lines.append(f"This run did not pretrain: it reused the model kept at `{pre['loaded_from']}`, whose "
+        lines.append(f"This run did not pretrain: it reused {_model_source(pre['loaded_from'])}, whose "
                      "pretraining (and ablation, when recorded) the lines here describe.\n")
     if ablation["runs"]:
         lines += _ablation_lines(ablation, pre)
