@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from short_runs import short_pretraining_options
 
 from gexbert_hf import GexBertConfig, GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.cli import main
@@ -25,14 +26,7 @@ from gexbert_hf.training.checkpoints import (
     save_final_model,
     temporary_checkpoint_dir,
 )
-from gexbert_hf.training.pretrain import PretrainingOptions, pretrain_model
-
-
-def _options(**overrides) -> PretrainingOptions:
-    values = {"max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
-              "logging_steps": 2, "eval_steps": 6, "save_steps": 4, "save_total_limit": 2, "progress": False}
-    values.update(overrides)
-    return PretrainingOptions(**values)
+from gexbert_hf.training.pretrain import pretrain_model
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def _run(tokenizer, samples, output_dir, resume=False, **overrides):
     config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                           intermediate_size=64, hidden_dropout_prob=0.1)
     torch.manual_seed(0)
-    return pretrain_model(GexBertForMaskedExpression(config), tokenizer, samples, _options(**overrides),
+    return pretrain_model(GexBertForMaskedExpression(config), tokenizer, samples, short_pretraining_options(**overrides),
                           output_dir=output_dir, resume=resume)
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from short_runs import short_pretraining_options
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.cli import main
@@ -16,19 +17,11 @@ from gexbert_hf.training import run_log as run_log_module
 from gexbert_hf.training.checkpoints import list_checkpoints
 from gexbert_hf.training.presets import build_config
 from gexbert_hf.training.pretrain import (
-    PretrainingOptions,
     TrainingArgumentError,
     evaluate_restoration,
     make_accelerator,
     pretrain_model,
 )
-
-
-def _options(**overrides) -> PretrainingOptions:
-    values = {"max_steps": 12, "batch_size": 16, "learning_rate": 2e-3,
-              "logging_steps": 2, "eval_steps": 6, "save_steps": 4, "save_total_limit": 2, "progress": False}
-    values.update(overrides)
-    return PretrainingOptions(**values)
 
 
 def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, tmp_path):
@@ -46,7 +39,7 @@ def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, t
     train_samples, eval_samples = EncodedSamples.from_frame(tokenizer, fit), EncodedSamples.from_frame(tokenizer, held_out)
     before = evaluate_restoration(model, tokenizer, eval_samples, 64, 48, 0.3)["eval_loss"]
     result = pretrain_model(model, tokenizer, train_samples,
-                            _options(max_steps=80, batch_size=32, eval_steps=40, save_steps=0, max_genes=48,
+                            short_pretraining_options(max_steps=80, batch_size=32, eval_steps=40, save_steps=0, max_genes=48,
                                      logging_steps=20),
                             eval_samples=eval_samples, output_dir=tmp_path)
     assert result.eval_loss < before - 0.1, (before, result.eval_loss)
@@ -58,7 +51,7 @@ def test_pretraining_lowers_held_out_restoration_loss_on_tcga(shared_data_dir, t
 def _run(embedded_tokenizer, tiny_config, samples, output_dir, resume=False, **overrides):
     torch.manual_seed(0)
     model = GexBertForMaskedExpression(tiny_config)
-    return pretrain_model(model, embedded_tokenizer, samples, _options(**overrides), output_dir=output_dir,
+    return pretrain_model(model, embedded_tokenizer, samples, short_pretraining_options(**overrides), output_dir=output_dir,
                           resume=resume).model
 
 
@@ -100,13 +93,13 @@ def test_pretraining_without_an_output_folder_writes_nothing_and_learns_the_same
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples,
-                            _options(save_steps=0))
+                            short_pretraining_options(save_steps=0))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # nothing written beside the other run
     assert [record["step"] for record in result.history] == list(range(2, 13, 2))
     for name, weights in on_disk.state_dict().items():
         assert torch.equal(weights, result.model.state_dict()[name]), name
     with pytest.raises(TrainingArgumentError, match="output_dir"):
-        pretrain_model(result.model, embedded_tokenizer, samples, _options(), resume=True)
+        pretrain_model(result.model, embedded_tokenizer, samples, short_pretraining_options(), resume=True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed where CUDA exists")
@@ -197,7 +190,7 @@ def test_max_seconds_stops_the_run_logs_the_last_step_and_evaluates_it(embedded_
     samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
     torch.manual_seed(0)
     result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples,
-                            _options(max_steps=10_000, logging_steps=1000, eval_steps=1000, max_seconds=1.0,
+                            short_pretraining_options(max_steps=10_000, logging_steps=1000, eval_steps=1000, max_seconds=1.0,
                                      save_steps=0), eval_samples=samples, output_dir=tmp_path / "run")
     assert 0 < result.steps < 10_000 and result.seconds < 30
     assert result.history[-1]["step"] == result.steps and "eval_loss" in result.history[-1]
@@ -211,9 +204,9 @@ def test_a_mask_rate_range_trains_and_joins_the_run_fingerprint_only_when_set(em
     from gexbert_hf.training.train_state import run_arguments
 
     samples = EncodedSamples.from_frame(embedded_tokenizer, embedded_cohort.expression.iloc[:100])
-    ranged = _options(mask_fraction=0.2, max_mask_fraction=0.9, save_steps=0)
+    ranged = short_pretraining_options(mask_fraction=0.2, max_mask_fraction=0.9, save_steps=0)
     result = pretrain_model(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, samples, ranged)
     assert np.isfinite(result.final_loss)
     assert evaluation_mask_fraction(ranged) == pytest.approx(0.55)
     assert run_arguments(tiny_config, embedded_tokenizer, samples, ranged, 64, 1)["max_mask_fraction"] == 0.9
-    assert "max_mask_fraction" not in run_arguments(tiny_config, embedded_tokenizer, samples, _options(), 64, 1)
+    assert "max_mask_fraction" not in run_arguments(tiny_config, embedded_tokenizer, samples, short_pretraining_options(), 64, 1)
