@@ -28,6 +28,10 @@ class GexBertConfig(PretrainedConfig):
         num_attention_heads (`int`): attention heads per layer; must divide `hidden_size`.
         intermediate_size (`int`): width of the feed-forward block (default `4 * hidden_size`).
         decoder_num_layers (`int`): transformer layers of the restoration decoder of `GexBertForMaskedExpression`.
+        encoder_skips_queries (`bool`): the asymmetric masked-autoencoder layout (MAE / ReMasker) of
+            `GexBertForMaskedExpression`: its encoder reads the measured tokens only (CLS, levels, MISSING) and the
+            MASK tokens join in the decoder, so encoder compute shrinks with the masked share (a tenth at 90%).
+            Off by default: the encoder reads every token, as every checkpoint before it was trained.
         hidden_act (`str`): activation of the feed-forward block.
         hidden_dropout_prob (`float`): dropout on embeddings and residual branches.
         attention_probs_dropout_prob (`float`): dropout on attention weights. Off by default: any attention dropout
@@ -59,6 +63,7 @@ class GexBertConfig(PretrainedConfig):
         num_attention_heads: int = 4,
         intermediate_size: int | None = None,
         decoder_num_layers: int = 1,
+        encoder_skips_queries: bool = False,
         hidden_act: str = "gelu",
         hidden_dropout_prob: float = 0.1,
         attention_probs_dropout_prob: float = 0.0,
@@ -95,6 +100,7 @@ class GexBertConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size or 4 * hidden_size
         self.decoder_num_layers = decoder_num_layers
+        self.encoder_skips_queries = encoder_skips_queries
         self.hidden_act = hidden_act
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob

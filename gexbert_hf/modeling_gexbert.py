@@ -20,7 +20,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, logging
 
-from .configuration_gexbert import LEVEL_OFFSET, PAD_LEVEL_ID, GexBertConfig
+from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, PAD_LEVEL_ID, GexBertConfig
 
 logger = logging.get_logger(__name__)
 
@@ -40,6 +40,8 @@ class MaskedExpressionOutput(ModelOutput):
     value_predictions: `(batch, genes)` regression of the standardised value.
     pooler_output: `(batch, hidden)` the encoder's pooled sample embedding (`config.pooling`), read from the same
         pass, so restoring genes and embedding the sample cost one forward.
+    With `config.encoder_skips_queries`, `pooler_output`, `hidden_states` and `attentions` are the encoder's over the
+    measured tokens only (CLS first, then the measured genes in input order), as that layout's encoder sees them.
     """
 
     loss: torch.Tensor | None = None
@@ -363,8 +365,12 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         value_labels: `(batch, genes)` target standardised value, NaN where there is no target.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
-        decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
+        if self.config.encoder_skips_queries:
+            outputs, decoded = self._encode_measured_then_decode(
+                input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+        else:
+            outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+            decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
         level_logits = self.level_head(decoded)
         value_predictions = self.value_head(decoded).squeeze(-1)
 
@@ -387,6 +393,27 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
             hidden_states=outputs.hidden_states, attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def _encode_measured_then_decode(self, input_ids, level_ids, values, attention_mask, output_hidden_states,
+                                     output_attentions) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
+        """MAE layout: the encoder reads only CLS and the measured tokens, so its cost shrinks with the masked share;
+        the MASK queries (their input embeddings) join the encoded tokens in the decoder. Each row is reordered
+        measured | queries | padding (a stable sort keeps CLS first), the encoder takes the leading columns, and the
+        decoder output returns to the input's token order, so heads and loss see the usual layout."""
+        real = torch.ones_like(level_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        query = real & (level_ids == MASK_LEVEL_ID)
+        order = torch.sort(query.long() + 2 * (~real).long(), dim=1, stable=True).indices
+        ids, levels = input_ids.gather(1, order), level_ids.gather(1, order)
+        vals = None if values is None else values.gather(1, order)
+        counts = (real & ~query).sum(1)
+        width = int(counts.max())
+        measured = torch.arange(ids.shape[1], device=ids.device) < counts[:, None]  # in the reordered rows
+        outputs = self._encode(ids[:, :width], levels[:, :width], None if vals is None else vals[:, :width],
+                               measured[:, :width].long(), output_hidden_states, output_attentions)
+        encoded = nn.functional.pad(outputs.last_hidden_state, (0, 0, 0, ids.shape[1] - width))
+        tokens = torch.where(measured.unsqueeze(-1), encoded, self.gexbert.embeddings(ids, levels, vals))
+        decoded = self.decoder(tokens, expand_attention_mask(real.gather(1, order))).last_hidden_state
+        return outputs, decoded.gather(1, order.argsort(1).unsqueeze(-1).expand_as(decoded))
 
 
 class GexBertForSequenceClassification(GexBertPreTrainedModel):

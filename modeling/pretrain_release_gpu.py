@@ -54,6 +54,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation_rows", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup_ratio", type=float, default=0.05)
+    parser.add_argument("--encoder_skips_queries", action="store_true",
+                        help="asymmetric MAE layout (fresh model only): the encoder reads measured tokens only, "
+                             "MASK tokens join in the decoder")
     parser.add_argument("--init_from", type=Path, default=None,
                         help="continue from this saved model (its tokenizer and config are kept): a second stage")
     return parser.parse_args(argv)
@@ -106,7 +109,8 @@ def initial_model(args: argparse.Namespace, data) -> tuple[GexBertForMaskedExpre
     tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization, num_levels=args.num_levels)
     config = build_config(tokenizer, "small", hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers,
                           num_attention_heads=args.num_attention_heads, intermediate_size=4 * args.hidden_size,
-                          max_genes=data.raw_train.shape[1], value_embedding="level")
+                          max_genes=data.raw_train.shape[1], value_embedding="level",
+                          encoder_skips_queries=args.encoder_skips_queries)
     torch.manual_seed(args.seed)
     return GexBertForMaskedExpression(config), tokenizer
 
