@@ -90,8 +90,8 @@ class DataCollatorForMaskedExpression:
 
         feature: dict = {"input_ids": gene_ids, "level_ids": level_ids, "values": values}
         if self.mask_fraction > 0 or self.max_mask_fraction:
-            n_targets = max(1, int(round(self._rate(rng) * len(chosen)))) if len(chosen) > 1 else 0
-            n_targets = min(n_targets, len(chosen) - 1) if len(chosen) > 1 else 0  # one gene always stays visible
+            # at least one target, and one gene always left visible to restore it from
+            n_targets = min(max(1, round(self._rate(rng) * len(chosen))), len(chosen) - 1) if len(chosen) > 1 else 0
             targets = rng.choice(len(chosen), size=n_targets, replace=False)
             labels = np.full(len(chosen), -100, dtype=np.int64)
             value_labels = np.full(len(chosen), np.nan, dtype=np.float32)
