@@ -6,7 +6,7 @@ from .configuration_gexbert import GexBertConfig
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
-from .inference import embed, impute, predict_classes, predict_distribution, predict_risk
+from .inference import embed, impute, predict, predict_classes, predict_distribution, predict_risk
 from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
@@ -47,6 +47,7 @@ __all__ = [
     "configure_threads",
     "embed",
     "impute",
+    "predict",
     "predict_classes",
     "predict_distribution",
     "predict_risk",

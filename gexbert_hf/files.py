@@ -17,21 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import check_finite_output, check_tokenizer_matches
-from .configuration_gexbert import GexBertConfig
 from .data.gene_ids import read_gene_list
 from .data.readers import read_expression, read_gene_map
-from .data.samples import EncodedSamples
 from .errors import ExpressionInputError, preview
-from .expression_input_gexbert import describe_ids
 from .hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
-from .inference import impute_frame, predict_classes, predict_risk
+from .inference import describe_needed_genes, impute_frame, predict
+from .loading import load_model_and_tokenizer
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertForSurvival,
-    GexBertModel,
-    GexBertPreTrainedModel,
 )
 from .outputs import check_output_file, claim_output_dir
 from .pretrained import resolve_model
@@ -41,36 +36,13 @@ from .tokenization_gexbert import (
     TOKENIZER_CONFIG_NAME,
     GexBertTokenizer,
 )
-from .training.model_files import load_config, load_weights
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (GexBertForMaskedExpression, GexBertForSequenceClassification,
-                                               GexBertForSurvival, GexBertModel)}
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".parquet", ".pq")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # shared helpers
 # ----------------------------------------------------------------------------------------------------------------------
-def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
-    """The head a directory was saved with (its `architectures`) and the tokenizer beside it, which must be the
-    model's own (`TokenizerMismatchError` otherwise); unreadable files raise `ModelFileError` naming them."""
-    path = Path(resolve_model(model_dir))
-    if not (path / "config.json").is_file():
-        raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
-    if not (path / TOKENIZER_CONFIG_NAME).is_file():
-        raise ExpressionInputError(f"{path}: no GexBERT tokenizer ({TOKENIZER_CONFIG_NAME}) beside the model")
-    config = load_config(GexBertConfig, path)
-    architecture = (config.architectures or ["GexBertModel"])[0]
-    if architecture not in MODEL_CLASSES:
-        raise ExpressionInputError(f"{path}: unknown architecture {architecture!r}; expected one of "
-                                   f"{preview(sorted(MODEL_CLASSES))}")
-    tokenizer = GexBertTokenizer.from_pretrained(path)
-    check_tokenizer_matches(tokenizer, config, source=str(path))
-    model = load_weights(MODEL_CLASSES[architecture], path)
-    model.eval()
-    return model, tokenizer
-
-
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     for suffix in sorted(TABLE_SUFFIXES, key=len, reverse=True):
@@ -228,50 +200,6 @@ class PredictArguments(InputArguments):
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing output file."})
 
 
-def predict_frame(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
-                  batch_size: int = 64, source: str = "input") -> pd.DataFrame:
-    """Predictions for a samples x genes DataFrame, using the panel and queries the model was fine-tuned with."""
-    panel = getattr(model.config, "panel_genes", None)
-    if panel is not None:
-        measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
-        absent = [gene for gene in panel if gene not in measured]
-        if len(absent) == len(panel):
-            raise ExpressionInputError(f"{source}: none of the model's {len(panel)} panel genes is measured "
-                                       f"(e.g. {preview(panel, 3)}); the input holds "
-                                       f"{describe_ids(list(frame.columns))}")
-        if absent:
-            warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
-                          f"missing: {preview(absent)}", stacklevel=2)
-    samples = EncodedSamples.from_frame(tokenizer, frame)
-    query = bool(getattr(model.config, "query_unseen", False))
-    index = pd.Index(samples.samples, name="sample")
-    if isinstance(model, GexBertForSequenceClassification):
-        probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
-        check_finite_output(probabilities, samples.samples, model)
-        names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
-        table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
-        table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
-        return table
-    if isinstance(model, GexBertForSurvival):
-        risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
-        check_finite_output(risk, samples.samples, model)
-        return pd.DataFrame({"risk": risk}, index=index)
-    raise ExpressionInputError(f"prediction needs a fine-tuned classification or survival model, got "
-                               f"{type(model).__name__}; use `gexbert impute` for a pretrained model")
-
-
-def describe_needed_genes(model: GexBertPreTrainedModel, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
-                          source: str) -> str:
-    """One line before predicting: which genes the model reads (its panel, else its vocabulary), and how many of
-    them `frame` measures, so a mismatched input is seen before its predictions are trusted."""
-    panel = getattr(model.config, "panel_genes", None)
-    needed = list(panel) if panel else tokenizer.genes
-    measured = frame.columns[frame.notna().any(axis=0).to_numpy()]
-    present = len(set(needed) & set(map(str, measured)))
-    what = f"a panel of {len(needed)} genes (config.json panel_genes)" if panel else f"any of its {len(needed)} genes"
-    return f"the model reads {what}: {preview(needed)}; {present} of them measured in {source}"
-
-
 def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
     _check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
@@ -281,7 +209,7 @@ def predict_file(args: PredictArguments) -> Path:
                                    f"this directory holds a {type(model).__name__}")
     frame = read_input(args, input_path, tokenizer)
     print(describe_needed_genes(model, tokenizer, frame, str(input_path)))
-    table = predict_frame(model, tokenizer, frame, args.batch_size, source=str(input_path))
+    table = predict(model, tokenizer, frame, args.batch_size, source=str(input_path))
     write_table(table, output)
     print(f"predicted {len(table)} samples -> {output}")
     return output
@@ -334,5 +262,5 @@ def export_model(args: ExportArguments) -> Path:
 
 __all__ = [
     "ExportArguments", "ImputeArguments", "PredictArguments", "export_model", "impute_file", "load_model_and_tokenizer",
-    "predict_file", "predict_frame", "describe_needed_genes", "sidecar_path", "write_table",
+    "predict_file", "sidecar_path", "write_table",
 ]

@@ -66,11 +66,11 @@ embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnD
 Command line: `gexbert impute --model CHECKPOINT --input expression.tsv --output filled.tsv`.""",
     "GexBertForSequenceClassification": f"""```python
 from gexbert_hf import GexBertTokenizer, GexBertForSequenceClassification
-from gexbert_hf.files import predict_frame
+from gexbert_hf import predict
 
 {_LOAD}
 model = GexBertForSequenceClassification.from_pretrained(checkpoint)
-predictions = predict_frame(model, tokenizer, expression_df)  # columns: predicted, probability_<label>
+predictions = predict(model, tokenizer, expression_df)  # columns: predicted, probability_<label>
 ```
 
 Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output predictions.csv` (it first
@@ -79,11 +79,11 @@ prints the genes the model needs). `AutoModelForSequenceClassification.from_pret
 tokenizer above.""",
     "GexBertForSurvival": f"""```python
 from gexbert_hf import GexBertTokenizer, GexBertForSurvival
-from gexbert_hf.files import predict_frame
+from gexbert_hf import predict
 
 {_LOAD}
 model = GexBertForSurvival.from_pretrained(checkpoint)
-risk = predict_frame(model, tokenizer, expression_df)["risk"]  # Cox log hazard ratio, higher = earlier event
+risk = predict(model, tokenizer, expression_df)["risk"]  # Cox log hazard ratio, higher = earlier event
 ```
 
 Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output risk.csv`.""",

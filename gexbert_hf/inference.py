@@ -9,6 +9,7 @@ produced it), encoded and normalised once (`GexBertTokenizer.encode_known`), the
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,8 +23,9 @@ from .checks import check_finite_output, check_tokenizer_matches, model_name
 from .configuration_gexbert import MASK_LEVEL_ID, PAD_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
-from .errors import ExpressionInputError
-from .expression_input_gexbert import as_expression_frame, is_anndata
+from .errors import ExpressionInputError, preview
+from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
+from .modeling_gexbert import GexBertForSequenceClassification, GexBertForSurvival
 from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 
@@ -310,6 +312,51 @@ def _head_outputs(model, tokenizer: GexBertTokenizer, samples, panel_genes: list
                                           lambda outputs, batch: getattr(outputs, output).float().cpu().numpy()))
 
 
+def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, source: str = "input") -> pd.DataFrame:
+    """Predictions of a fine-tuned head for every sample of `data` (a samples x genes DataFrame or an AnnData), from
+    the panel and queries the model was fine-tuned with: `predicted` + `probability_<label>` columns, or `risk`."""
+    frame = as_expression_frame(data, source=source)
+    panel = getattr(model.config, "panel_genes", None)
+    if panel is not None:
+        measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
+        absent = [gene for gene in panel if gene not in measured]
+        if len(absent) == len(panel):
+            raise ExpressionInputError(f"{source}: none of the model's {len(panel)} panel genes is measured "
+                                       f"(e.g. {preview(panel, 3)}); the input holds "
+                                       f"{describe_ids(list(frame.columns))}")
+        if absent:
+            warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
+                          f"missing: {preview(absent)}", stacklevel=2)
+    samples = EncodedSamples.from_frame(tokenizer, frame)
+    query = bool(getattr(model.config, "query_unseen", False))
+    index = pd.Index(samples.samples, name="sample")
+    if isinstance(model, GexBertForSequenceClassification):
+        probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        check_finite_output(probabilities, samples.samples, model)
+        names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
+        table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
+        table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
+        return table
+    if isinstance(model, GexBertForSurvival):
+        risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+        check_finite_output(risk, samples.samples, model)
+        return pd.DataFrame({"risk": risk}, index=index)
+    raise ExpressionInputError(f"prediction needs a fine-tuned classification or survival model, got "
+                               f"{type(model).__name__}; use `gexbert impute` for a pretrained model")
+
+
+def describe_needed_genes(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
+                          source: str) -> str:
+    """One line before predicting: which genes the model reads (its panel, else its vocabulary), and how many of
+    them `frame` measures, so a mismatched input is seen before its predictions are trusted."""
+    panel = getattr(model.config, "panel_genes", None)
+    needed = list(panel) if panel else tokenizer.genes
+    measured = frame.columns[frame.notna().any(axis=0).to_numpy()]
+    present = len(set(needed) & set(map(str, measured)))
+    what = f"a panel of {len(needed)} genes (config.json panel_genes)" if panel else f"any of its {len(needed)} genes"
+    return f"the model reads {what}: {preview(needed)}; {present} of them measured in {source}"
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # attention
 # ----------------------------------------------------------------------------------------------------------------------
@@ -338,6 +385,6 @@ def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
 
 __all__ = [
     "OBSM_KEY", "RestoredDistribution", "attention_received", "dense_inputs", "embed", "forward_batches", "impute",
-    "impute_frame", "predict_classes", "predict_distribution", "predict_risk", "restore_distribution",
+    "impute_frame", "predict", "predict_classes", "describe_needed_genes", "predict_distribution", "predict_risk", "restore_distribution",
     "restore_from_panel", "softmax",
 ]

@@ -193,7 +193,7 @@ def test_exported_card_shows_the_panel_the_metrics_and_usage_that_fits_the_head(
     assert "## Gene panel" in card and ", ".join(embedded_tokenizer.genes[:8]) in card
     assert "| test | roc_auc | 0.9000 |" in card and "| validation | eval_accuracy | 0.8125 |" in card
     assert "eval_runtime" not in card
-    assert "predict_frame(model, tokenizer, expression_df)" in card and "gexbert predict" in card
+    assert "predict(model, tokenizer, expression_df)" in card and "gexbert predict" in card
     assert "impute" not in card and "{{" not in card and "\n\n\n" not in card
     assert "| labels | negative, positive |" in card
 

@@ -169,7 +169,7 @@ class ManualClock:
 
 def test_imputation_stage_runs_units_only_while_the_longest_fits_and_records_the_rest(model_dir, labelled_folder,
                                                                                       monkeypatch):
-    from gexbert_hf.files import load_model_and_tokenizer
+    from gexbert_hf.loading import load_model_and_tokenizer
     from gexbert_hf.study import evaluate
 
     model, tokenizer = load_model_and_tokenizer(model_dir)
@@ -237,7 +237,7 @@ def test_classification_gets_its_share_and_imputation_all_that_is_left_less_the_
 
 def test_h5ad_input_reads_its_obs_and_split(embedded_cohort, model_dir, tmp_path):
     from gexbert_hf.data.anndata import anndata_from_frame
-    from gexbert_hf.files import load_model_and_tokenizer
+    from gexbert_hf.loading import load_model_and_tokenizer
     from gexbert_hf.study.evaluate import EvaluateArguments, load_evaluation_data
 
     _, tokenizer = load_model_and_tokenizer(model_dir)

@@ -29,8 +29,8 @@ from ..data.cohorts import Cohort
 from ..data.readers import apply_split, join_cohort, load_split, read_clinical, read_expression
 from ..data.splits import stratified_split
 from ..errors import ExpressionInputError
-from ..files import load_model_and_tokenizer
 from ..inference import embed, restore_from_panel
+from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpoint

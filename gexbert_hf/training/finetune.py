@@ -31,6 +31,7 @@ from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
 from ..inference import predict_classes, predict_risk, softmax
+from ..loading import load_config, load_weights
 from ..metrics import concordance_index
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
@@ -43,7 +44,6 @@ from ..pretrained import resolve_model
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
-from .model_files import load_config, load_weights
 from .pretrain import check_training_set
 from .trainer import build_trainer, train_best_epoch
 
