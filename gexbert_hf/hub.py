@@ -48,7 +48,7 @@ MODEL_CARD_TEMPLATE = "model_card.md"
 # The tokenizer travels too (with its siblings and the errors it raises), so a checkpoint turns a table into inputs
 # without the package.
 REMOTE_CODE_FILES = ("configuration_gexbert.py", "modeling_gexbert.py", "tokenization_gexbert.py", "errors_gexbert.py",
-                     "expression_input_gexbert.py", "levels_gexbert.py")
+                     "expression_input_gexbert.py", "levels_gexbert.py", "inputs_gexbert.py")
 FINETUNE_METRICS_NAME = "finetune_metrics.json"  # written by `gexbert finetune` beside the model it saves
 _LOAD = """checkpoint = "path/to/this/folder"  # or its hub repo id
 tokenizer = GexBertTokenizer.from_pretrained(checkpoint)"""

@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 from transformers import BatchEncoding
 
 from .checks import check_finite_output, check_tokenizer_matches, model_name
-from .configuration_gexbert import MASK_LEVEL_ID, PAD_LEVEL_ID, POOLINGS
+from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
 from .errors import ExpressionInputError, preview
 from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
+from .inputs_gexbert import build_model_inputs
 from .modeling_gexbert import GexBertForSequenceClassification, GexBertForSurvival
 from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
@@ -62,26 +63,10 @@ def forward_batches(model: torch.nn.Module, n_samples: int, batch_size: int,
     return results
 
 
-def dense_inputs(tokenizer: GexBertTokenizer, gene_ids: np.ndarray, level_ids: np.ndarray, values: np.ndarray
-                 ) -> BatchEncoding:
-    """Model inputs for rows that share one gene order (nothing to pad): the CLS token, then every gene."""
-    rows, genes = level_ids.shape
-    return BatchEncoding({
-        "input_ids": np.hstack([np.full((rows, 1), tokenizer.cls_token_id, dtype=np.int64),
-                                np.broadcast_to(np.asarray(gene_ids, dtype=np.int64), (rows, genes))]),
-        "level_ids": np.hstack([np.full((rows, 1), PAD_LEVEL_ID, dtype=np.int64), level_ids.astype(np.int64)]),
-        "values": np.hstack([np.zeros((rows, 1), dtype=np.float32), values.astype(np.float32)]),
-        "attention_mask": np.ones((rows, genes + 1), dtype=np.int64),
-    }, tensor_type="pt")
-
-
-def _with_queries(encoded: dict, query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gene ids, level ids, values) with `query_ids` appended as MASK tokens, replacing any measured value."""
-    keep = ~np.isin(encoded["gene_ids"], query_ids)
-    n_samples = len(encoded["samples"])
-    return (np.concatenate([encoded["gene_ids"][keep], query_ids]),
-            np.hstack([encoded["level_ids"][:, keep], np.full((n_samples, len(query_ids)), MASK_LEVEL_ID)]),
-            np.hstack([encoded["values"][:, keep], np.zeros((n_samples, len(query_ids)), np.float32)]))
+def query_positions(batch: BatchEncoding, n_queries: int) -> torch.Tensor:
+    """Token positions `(rows, n_queries)` of the query genes, which `inputs_gexbert` appends last in every row."""
+    ends = batch["attention_mask"].sum(dim=1, keepdim=True)
+    return ends - n_queries + torch.arange(n_queries, device=ends.device)[None, :]
 
 
 def _with_columns(matrix: np.ndarray, count: int, fill) -> np.ndarray:
@@ -133,7 +118,7 @@ def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame
     encoded = tokenizer.encode_known(known)
     gene_ids = np.concatenate([encoded["gene_ids"], tokenizer.convert_genes_to_ids(absent)])
     observed = _with_columns(encoded["normalized"], len(absent), np.nan)
-    level_ids = np.where(np.isnan(observed), MASK_LEVEL_ID, _with_columns(encoded["level_ids"], len(absent), 0))
+    level_ids = _with_columns(encoded["level_ids"], len(absent), MISSING_LEVEL_ID)
     values = _with_columns(encoded["values"], len(absent), 0.0)
     mean, std, lower, upper = _level_distributions(model, tokenizer, gene_ids, level_ids, values, batch_size,
                                                    coverage, progress)
@@ -149,7 +134,8 @@ def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame
 def _level_distributions(model, tokenizer: GexBertTokenizer, gene_ids: np.ndarray, level_ids: np.ndarray,
                          values: np.ndarray, batch_size: int, coverage: float, progress: bool
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, spread and central `coverage` interval of every token's predicted level distribution (CLS dropped)."""
+    """Mean, spread and central `coverage` interval of every token's predicted level distribution (CLS dropped);
+    every missing value enters as a MASK query in its place."""
 
     def read(outputs, batch) -> tuple[np.ndarray, ...]:
         probabilities = torch.softmax(outputs.level_logits[:, 1:].float(), dim=-1).cpu().numpy()
@@ -157,8 +143,8 @@ def _level_distributions(model, tokenizer: GexBertTokenizer, gene_ids: np.ndarra
                 *tokenizer.level_distribution_interval(probabilities, gene_ids, coverage))
 
     parts = forward_batches(model, len(level_ids), batch_size,
-                            lambda rows: dense_inputs(tokenizer, gene_ids, level_ids[rows], values[rows]), read,
-                            description="imputing", progress=progress)
+                            lambda rows: build_model_inputs(gene_ids, level_ids[rows], values[rows], missing="restore"),
+                            read, description="imputing", progress=progress)
     mean, std, lower, upper = (np.concatenate(part) for part in zip(*parts))
     return mean, std, lower, upper
 
@@ -208,24 +194,26 @@ def _caller_labels(data: pd.DataFrame, filled: pd.DataFrame) -> tuple[pd.Index, 
 def restore_from_panel(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, queries: Sequence[str],
                        batch_size: int = 128, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Restored means (working scale, samples x queries) and pooled embeddings (samples x hidden) of `frame`'s
-    samples, seeing only `frame`'s columns (the panel) and asking for `queries` as MASK tokens.
+    samples, seeing only `frame`'s measured values (the panel; NaN left out) and asking for `queries` as MASK tokens.
 
     One pass yields both: the pooled embedding of the encoder and the decoder's level distributions.
     """
     queries = list(queries)
     encoded = tokenizer.encode(frame)
     query_ids = tokenizer.convert_genes_to_ids(queries) if queries else np.zeros(0, np.int64)
-    gene_ids, level_ids, values = _with_queries(encoded, query_ids)
 
     def read(outputs, batch) -> tuple[np.ndarray, np.ndarray]:
         pooled = outputs.pooler_output.float().cpu().numpy().astype(np.float64)
         if not queries:
             return np.zeros((len(pooled), 0)), pooled
-        probabilities = torch.softmax(outputs.level_logits[:, -len(queries):].float(), -1).cpu().numpy()
+        positions = query_positions(batch, len(queries))
+        logits = torch.take_along_dim(outputs.level_logits, positions[..., None], dim=1)
+        probabilities = torch.softmax(logits.float(), -1).cpu().numpy()
         return tokenizer.level_distribution_moments(probabilities, query_ids)[0], pooled
 
-    parts = forward_batches(model, len(level_ids), batch_size,
-                            lambda rows: dense_inputs(tokenizer, gene_ids, level_ids[rows], values[rows]), read,
+    parts = forward_batches(model, len(encoded["samples"]), batch_size,
+                            lambda rows: build_model_inputs(encoded["gene_ids"], encoded["level_ids"][rows],
+                                                            encoded["values"][rows], query_ids=query_ids), read,
                             forward=model if queries else model.base_model, description="restoring",
                             progress=progress)
     restored, pooled = (np.concatenate(part) for part in zip(*parts))
@@ -367,14 +355,17 @@ def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
     Returns (gene x gene matrix [query, key], attention each gene receives = column mean).
     """
     encoded = tokenizer.encode(frame)
+    if (encoded["level_ids"] < LEVEL_OFFSET).any():
+        raise ExpressionInputError("attention maps need complete profiles (gene by gene across samples): the input "
+                                   "holds missing values; impute them first or drop those genes")
 
     def read(outputs, batch) -> np.ndarray:
         stacked = torch.stack(outputs.attentions)  # layers, batch, heads, query, key
         return stacked[..., 1:, 1:].float().mean(dim=(0, 2)).sum(0).cpu().numpy()
 
     parts = forward_batches(model, len(encoded["samples"]), batch_size,
-                            lambda rows: dense_inputs(tokenizer, encoded["gene_ids"], encoded["level_ids"][rows],
-                                                      encoded["values"][rows]),
+                            lambda rows: build_model_inputs(encoded["gene_ids"], encoded["level_ids"][rows],
+                                                            encoded["values"][rows]),
                             read, forward=model.base_model, output_attentions=True)
     total = np.zeros((len(encoded["genes"]), len(encoded["genes"])))
     for part in parts:
@@ -384,7 +375,7 @@ def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
 
 
 __all__ = [
-    "OBSM_KEY", "RestoredDistribution", "attention_received", "dense_inputs", "embed", "forward_batches", "impute",
+    "OBSM_KEY", "RestoredDistribution", "attention_received", "embed", "forward_batches", "impute",
     "impute_frame", "predict", "predict_classes", "describe_needed_genes", "predict_distribution", "predict_risk", "restore_distribution",
     "restore_from_panel", "softmax",
 ]

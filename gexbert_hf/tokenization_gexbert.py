@@ -28,7 +28,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
 
-from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, PAD_LEVEL_ID
+from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID
 from .errors_gexbert import ExpressionInputError, ModelFileError, one_line, preview
 from .expression_input_gexbert import (
     as_expression_frame,
@@ -39,6 +39,7 @@ from .expression_input_gexbert import (
     strip_version,
     training_frame,
 )
+from .inputs_gexbert import CLS_TOKEN_ID, PAD_TOKEN_ID, build_model_inputs, pad_tokens, panel_and_query_ids
 from .levels_gexbert import (
     AUTO_NORMALIZATION,
     NORMALIZATIONS,
@@ -64,8 +65,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
     point, with its `auto_map`) beside the vocabulary and level arrays, and copies this file and its siblings.
     """
 
-    pad_token_id = 0
-    cls_token_id = 1
+    pad_token_id = PAD_TOKEN_ID
+    cls_token_id = CLS_TOKEN_ID
 
     def __init__(
         self,
@@ -89,6 +90,9 @@ class GexBertTokenizer(FeatureExtractionMixin):
         self.gene_to_index = {gene: index for index, gene in enumerate(self.genes)}
         if len(self.gene_to_index) != len(self.genes):
             raise ValueError("the tokenizer vocabulary holds duplicated genes")
+        # a fine-tuned head's inputs (its panel and query genes), set by `use_inputs_of` from the model's config
+        self.panel_ids: np.ndarray | None = None
+        self.query_ids: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------------------------------
     # vocabulary
@@ -279,63 +283,41 @@ class GexBertTokenizer(FeatureExtractionMixin):
         aggregate: str | None = None,
         layer: str | None = None,
         gene_column: str | None = None,
+        missing: str = "leave_out",
     ) -> BatchEncoding:
         """Model inputs for every sample of `data`: `input_ids`, `level_ids`, `values`, `attention_mask`.
 
         `data` is samples x genes: a DataFrame, a numpy array with `genes`, or an AnnData (`layer`, `gene_column`).
-        `queries` are genes to restore: they enter with the MASK level (replacing any measured value) and the
-        model predicts them, whether or not `data` holds them.
+        A missing value (NaN) is left out (`missing="leave_out"`, for prediction and embedding) or entered as a MASK
+        query to restore (`missing="restore"`, for imputation): the rule of `inputs_gexbert`, the same on every
+        path. A tokenizer loaded beside a fine-tuned model reads that model's panel and query genes (`use_inputs_of`)
+        and builds exactly the inputs the model was fine-tuned on. `queries` are further genes to restore: they
+        enter with the MASK level (replacing any measured value) whether or not `data` holds them.
         """
         encoded = self.encode(data, genes, aggregate=aggregate, layer=layer, gene_column=gene_column)
-        n_samples = len(encoded["samples"])
-        gene_ids = np.broadcast_to(encoded["gene_ids"], encoded["level_ids"].shape)
-        level_ids, values = encoded["level_ids"], encoded["values"]
+        query_ids = self.query_ids
         if queries:
-            query_ids = self.convert_genes_to_ids(list(dict.fromkeys(queries)))
-            keep = ~np.isin(encoded["gene_ids"], query_ids)
-            gene_ids = np.concatenate([gene_ids[:, keep], np.broadcast_to(query_ids, (n_samples, len(query_ids)))], 1)
-            level_ids = np.concatenate([level_ids[:, keep], np.full((n_samples, len(query_ids)), MASK_LEVEL_ID)], 1)
-            values = np.concatenate([values[:, keep], np.zeros((n_samples, len(query_ids)), np.float32)], 1)
-        features = [
-            {"input_ids": gene_ids[row], "level_ids": level_ids[row], "values": values[row]} for row in range(n_samples)
-        ]
-        return self.pad(features, return_tensors=return_tensors)
+            asked = self.convert_genes_to_ids(list(dict.fromkeys(queries)))
+            query_ids = asked if query_ids is None else np.concatenate([query_ids, asked[~np.isin(asked, query_ids)]])
+        return build_model_inputs(encoded["gene_ids"], encoded["level_ids"], encoded["values"], missing=missing,
+                                  panel_ids=self.panel_ids, query_ids=query_ids, return_tensors=return_tensors)
 
     def pad(self, features: Sequence[dict], return_tensors: str | None = "pt") -> BatchEncoding:
-        """Prepend the CLS token and pad a list of per-sample token lists to the longest one.
+        """Prepend the CLS token and pad a list of per-sample token lists to the longest one (`pad_tokens`)."""
+        return pad_tokens(features, return_tensors=return_tensors)
 
-        Each feature holds `input_ids`, `level_ids`, `values` and optionally `labels` (level targets, -100 = none)
-        and `value_labels` (NaN = none); extra sample-level keys (class labels, survival times) are stacked as is.
-        """
-        if not features:
-            raise ValueError("pad() needs at least one sample")
-        token_keys = {"input_ids": self.pad_token_id, "level_ids": PAD_LEVEL_ID, "values": 0.0, "labels": -100,
-                      "value_labels": np.nan}
-        cls_values = {"input_ids": self.cls_token_id, "level_ids": PAD_LEVEL_ID, "values": 0.0, "labels": -100,
-                      "value_labels": np.nan}
-        dtypes = {"input_ids": np.int64, "level_ids": np.int64, "values": np.float32, "labels": np.int64,
-                  "value_labels": np.float32}
-        length = 1 + max(len(feature["input_ids"]) for feature in features)
-        batch: dict[str, np.ndarray] = {}
-        # `labels` is per token for restoration but one class per sample for classification: the shape decides.
-        per_token = {key for key in token_keys if key in features[0] and np.ndim(features[0][key]) == 1}
-        for key, fill in token_keys.items():
-            if key not in per_token:
-                continue
-            array = np.full((len(features), length), fill, dtype=dtypes[key])
-            array[:, 0] = cls_values[key]
-            for row, feature in enumerate(features):
-                tokens = np.asarray(feature[key])
-                array[row, 1 : 1 + len(tokens)] = tokens
-            batch[key] = array
-        mask = np.zeros((len(features), length), dtype=np.int64)
-        for row, feature in enumerate(features):
-            mask[row, : 1 + len(feature["input_ids"])] = 1
-        batch["attention_mask"] = mask
-        for key in features[0]:
-            if key not in per_token:
-                batch[key] = np.asarray([feature[key] for feature in features])
-        return BatchEncoding(batch, tensor_type=return_tensors)
+    def use_inputs_of(self, config) -> GexBertTokenizer:
+        """Build the inputs of the fine-tuned head `config` describes from now on: only its `panel_genes` are read,
+        and its query genes (`query_unseen`, `max_queries`, `panel_seed`) are appended as MASK tokens. A config
+        (object or dict) without a panel leaves every gene in. Returns the tokenizer itself."""
+        get = config.get if isinstance(config, dict) else (lambda key, default=None: getattr(config, key, default))
+        panel = get("panel_genes")
+        if panel is not None:
+            self.convert_genes_to_ids(list(panel))  # raises naming genes outside this vocabulary
+        self.panel_ids, self.query_ids = panel_and_query_ids(
+            self.genes, panel, bool(get("query_unseen", False)), get("max_queries"), int(get("panel_seed", 0) or 0),
+            offset=len(SPECIAL_TOKENS))
+        return self
 
     # ------------------------------------------------------------------------------------------------------------------
     # decoding
@@ -426,10 +408,12 @@ class GexBertTokenizer(FeatureExtractionMixin):
             raise ModelFileError(f"{arrays_path}: cannot load the tokenizer's arrays, the file is missing, truncated "
                                  f"or corrupt ({one_line(error)})") from error
         try:
-            return cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
+            tokenizer = cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
         except (TypeError, ValueError) as error:
             raise ModelFileError(f"{pretrained_model_name_or_path}: the tokenizer files do not fit together "
                                  f"({one_line(error)})") from error
+        model_config = _model_config_beside(pretrained_model_name_or_path, kwargs)
+        return tokenizer if model_config is None else tokenizer.use_inputs_of(model_config)
 
     def __repr__(self) -> str:
         return (f"GexBertTokenizer(genes={len(self.genes)}, num_levels={self.num_levels}, "
@@ -451,6 +435,18 @@ def _saved_file(location: str | Path, name: str, options: dict) -> str:
     if path is None:
         raise FileNotFoundError(f"{location}: no GexBERT tokenizer ({name}) in this hub repository")
     return path
+
+
+def _model_config_beside(location: str | Path, options: dict) -> dict | None:
+    """The `config.json` of a model saved beside the tokenizer (a fine-tuned export), or None (a dataset folder)."""
+    try:
+        path = _saved_file(location, "config.json", options)
+    except (FileNotFoundError, OSError):
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a readable model config ({one_line(error)})") from error
 
 
 def fingerprint_of(genes: Sequence[str], num_levels: int, normalization: str) -> str:

@@ -33,7 +33,8 @@ from pretrain_release_gpu import VALIDATION_RATES, validation_mask
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.configuration_gexbert import MASK_LEVEL_ID
 from gexbert_hf.expression_input_gexbert import as_expression_frame
-from gexbert_hf.inference import dense_inputs, forward_batches
+from gexbert_hf.inference import forward_batches
+from gexbert_hf.inputs_gexbert import build_model_inputs
 from gexbert_hf.metrics import per_gene_pearson, rmse
 from gexbert_hf.study.baselines import impute_knn
 from gexbert_hf.study.benchmark_data import load_folder
@@ -74,7 +75,8 @@ def decoded_values(model, tokenizer: GexBertTokenizer, masked: pd.DataFrame, bat
         return mean, value, median
 
     parts = forward_batches(model, len(level_ids), batch_size,
-                            lambda rows: dense_inputs(tokenizer, gene_ids, level_ids[rows], encoded["values"][rows]),
+                            lambda rows: build_model_inputs(gene_ids, level_ids[rows], encoded["values"][rows],
+                                                            missing="restore"),
                             read)
     mean, value, median = (np.concatenate(part) for part in zip(*parts))
     return {"level_mean": mean, "value_head": value, "average": (mean + value) / 2, "level_median": median}

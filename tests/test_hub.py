@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from remote_code import run_without_package
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from gexbert_hf import (
@@ -140,28 +141,6 @@ def test_push_to_hub_uploads_weights_code_card_and_tokenizer(tiny_config, embedd
 # ----------------------------------------------------------------------------------------------------------------------
 # the tokenizer travels with the checkpoint (issue #13, section 1)
 # ----------------------------------------------------------------------------------------------------------------------
-BLOCK_GEXBERT = """
-import importlib.abc, sys
-class BlockGexbert(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "gexbert_hf" or name.startswith("gexbert_hf."):
-            raise ModuleNotFoundError(f"blocked: {name}")
-sys.meta_path.insert(0, BlockGexbert())
-try:
-    import gexbert_hf
-    raise SystemExit("gexbert_hf is importable: the test would prove nothing")
-except ModuleNotFoundError:
-    pass
-"""
-
-
-def _run_without_package(script: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin",
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", BLOCK_GEXBERT + textwrap.dedent(script)], capture_output=True,
-                          text=True, env=env, timeout=180, cwd=tmp_path)
-
-
 @pytest.fixture()
 def exported(tiny_config, embedded_tokenizer, tmp_path):
     """A masked-expression model and its tokenizer, saved then exported with `gexbert export`."""
@@ -191,7 +170,8 @@ def test_checkpoint_carries_the_tokenizer_code_and_its_auto_map(exported):
                 assert imported in REMOTE_IMPORTS or imported in sys.stdlib_module_names, (name, imported)
 
 
-TOKENIZER_CODE_FILES = ("tokenization_gexbert.py", "errors_gexbert.py", "expression_input_gexbert.py", "levels_gexbert.py")
+TOKENIZER_CODE_FILES = ("tokenization_gexbert.py", "errors_gexbert.py", "expression_input_gexbert.py", "levels_gexbert.py",
+                        "inputs_gexbert.py")
 REMOTE_IMPORTS = {"numpy", "torch", "transformers", "safetensors", "pandas"}
 
 
@@ -235,7 +215,7 @@ def test_auto_tokenizer_and_model_work_without_the_package(exported, embedded_to
             expected[f"{name}_logits"] = outputs.level_logits.numpy()
             expected[f"{name}_values"] = outputs.value_predictions.numpy()
     np.savez(tmp_path / "expected.npz", **expected)
-    result = _run_without_package(f"""
+    result = run_without_package(f"""
         import numpy as np, pandas as pd, torch
         from transformers import AutoFeatureExtractor, AutoModelForMaskedLM
         tokenizer = AutoFeatureExtractor.from_pretrained({str(export)!r}, trust_remote_code=True)
@@ -266,7 +246,7 @@ def test_auto_tokenizer_and_model_work_without_the_package(exported, embedded_to
 
 
 def test_remote_tokenizer_loads_without_pandas_and_says_what_to_install(exported, tmp_path):
-    result = _run_without_package(f"""
+    result = run_without_package(f"""
         class BlockPandas(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path, target=None):
                 if name == "pandas" or name.startswith("pandas."):
@@ -303,7 +283,8 @@ def test_tokenizer_from_pretrained_resolves_hub_repo_files(embedded_tokenizer, t
     loaded = GexBertTokenizer.from_pretrained("someone/gexbert-tiny", revision="v1", _from_auto=True)
     assert loaded.genes == embedded_tokenizer.genes
     assert [(repo, name) for repo, name, _ in requests] == [
-        ("someone/gexbert-tiny", "gexbert_tokenizer.json"), ("someone/gexbert-tiny", "gexbert_tokenizer.safetensors")]
+        ("someone/gexbert-tiny", "gexbert_tokenizer.json"), ("someone/gexbert-tiny", "gexbert_tokenizer.safetensors"),
+        ("someone/gexbert-tiny", "config.json")]  # a fine-tuned model's panel, when one is saved beside
     assert all(options == {"revision": "v1"} for _, _, options in requests)
     (tmp_path / "snapshot" / "gexbert_tokenizer.json").unlink()
     with pytest.raises(FileNotFoundError, match="someone/gexbert-tiny: no GexBERT tokenizer"):

@@ -41,7 +41,9 @@ def test_levels_are_robust_to_extreme_outliers():
     assert tokenizer.encode(frame)["values"][0, 0] == pytest.approx(tokenizer.value_clip)
 
 
-def test_call_returns_model_inputs_with_cls_and_missing_level(counts):
+def test_call_returns_model_inputs_with_cls_and_leaves_missing_values_out(counts):
+    """The one rule for a missing value (inputs_gexbert): left out of the input, or a MASK query in its place when
+    it is to be restored; never the untrained MISSING token."""
     tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
     batch = counts.iloc[:3].copy()
     batch.iloc[1, 2] = np.nan
@@ -49,8 +51,12 @@ def test_call_returns_model_inputs_with_cls_and_missing_level(counts):
     assert set(inputs) == {"input_ids", "level_ids", "values", "attention_mask"}
     assert tuple(inputs["input_ids"].shape) == (3, 13)
     assert (inputs["input_ids"][:, 0] == tokenizer.cls_token_id).all()
-    assert inputs["level_ids"][1, 3] == MISSING_LEVEL_ID and inputs["values"][1, 3] == 0.0
-    assert inputs["attention_mask"].all()
+    assert tokenizer.convert_ids_to_genes(inputs["input_ids"][1].tolist()).count("G2") == 0  # left out
+    assert inputs["attention_mask"][1].sum() == 12 and inputs["attention_mask"][[0, 2]].all()
+    assert not (inputs["level_ids"] == MISSING_LEVEL_ID).any()
+    restore = tokenizer(batch, return_tensors="pt", missing="restore")
+    assert restore["level_ids"][1, 3] == MASK_LEVEL_ID and restore["values"][1, 3] == 0.0
+    assert restore["attention_mask"].all()
 
 
 def test_queries_enter_as_mask_tokens(counts):

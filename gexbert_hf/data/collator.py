@@ -17,6 +17,7 @@ import numpy as np
 from transformers import BatchEncoding
 
 from ..configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID
+from ..inputs_gexbert import append_queries, pad_tokens, panel_and_query_ids, select_tokens
 from ..tokenization_gexbert import GexBertTokenizer
 
 
@@ -74,43 +75,35 @@ class DataCollatorForMaskedExpression:
         rng = np.random.default_rng([self.seed, self.rank, self.calls])
         self.calls += 1
         features = [self._sample(sample, rng) for sample in samples]
-        return self.tokenizer.pad(features, return_tensors="pt")
+        return pad_tokens(features, return_tensors="pt")
 
     def _sample(self, sample: dict, rng: np.random.Generator) -> dict:
-        gene_ids = np.asarray(_token_ids(sample), dtype=np.int64)
-        level_ids = np.asarray(sample["level_ids"], dtype=np.int64)
-        values = np.asarray(sample["values"], dtype=np.float32)
-        keep = level_ids >= LEVEL_OFFSET  # measured genes only: MISSING carries nothing to learn from
-        if self._panel is not None:
-            keep &= np.isin(gene_ids, self._panel)
-        chosen = np.flatnonzero(keep)
-        if self.max_genes is not None and len(chosen) > self.max_genes:
-            chosen = rng.choice(chosen, size=self.max_genes, replace=False)
-        gene_ids, level_ids, values = gene_ids[chosen], level_ids[chosen].copy(), values[chosen].copy()
-
-        feature: dict = {"input_ids": gene_ids, "level_ids": level_ids, "values": values}
+        """One sample's tokens: measured genes (of the panel), a seeded subset of them, targets masked, then the
+        query genes; built by the same functions as every other model input (`inputs_gexbert`)."""
+        feature = select_tokens(_token_ids(sample), sample["level_ids"], sample["values"], panel_ids=self._panel)
+        if self.max_genes is not None and len(feature["input_ids"]) > self.max_genes:
+            chosen = rng.choice(len(feature["input_ids"]), size=self.max_genes, replace=False)
+            feature = {key: value[chosen] for key, value in feature.items()}
         if self.mask_fraction > 0 or self.max_mask_fraction:
-            # at least one target, and one gene always left visible to restore it from
-            n_targets = min(max(1, round(self._rate(rng) * len(chosen))), len(chosen) - 1) if len(chosen) > 1 else 0
-            targets = rng.choice(len(chosen), size=n_targets, replace=False)
-            labels = np.full(len(chosen), -100, dtype=np.int64)
-            value_labels = np.full(len(chosen), np.nan, dtype=np.float32)
-            labels[targets] = level_ids[targets] - LEVEL_OFFSET
-            value_labels[targets] = values[targets]
-            level_ids[targets] = MASK_LEVEL_ID
-            values[targets] = 0.0
-            feature.update(labels=labels, value_labels=value_labels)
-        if self._queries is not None and len(self._queries):
-            queries = self._queries[~np.isin(self._queries, gene_ids)]
-            feature["input_ids"] = np.concatenate([feature["input_ids"], queries])
-            feature["level_ids"] = np.concatenate([feature["level_ids"], np.full(len(queries), MASK_LEVEL_ID)])
-            feature["values"] = np.concatenate([feature["values"], np.zeros(len(queries), np.float32)])
-            if "labels" in feature:
-                feature["labels"] = np.concatenate([feature["labels"], np.full(len(queries), -100)])
-                feature["value_labels"] = np.concatenate([feature["value_labels"], np.full(len(queries), np.nan)])
+            feature = self._mask_targets(feature, rng)
+        feature = append_queries(feature, self._queries)
         for dataset_key, batch_key in self.sample_keys.items():
             feature[batch_key] = sample[dataset_key]
         return feature
+
+    def _mask_targets(self, feature: dict, rng: np.random.Generator) -> dict:
+        """Hide a share of the tokens as restoration targets: at least one, and one always left visible."""
+        count = len(feature["input_ids"])
+        level_ids, values = feature["level_ids"].copy(), feature["values"].copy()
+        n_targets = min(max(1, round(self._rate(rng) * count)), count - 1) if count > 1 else 0
+        targets = rng.choice(count, size=n_targets, replace=False)
+        labels = np.full(count, -100, dtype=np.int64)
+        value_labels = np.full(count, np.nan, dtype=np.float32)
+        labels[targets] = level_ids[targets] - LEVEL_OFFSET
+        value_labels[targets] = values[targets]
+        level_ids[targets] = MASK_LEVEL_ID
+        values[targets] = 0.0
+        return {**feature, "level_ids": level_ids, "values": values, "labels": labels, "value_labels": value_labels}
 
     def _rate(self, rng: np.random.Generator) -> float:
         """This sample's mask rate: fixed, or drawn from the range (the draw only happens for a range, so a fixed
@@ -164,16 +157,10 @@ def panel_ids_and_queries(
     max_queries: int | None = None, seed: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
-    if panel_genes is None:
-        return None, None
-    panel_ids = tokenizer.convert_genes_to_ids(list(dict.fromkeys(panel_genes)))
-    if not query_unseen:
-        return panel_ids, None
-    outside = [gene for gene in tokenizer.genes if gene not in set(panel_genes)]
-    if max_queries is not None and len(outside) > max_queries:
-        chosen = np.random.default_rng([seed, 7919]).choice(len(outside), size=max_queries, replace=False)
-        outside = [outside[index] for index in np.sort(chosen)]
-    return panel_ids, tokenizer.convert_genes_to_ids(outside)
+    if panel_genes is not None:
+        tokenizer.convert_genes_to_ids(list(panel_genes))  # raises naming genes outside the vocabulary
+    return panel_and_query_ids(tokenizer.genes, panel_genes, query_unseen, max_queries, seed,
+                               offset=tokenizer.cls_token_id + 1)
 
 
 def _token_ids(sample: dict):
