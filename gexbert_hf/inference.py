@@ -25,10 +25,11 @@ from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForM
 from .data.samples import EncodedSamples, fetch_rows
 from .errors import ExpressionInputError, preview
 from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
+from .input_scale import check_input_scale
 from .inputs_gexbert import build_model_inputs
 from .modeling_gexbert import GexBertForSequenceClassification, GexBertForSurvival
 from .threads import configure_threads
-from .tokenization_gexbert import GexBertTokenizer
+from .tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
 
 IMPUTATION_INPUT = "imputation input"
 EMBEDDING_INPUT = "embedding input"
@@ -93,18 +94,22 @@ class RestoredDistribution:
 
 def predict_distribution(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None,
                          batch_size: int = 64, coverage: float = 0.8, progress: bool = False,
-                         layer: str | None = None, gene_column: str | None = None) -> RestoredDistribution:
+                         layer: str | None = None, gene_column: str | None = None, scale_check: str = "refuse"
+                         ) -> RestoredDistribution:
     """Predict every missing value of `data` and every gene of `genes` absent from it (working scale).
 
     `data` is a samples x genes DataFrame or an AnnData (`layer`, `gene_column`); the input's genes keep their
     names in the result even where they match the vocabulary only without an Ensembl version suffix.
+    `scale_check`: input on another scale than the checkpoint's is refused (`"refuse"`), or only warned about
+    (`"warn"`), or not checked (`"off"`); see `gexbert_hf.input_scale`.
     """
     frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
-    return restore_distribution(model, tokenizer, frame, genes, batch_size, coverage, progress)
+    return restore_distribution(model, tokenizer, frame, genes, batch_size, coverage, progress, scale_check)
 
 
 def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
-                         batch_size: int = 64, coverage: float = 0.8, progress: bool = False) -> RestoredDistribution:
+                         batch_size: int = 64, coverage: float = 0.8, progress: bool = False,
+                         scale_check: str = "refuse", source: str = IMPUTATION_INPUT) -> RestoredDistribution:
     """`predict_distribution` of a matrix validated already (`as_expression_frame`, or a reader's output): it is
     encoded and normalised once. Every NaN and every requested absent gene enters as a MASK query beside the
     measured genes of its sample."""
@@ -116,6 +121,8 @@ def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame
     tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
     absent = [gene for gene in requested if gene not in known.columns]
     encoded = tokenizer.encode_known(known)
+    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
+                      encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
     gene_ids = np.concatenate([encoded["gene_ids"], tokenizer.convert_genes_to_ids(absent)])
     observed = _with_columns(encoded["normalized"], len(absent), np.nan)
     level_ids = _with_columns(encoded["level_ids"], len(absent), MISSING_LEVEL_ID)
@@ -150,8 +157,8 @@ def _level_distributions(model, tokenizer: GexBertTokenizer, gene_ids: np.ndarra
 
 
 def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None, batch_size: int = 64,
-           progress: bool = False, layer: str | None = None, gene_column: str | None = None
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+           progress: bool = False, layer: str | None = None, gene_column: str | None = None,
+           scale_check: str = "refuse") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return `(filled, uncertainty)`, DataFrames shaped like the input plus any requested absent genes.
 
     `data` is a samples x genes DataFrame or an AnnData (obs x var; `layer` instead of `X`, `gene_column` a var
@@ -161,11 +168,12 @@ def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None
     Measured values are kept as given; each NaN (and each absent requested gene) is replaced by the mean of its
     predicted distribution, back on the input's scale. `uncertainty` is that distribution's standard deviation on
     the tokenizer's working scale (log1p-space for `log1p` tokenizers), 0 for measured values.
+    Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed).
     """
     if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
         raise ExpressionInputError(f"{IMPUTATION_INPUT}: no samples")
     frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
-    filled, uncertainty = impute_frame(model, tokenizer, frame, genes, batch_size, progress)
+    filled, uncertainty = impute_frame(model, tokenizer, frame, genes, batch_size, progress, scale_check)
     if not isinstance(data, pd.DataFrame):
         return filled, uncertainty
     index, columns = _caller_labels(data, filled)
@@ -173,9 +181,11 @@ def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None
 
 
 def impute_frame(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
-                 batch_size: int = 64, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 batch_size: int = 64, progress: bool = False, scale_check: str = "refuse",
+                 source: str = IMPUTATION_INPUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`impute` of a matrix validated already (a reader's output), indexed by its sample ids."""
-    restored = restore_distribution(model, tokenizer, frame, genes, batch_size, progress=progress)
+    restored = restore_distribution(model, tokenizer, frame, genes, batch_size, progress=progress,
+                                    scale_check=scale_check, source=source)
     measured = ~np.isnan(restored.raw)
     index, columns = pd.Index(restored.samples, name="sample"), pd.Index(restored.genes)
     return (pd.DataFrame(np.where(measured, restored.raw, tokenizer.denormalize(restored.mean)), index, columns),
@@ -224,7 +234,7 @@ def restore_from_panel(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
 # sample embeddings
 # ----------------------------------------------------------------------------------------------------------------------
 def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, pooling: str | None = None,
-          max_genes: int | None = None, progress: bool = False):
+          max_genes: int | None = None, progress: bool = False, scale_check: str = "refuse"):
     """Embed every sample of `data`: a samples x hidden DataFrame indexed like `data`, or an AnnData copy.
 
     `model` is any GexBERT (pretrained, classifier, survival or the bare encoder); only its encoder runs, over each
@@ -233,6 +243,7 @@ def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, poolin
     `max_genes` caps the genes read per sample (seeded subsample; default all measured genes): attention cost
     grows with its square. An AnnData (`.obs_names`, `.var_names`, `.X`) comes back as a copy with
     `obsm["X_gexbert"]`; a DataFrame as a DataFrame with columns `gexbert_0 ...`, the caller's index kept.
+    Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed).
     """
     pooling = pooling or model.config.pooling
     if pooling not in POOLINGS:
@@ -245,7 +256,10 @@ def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, poolin
     if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
         raise ExpressionInputError(f"{EMBEDDING_INPUT}: no samples")
     known = tokenizer.select_known(as_expression_frame(data, source=EMBEDDING_INPUT), source=EMBEDDING_INPUT)
-    samples = EncodedSamples(tokenizer.encode_known(known))
+    encoded = tokenizer.encode_known(known)
+    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
+                      encoded["gene_ids"] - len(SPECIAL_TOKENS), EMBEDDING_INPUT, scale_check)
+    samples = EncodedSamples(encoded)
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0, seed=EMBEDDING_SEED)
     encoder = model.base_model
 
@@ -300,9 +314,11 @@ def _head_outputs(model, tokenizer: GexBertTokenizer, samples, panel_genes: list
                                           lambda outputs, batch: getattr(outputs, output).float().cpu().numpy()))
 
 
-def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, source: str = "input") -> pd.DataFrame:
+def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, source: str = "input",
+            scale_check: str = "refuse") -> pd.DataFrame:
     """Predictions of a fine-tuned head for every sample of `data` (a samples x genes DataFrame or an AnnData), from
-    the panel and queries the model was fine-tuned with: `predicted` + `probability_<label>` columns, or `risk`."""
+    the panel and queries the model was fine-tuned with: `predicted` + `probability_<label>` columns, or `risk`.
+    Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed)."""
     frame = as_expression_frame(data, source=source)
     panel = getattr(model.config, "panel_genes", None)
     if panel is not None:
@@ -315,7 +331,11 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
         if absent:
             warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
                           f"missing: {preview(absent)}", stacklevel=2)
-    samples = EncodedSamples.from_frame(tokenizer, frame)
+    known = tokenizer.select_known(frame, source=source)
+    encoded = tokenizer.encode_known(known)
+    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
+                      encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
+    samples = EncodedSamples(encoded)
     query = bool(getattr(model.config, "query_unseen", False))
     index = pd.Index(samples.samples, name="sample")
     if isinstance(model, GexBertForSequenceClassification):

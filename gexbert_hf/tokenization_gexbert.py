@@ -77,6 +77,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         center: np.ndarray,
         scale: np.ndarray,
         value_clip: float = 8.0,
+        expression_scale: str | None = None,
     ):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -87,6 +88,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
         self.center = np.asarray(center, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.value_clip = float(value_clip)
+        # the scale its training values were on, in words ("log2(RPM + 1)"), for the scale check's messages
+        self.expression_scale = expression_scale
         self.gene_to_index = {gene: index for index, gene in enumerate(self.genes)}
         if len(self.gene_to_index) != len(self.genes):
             raise ValueError("the tokenizer vocabulary holds duplicated genes")
@@ -150,6 +153,27 @@ class GexBertTokenizer(FeatureExtractionMixin):
         Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
         Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
+        tokenizer, unfitted = cls.fit_and_report(data, genes, normalization, num_levels, aggregate, value_clip, layer,
+                                                 gene_column)
+        if unfitted:
+            warnings.warn(f"{len(unfitted)} genes have no measured value in the training samples and are left out of "
+                          f"the vocabulary: {preview(unfitted)}", stacklevel=2)
+        return tokenizer
+
+    @classmethod
+    def fit_and_report(
+        cls,
+        data: pd.DataFrame | np.ndarray,
+        genes: Sequence[str] | None = None,
+        normalization: str = AUTO_NORMALIZATION,
+        num_levels: int = 32,
+        aggregate: str | None = None,
+        value_clip: float = 8.0,
+        layer: str | None = None,
+        gene_column: str | None = None,
+    ) -> tuple[GexBertTokenizer, list[str]]:
+        """`fit`, returning the genes left out for want of a measured value instead of warning about them: for a
+        caller that fits in parts and reports once."""
         if normalization not in (*NORMALIZATIONS, AUTO_NORMALIZATION):
             raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, "
                              f"got {normalization!r}")
@@ -159,16 +183,9 @@ class GexBertTokenizer(FeatureExtractionMixin):
         normalization = resolve_normalization(normalization, frame)
         values = normalize_frame(frame, normalization, source="training matrix")
         never_measured = np.isnan(values).all(axis=0)
-        if never_measured.any():
-            warnings.warn(
-                f"{never_measured.sum()} genes have no measured value in the training samples and are left out of "
-                f"the vocabulary: {preview(frame.columns[never_measured])}",
-                stacklevel=2,
-            )
-        kept_genes = list(frame.columns[~never_measured])
-        values = values[:, ~never_measured]
-        return cls(genes=kept_genes, normalization=normalization, value_clip=value_clip,
-                   **fit_level_statistics(values, num_levels))
+        tokenizer = cls(genes=list(frame.columns[~never_measured]), normalization=normalization, value_clip=value_clip,
+                        **fit_level_statistics(values[:, ~never_measured], num_levels))
+        return tokenizer, [str(gene) for gene in frame.columns[never_measured]]
 
     # ------------------------------------------------------------------------------------------------------------------
     # encoding
@@ -361,6 +378,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
             "num_levels": self.num_levels,
             "value_clip": self.value_clip,
             "special_tokens": list(SPECIAL_TOKENS),
+            **({"expression_scale": self.expression_scale} if self.expression_scale else {}),
         }
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> list[str]:
@@ -408,7 +426,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
             raise ModelFileError(f"{arrays_path}: cannot load the tokenizer's arrays, the file is missing, truncated "
                                  f"or corrupt ({one_line(error)})") from error
         try:
-            tokenizer = cls(genes=genes, normalization=normalization, value_clip=value_clip, **arrays)
+            tokenizer = cls(genes=genes, normalization=normalization, value_clip=value_clip,
+                            expression_scale=config.get("expression_scale"), **arrays)
         except (TypeError, ValueError) as error:
             raise ModelFileError(f"{pretrained_model_name_or_path}: the tokenizer files do not fit together "
                                  f"({one_line(error)})") from error

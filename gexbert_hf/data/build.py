@@ -154,9 +154,10 @@ def build_dataset(
 
 
 def _resolved_normalization(normalization: str, cohort: Cohort, split: pd.Series, expression) -> str:
-    """`auto` decided on the values (one rule everywhere), `log1p` checked for negative values naming the sample."""
+    """`auto` decided on the training samples' values (one rule everywhere: test samples never shape the tokenizer),
+    `log1p` checked for negative values naming the sample."""
     if normalization == "auto":
-        return auto_normalization(cohort.expression)
+        return auto_normalization(cohort.expression[(split.reindex(cohort.expression.index) == "train").to_numpy()])
     if normalization == "log1p":
         source = str(expression) if isinstance(expression, (str, Path)) else cohort.name
         check_non_negative(cohort.expression, split.index, source)

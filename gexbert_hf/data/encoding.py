@@ -46,15 +46,10 @@ def fit_tokenizer(
         if len(chunk) == 0:
             dropped += list(genes)
             continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            parts.append(GexBertTokenizer.fit(chunk, genes=list(genes), normalization=normalization,
-                                              num_levels=num_levels))
-        kept = set(parts[-1].genes)
-        dropped += [gene for gene in genes if gene not in kept]
-        for warning in caught:
-            if "no measured value in the training samples" not in str(warning.message):
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        part, unfitted = GexBertTokenizer.fit_and_report(chunk, genes=list(genes), normalization=normalization,
+                                                         num_levels=num_levels)
+        parts.append(part)
+        dropped += unfitted
     if dropped:
         warnings.warn(f"{len(dropped)} genes have no measured value in the training samples and are left out of the "
                       f"vocabulary: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", stacklevel=2)

@@ -151,7 +151,7 @@ def _prepare(args: DemoArguments) -> _DemoData:
     train_rows = np.flatnonzero((split == "train").to_numpy())
     test_rows = np.flatnonzero((split == "test").to_numpy())
     expression = cohort.expression[_gene_subset(cohort.expression, train_rows, args.max_genes)]
-    normalization = auto_normalization(expression)
+    normalization = auto_normalization(expression.iloc[train_rows])  # decided on train, as everywhere
     tokenizer = GexBertTokenizer.fit(expression.iloc[train_rows], normalization=normalization,
                                      num_levels=16 if len(train_rows) < 500 else 32)
     expression = expression[tokenizer.genes]
