@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from safetensors.torch import save_file
 from ..data.collator import DataCollatorForMaskedExpression
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import check_same_run, publish_checkpoint, temporary_checkpoint_dir
+from .options import PretrainingOptions
 from .state_files import (
     capture_rng_states,
     read_state_file,
@@ -30,9 +30,6 @@ from .state_files import (
     restore_rng_states,
     write_state_file,
 )
-
-if TYPE_CHECKING:
-    from .pretrain import PretrainingOptions
 
 MODEL_STATE, OPTIMIZER_STATE, SCHEDULER_STATE = "model.safetensors", "optimizer.safetensors", "scheduler.safetensors"
 # run arguments that change the weights a step produces; logging, saving and progress options may change freely
