@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pretrain_release_gpu import VALIDATION_RATES, validation_mask
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.configuration_gexbert import MASK_LEVEL_ID
@@ -39,6 +38,7 @@ from gexbert_hf.metrics import per_gene_pearson, rmse
 from gexbert_hf.study.baselines import impute_knn
 from gexbert_hf.study.benchmark_data import load_folder
 from gexbert_hf.study.imputation_benchmark import mean_per_gene_r
+from gexbert_hf.study.release_validation import VALIDATION_RATES, validation_mask
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FOLDERS = {"tcga31_mirna_log2rpm": "tcga31-mirna", "tcga13_cbioportal_zscore": "tcga13-mrna"}

@@ -25,18 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer, impute
+from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.metrics import per_gene_pearson, rmse
 from gexbert_hf.outputs import claim_output_dir
 from gexbert_hf.study.benchmark_data import load_folder
+from gexbert_hf.study.release_validation import validation_scores
 from gexbert_hf.training.presets import build_config
 from gexbert_hf.training.pretrain import PretrainingOptions, pretrain_model
 
 CALIBRATION_STEPS = 30
-VALIDATION_RATES = (0.5, 0.7, 0.9)
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", required=True, type=Path)
@@ -77,27 +74,6 @@ def measured_speed(model, tokenizer, train: EncodedSamples, args, cuda: bool) ->
     result = pretrain_model(trial, tokenizer, train, options(args, CALIBRATION_STEPS, 1e9, cuda))
     late = [record for record in result.history if record["step"] > CALIBRATION_STEPS // 2]
     return float(np.mean([record["samples_per_second"] for record in late]))
-
-
-def validation_mask(truth: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
-    """The measured validation values hidden at MCAR `rate`: the same cells for every run (and for
-    `modeling/decoding_probe.py`), so runs compare."""
-    return (np.random.default_rng([seed, int(rate * 100)]).random(truth.shape) < rate) & ~np.isnan(truth)
-
-
-def validation_scores(model, tokenizer: GexBertTokenizer, validation, seed: int = 0) -> dict:
-    """RMSE on the working scale and mean per-gene r of hidden validation values at each MCAR rate (the same masks
-    for every run, so runs compare)."""
-    genes = list(validation.columns)
-    truth = tokenizer.normalize(validation.to_numpy(), genes)
-    scores = {}
-    for rate in VALIDATION_RATES:
-        hidden = validation_mask(truth, rate, seed)
-        filled, _ = impute(model, tokenizer, validation.mask(hidden), batch_size=32)
-        predicted = tokenizer.normalize(filled.to_numpy(), genes)
-        scores[f"mcar{int(rate * 100)}"] = {"rmse": rmse(truth, predicted, hidden),
-                                            "per_gene_r": float(np.nanmean(per_gene_pearson(truth, predicted, hidden)))}
-    return scores
 
 
 def initial_model(args: argparse.Namespace, data) -> tuple[GexBertForMaskedExpression, GexBertTokenizer]:
