@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import NonFiniteOutputError, TokenizerMismatchError, preview
+from .errors import ModelHeadError, NonFiniteOutputError, TokenizerMismatchError, preview
 from .levels_gexbert import NORMALIZATIONS
 from .tokenization_gexbert import GexBertTokenizer, fingerprint_of
 
@@ -58,9 +58,32 @@ def check_finite_output(values: np.ndarray, samples: Sequence, model) -> None:
         )
 
 
+HEADS = {"GexBertForMaskedExpression": "restoration", "GexBertForSequenceClassification": "classification",
+         "GexBertForSurvival": "survival", "GexBertModel": "encoder"}
+HEADS_FOR = {"imputation": ("restoration",), "prediction": ("classification", "survival")}
+NEXT_STEP = {"imputation": "use a pretrained checkpoint (gexbert impute reads the masked-expression head)",
+             "prediction": "fine-tune one with gexbert finetune; for a pretrained checkpoint use gexbert impute or "
+                           "gexbert embed"}
+
+
+def head_of(model) -> str | None:
+    """The model's head (`HEADS` values), by class name along its class hierarchy: a model loaded as hub remote code
+    (the same class from another module) is recognised too. The one place a head is told apart."""
+    return next((HEADS[cls.__name__] for cls in type(model).__mro__ if cls.__name__ in HEADS), None)
+
+
+def require_head(model, use: str) -> str:
+    """The model's head, or `ModelHeadError` naming the model when it lacks the head `use` needs (`HEADS_FOR`)."""
+    head = head_of(model)
+    if head not in HEADS_FOR[use]:
+        raise ModelHeadError(f"{model_name(model)}: {use} needs a {' or '.join(HEADS_FOR[use])} head, this is a "
+                             f"{type(model).__name__}; {NEXT_STEP[use]}")
+    return head
+
+
 def model_name(model) -> str:
     """The folder a model was loaded from, else its class: what an error message can point to."""
     return str(getattr(model, "name_or_path", "") or type(model).__name__)
 
 
-__all__ = ["check_finite_output", "check_tokenizer_matches", "model_name"]
+__all__ = ["check_finite_output", "check_tokenizer_matches", "head_of", "model_name", "require_head"]

@@ -19,6 +19,10 @@ class TokenizerMismatchError(GexBertError, ValueError):
     """A tokenizer used with a model it was not made for (other genes, vocabulary size, levels or normalization)."""
 
 
+class ModelHeadError(GexBertError, TypeError):
+    """A model without the head a use needs (imputation needs the masked-expression head, prediction a fine-tuned one)."""
+
+
 class NonFiniteOutputError(GexBertError, ValueError):
     """A model whose outputs are NaN or infinite (corrupt or diverged weights): nothing is written from them."""
 

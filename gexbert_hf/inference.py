@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BatchEncoding
 
-from .checks import check_finite_output, check_tokenizer_matches, model_name
+from .checks import check_finite_output, check_tokenizer_matches, model_name, require_head
 from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
@@ -27,7 +27,6 @@ from .errors import ExpressionInputError, preview
 from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
 from .input_scale import check_input_scale
 from .inputs_gexbert import build_model_inputs
-from .modeling_gexbert import GexBertForSequenceClassification, GexBertForSurvival
 from .threads import configure_threads
 from .tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
 
@@ -113,8 +112,7 @@ def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame
     """`predict_distribution` of a matrix validated already (`as_expression_frame`, or a reader's output): it is
     encoded and normalised once. Every NaN and every requested absent gene enters as a MASK query beside the
     measured genes of its sample."""
-    if not hasattr(model, "level_head"):
-        raise TypeError(f"imputation needs a GexBertForMaskedExpression, got {type(model).__name__}")
+    require_head(model, "imputation")
     check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
     known = tokenizer.select_known(frame, source=IMPUTATION_INPUT)
     requested = list(dict.fromkeys(genes or []))
@@ -319,6 +317,8 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
     """Predictions of a fine-tuned head for every sample of `data` (a samples x genes DataFrame or an AnnData), from
     the panel and queries the model was fine-tuned with: `predicted` + `probability_<label>` columns, or `risk`.
     Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed)."""
+    head = require_head(model, "prediction")
+    check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
     frame = as_expression_frame(data, source=source)
     panel = getattr(model.config, "panel_genes", None)
     if panel is not None:
@@ -338,19 +338,16 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
     samples = EncodedSamples(encoded)
     query = bool(getattr(model.config, "query_unseen", False))
     index = pd.Index(samples.samples, name="sample")
-    if isinstance(model, GexBertForSequenceClassification):
+    if head == "classification":
         probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
         check_finite_output(probabilities, samples.samples, model)
         names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
         table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
         table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
         return table
-    if isinstance(model, GexBertForSurvival):
-        risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
-        check_finite_output(risk, samples.samples, model)
-        return pd.DataFrame({"risk": risk}, index=index)
-    raise ExpressionInputError(f"prediction needs a fine-tuned classification or survival model, got "
-                               f"{type(model).__name__}; use `gexbert impute` for a pretrained model")
+    risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
+    check_finite_output(risk, samples.samples, model)
+    return pd.DataFrame({"risk": risk}, index=index)
 
 
 def describe_needed_genes(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame,

@@ -52,3 +52,24 @@ def test_the_model_comes_back_in_training_mode_even_when_a_batch_fails(model, em
     with pytest.raises(RuntimeError, match="a bad batch"):
         forward_batches(model, 4, 2, lambda rows: inputs, read)
     assert seen == [False] and model.training
+
+
+def test_each_use_refuses_a_model_without_its_head_by_name(tiny_config, embedded_tokenizer, embedded_cohort):
+    """One place tells heads apart (`checks.head_of`): imputation needs the masked-expression head, prediction a
+    fine-tuned one; the error names the model class and the next step."""
+    import pytest
+
+    from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertModel
+    from gexbert_hf.checks import head_of
+    from gexbert_hf.errors import ModelHeadError
+    from gexbert_hf.inference import impute, predict
+
+    frame = embedded_cohort.expression.iloc[:4]
+    tiny_config.num_labels = 2
+    classifier, encoder = GexBertForSequenceClassification(tiny_config), GexBertModel(tiny_config)
+    with pytest.raises(ModelHeadError, match="imputation needs a restoration head, this is a "
+                                             "GexBertForSequenceClassification"):
+        impute(classifier, embedded_tokenizer, frame)
+    with pytest.raises(ModelHeadError, match="prediction needs a classification or survival head.*gexbert finetune"):
+        predict(GexBertForMaskedExpression(tiny_config), embedded_tokenizer, frame)
+    assert [head_of(model) for model in (classifier, encoder)] == ["classification", "encoder"]
