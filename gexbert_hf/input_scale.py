@@ -105,6 +105,19 @@ def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: 
     return verdict
 
 
+def expected_input(tokenizer: GexBertTokenizer) -> str:
+    """The input a checkpoint expects, in one line: scale, id type, value range (model cards, `gexbert impute
+    --help`, the scale check's messages all say the same)."""
+    from .expression_input_gexbert import describe_ids
+
+    edges = tokenizer.level_edges
+    low, high = (float(np.percentile(edges[:, 0], 5)), float(np.percentile(edges[:, -1], 95)))
+    if tokenizer.normalization == "log1p":
+        low, high = float(np.expm1(low)), float(np.expm1(high))
+    return (f"{expected_scale(tokenizer)}; ids: {describe_ids(tokenizer.genes)}; most training values between "
+            f"{low:.3g} and {high:.3g}")
+
+
 def expected_scale(tokenizer: GexBertTokenizer) -> str:
     """The checkpoint's scale in words: its own record where it has one, else read off its training statistics."""
     recorded = getattr(tokenizer, "expression_scale", None)
@@ -173,4 +186,4 @@ def _looks_standardised(centers: np.ndarray, scales: np.ndarray, lows: np.ndarra
 
 
 __all__ = ["InputScaleError", "SCALE_CHECKS", "ScaleVerdict", "assess_input_scale", "check_input_scale",
-           "describe_values", "expected_scale", "suggest_transform"]
+           "describe_values", "expected_input", "expected_scale", "suggest_transform"]

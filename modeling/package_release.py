@@ -27,7 +27,8 @@ import pandas as pd
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer, impute
 from gexbert_hf.checks import check_tokenizer_matches
-from gexbert_hf.pretrained import PRETRAINED_MODELS
+from gexbert_hf.input_scale import expected_input
+from gexbert_hf.pretrained import PRETRAINED_MODELS, pretrained_path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "gexbert_hf" / "pretrained"
 PROVENANCE = {
@@ -117,6 +118,12 @@ filled, uncertainty = impute(model, tokenizer, expression_df)   # samples x gene
 
 Every `gexbert` command that takes `--model` accepts `{name}`; `gexbert evaluate --model {name} --data_dir DIR`
 judges it on your own cohort.
+
+## Input it expects
+
+{expected_input(GexBertTokenizer.from_pretrained(pretrained_path(name)))}. Input on another scale is refused at the door
+of every command (counts into a log-scale model, log values into a z-score model) with the transform to apply; a
+milder shift (another platform or lab) is warned about: adapt the checkpoint to that cohort with `gexbert adapt`.
 
 ## Training data and provenance
 
