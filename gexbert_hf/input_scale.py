@@ -80,9 +80,10 @@ def assess_input_scale(tokenizer: GexBertTokenizer, normalized: np.ndarray, gene
 
 
 def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: np.ndarray, gene_index: np.ndarray,
-                      source: str, scale_check: str = "refuse") -> ScaleVerdict:
+                      source: str, scale_check: str = "refuse", warn_shift: bool = True) -> ScaleVerdict:
     """`assess_input_scale`, then refuse (`InputScaleError`) or warn as `scale_check` says; `raw` are the values as
-    given (before the tokenizer's normalisation), which the message describes."""
+    given (before the tokenizer's normalisation), which the message describes. `warn_shift=False` keeps a milder
+    shift quiet: for `adapt`, whose purpose is that shift."""
     if scale_check not in SCALE_CHECKS:
         raise ValueError(f"scale_check must be one of {SCALE_CHECKS}, got {scale_check!r}")
     if scale_check == "off":
@@ -98,7 +99,7 @@ def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: 
         if scale_check == "refuse":
             raise InputScaleError(message + " (to proceed anyway: --scale_check warn, or scale_check='warn')")
         warnings.warn(message, stacklevel=3)
-    elif verdict.status == "shifted":
+    elif verdict.status == "shifted" and warn_shift:
         warnings.warn(f"{source}: the input differs from the checkpoint's training data ({verdict.numbers()}); "
                       "a cohort from another platform or lab is best served by a checkpoint adapted to it: "
                       "gexbert adapt --model ... --data_dir YOUR_COHORT --output adapted/", stacklevel=3)

@@ -200,29 +200,33 @@ class GexBertTokenizer(FeatureExtractionMixin):
     def _unversioned_genes(self) -> dict[str, str]:
         return {strip_version(name): name for name in reversed(self.genes)}
 
-    def select_known(self, frame: pd.DataFrame, source: str = "expression matrix") -> pd.DataFrame:
-        """Keep the genes of the vocabulary, under their vocabulary names, with one warning naming those dropped."""
+    def match_genes(self, frame: pd.DataFrame, source: str = "expression matrix") -> tuple[pd.DataFrame, list[str]]:
+        """`(known, unknown)`: the matrix cut to vocabulary genes under their vocabulary names, and the input's genes
+        the vocabulary lacks, silently: the one gene mapping, for callers that report unknown genes their own way.
+        Raises naming the ids expected when no gene is known, and when two input genes are one vocabulary gene."""
         names = {gene: self.vocabulary_name(gene) for gene in frame.columns}
         unknown = [gene for gene, name in names.items() if name is None]
         if len(unknown) == frame.shape[1]:
             raise ExpressionInputError(self._no_known_genes_message(list(frame.columns), source))
-        if unknown:
-            warnings.warn(
-                f"{source}: {len(unknown)} of {frame.shape[1]} genes are unknown to the tokenizer vocabulary "
-                f"and are dropped: {preview(unknown)}",
-                stacklevel=3,
-            )
-            frame = frame.loc[:, [gene for gene, name in names.items() if name is not None]]
-        renamed = {gene: names[gene] for gene in frame.columns if names[gene] != gene}
+        known = frame.loc[:, [gene for gene, name in names.items() if name is not None]] if unknown else frame
+        renamed = {gene: names[gene] for gene in known.columns if names[gene] != gene}
         if renamed:
-            frame = frame.rename(columns=renamed)
-            twice = frame.columns[frame.columns.duplicated()].unique()
+            known = known.rename(columns=renamed)
+            twice = known.columns[known.columns.duplicated()].unique()
             if len(twice):
                 raise ExpressionInputError(
                     f"{source}: several of its genes are the same vocabulary gene once Ensembl version suffixes are "
                     f"stripped: {preview([gene for gene in renamed if renamed[gene] in set(twice)])}"
                 )
-        return frame
+        return known, unknown
+
+    def select_known(self, frame: pd.DataFrame, source: str = "expression matrix") -> pd.DataFrame:
+        """Keep the genes of the vocabulary, under their vocabulary names, with one warning naming those dropped."""
+        known, unknown = self.match_genes(frame, source)
+        if unknown:
+            warnings.warn(f"{source}: {len(unknown)} of {frame.shape[1]} genes are unknown to the tokenizer "
+                          f"vocabulary and are dropped: {preview(unknown)}", stacklevel=3)
+        return known
 
     def _no_known_genes_message(self, genes: list[str], source: str) -> str:
         """Why nothing matched: the ids the input holds, those the model expects, and the likely fix."""
