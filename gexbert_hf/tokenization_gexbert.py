@@ -343,6 +343,26 @@ class GexBertTokenizer(FeatureExtractionMixin):
     # ------------------------------------------------------------------------------------------------------------------
     # decoding
     # ------------------------------------------------------------------------------------------------------------------
+    def fill_missing(self, data: pd.DataFrame | np.ndarray, level_logits, genes: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
+        """Imputation without the package: `data` (its vocabulary genes) with every missing value replaced by the
+        mean of the level distribution that `level_logits` predict, on the input's scale; measured values as given.
+        `level_logits` is the masked-expression model's output on `self(data, missing="restore")`: the numbers
+        `gexbert_hf.impute` and `gexbert impute` return for the same input."""
+        frame = self.select_known(as_expression_frame(data, genes))
+        if hasattr(level_logits, "detach"):  # a torch tensor, without importing torch here
+            level_logits = level_logits.detach().float().cpu().numpy()
+        logits = np.asarray(level_logits, dtype=np.float32)[:, 1: 1 + frame.shape[1]]
+        if logits.shape[:2] != frame.shape:
+            raise ValueError(f"level_logits cover {logits.shape[:2]} samples x genes, the input {frame.shape}: pass the "
+                             "model's output on tokenizer(data, missing='restore')")
+        exponent = np.exp(logits - logits.max(-1, keepdims=True))
+        probabilities = exponent / exponent.sum(-1, keepdims=True)
+        mean, _ = self.level_distribution_moments(probabilities, self.convert_genes_to_ids(list(frame.columns)))
+        raw = frame.to_numpy(dtype=np.float64)
+        return pd.DataFrame(np.where(np.isnan(raw), self.denormalize(mean), raw), index=frame.index,
+                            columns=frame.columns)
+
     def level_distribution_moments(
         self, probabilities: np.ndarray, gene_ids: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -118,3 +118,35 @@ def test_exported_classifier_gives_predicts_numbers_without_the_package(panel_co
     assert "same labels 12" in result.stdout
     predicted = pd.read_csv(tmp_path / "predicted.csv", index_col=0)
     assert len(predicted) == 12
+
+
+def test_imputation_gives_one_answer_on_every_path(model_dir, embedded_tokenizer, frame_with_nan, tmp_path):
+    """`impute` (Python), `gexbert impute` (CLI) and the no-package path (`tokenizer(df, missing="restore")`, the
+    model, `tokenizer.fill_missing`) fill the same cells with the same numbers."""
+    from gexbert_hf import GexBertForMaskedExpression as Model
+    from gexbert_hf import GexBertTokenizer
+
+    frame = frame_with_nan.drop(index=frame_with_nan.index[3])
+    model, tokenizer = Model.from_pretrained(model_dir).eval(), GexBertTokenizer.from_pretrained(model_dir)
+    python, _ = impute(model, tokenizer, frame)
+    frame.rename_axis("sample").to_csv(tmp_path / "input.csv")
+    assert main(["impute", "--model", str(model_dir), "--input", str(tmp_path / "input.csv"), "--output",
+                 str(tmp_path / "filled.csv"), "--only_input_genes"]) == 0
+    cli = pd.read_csv(tmp_path / "filled.csv", index_col=0)
+    np.testing.assert_allclose(cli.to_numpy(), python.to_numpy(), rtol=1e-6)
+    python.to_csv(tmp_path / "python.csv")
+    result = run_without_package(f"""
+        import numpy as np, pandas as pd, torch
+        from transformers import AutoFeatureExtractor, AutoModelForMaskedLM
+        tokenizer = AutoFeatureExtractor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        model = AutoModelForMaskedLM.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
+        frame = pd.read_csv("input.csv", index_col=0)
+        with torch.no_grad():
+            logits = model(**tokenizer(frame, missing="restore")).level_logits
+        filled = tokenizer.fill_missing(frame, logits)
+        np.testing.assert_allclose(filled.to_numpy(), pd.read_csv("python.csv", index_col=0).to_numpy(), rtol=1e-5)
+        assert not filled.isna().any().any()
+        print("same imputation", filled.shape)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same imputation (11, " in result.stdout
