@@ -204,3 +204,36 @@ def test_the_model_file_imports_only_torch_transformers_and_the_config():
             imported.add("." * node.level + (node.module or "").split(".")[0])
     assert imported <= {"__future__", "collections", "dataclasses", "typing", "torch", "transformers",
                         ".configuration_gexbert"}, imported
+
+
+NEW_CONFIG_FIELDS = {"panel_genes": None, "query_unseen": False, "max_queries": None, "panel_seed": 0,
+                     "base_model": None, "training_samples_hash": None, "adaptation": None}
+
+
+@pytest.mark.parametrize("name", ["tcga31-mirna", "tcga13-mrna"])
+def test_a_config_json_without_the_newer_fields_loads_with_their_defaults(name):
+    """The shipped config.json files predate these fields: they load, with each field at its declared default."""
+    import json
+
+    from gexbert_hf import pretrained_path
+
+    directory = pretrained_path(name)
+    saved = json.loads((directory / "config.json").read_text())
+    assert not set(NEW_CONFIG_FIELDS) & set(saved)  # the premise: an old config
+    config = GexBertConfig.from_pretrained(directory)
+    assert {key: getattr(config, key) for key in NEW_CONFIG_FIELDS} == NEW_CONFIG_FIELDS
+
+
+def test_every_config_field_is_declared_documented_and_round_trips(tmp_path):
+    import inspect
+
+    declared = set(inspect.signature(GexBertConfig.__init__).parameters) - {"self", "kwargs"}
+    assert set(NEW_CONFIG_FIELDS) <= declared
+    for name in declared:
+        assert f"{name} (`" in GexBertConfig.__doc__, f"{name} is not documented in the GexBertConfig docstring"
+    values = {"panel_genes": ["TP53", "BRCA1"], "query_unseen": True, "max_queries": 50, "panel_seed": 7,
+              "base_model": "tcga13-mrna", "training_samples_hash": {"salt": "s", "hashes": ["ab", "cd"]},
+              "adaptation": {"epochs": 2, "learning_rate": 1e-4}}
+    GexBertConfig(**values).save_pretrained(tmp_path)
+    loaded = GexBertConfig.from_pretrained(tmp_path)
+    assert {key: getattr(loaded, key) for key in values} == values

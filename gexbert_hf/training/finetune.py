@@ -396,7 +396,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel, **output)
     summary = {"validation": result.metrics}
     if test is not None and len(test):
-        query = bool(getattr(result.model.config, "query_unseen", False))
+        query = result.model.config.query_unseen
         if args.task == "classify":
             probabilities = predict_classes(result.model, tokenizer, test, query_unseen=query)
             summary["test"] = ClassificationMetric().compute(predictions=probabilities,
