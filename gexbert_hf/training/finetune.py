@@ -179,7 +179,7 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
         config = load_config(head_class.config_class, path)
-        for key, value in config_overrides.items():  # new attributes too (the panel), which kwargs would refuse
+        for key, value in config_overrides.items():  # declared GexBertConfig fields (the panel) and head options
             setattr(config, key, value)
         return load_weights(head_class, path, config=config)
     if not isinstance(model, GexBertPreTrainedModel):
