@@ -50,6 +50,21 @@ class GexBertConfig(PretrainedConfig):
         pad_token_id (`int`): gene id of padding. cls_token_id (`int`): gene id of the CLS token.
         tokenizer_fingerprint (`str`, *optional*): hash of the tokenizer's genes, level count and normalisation,
             set by `from_tokenizer`; loading, imputation and fine-tuning refuse a tokenizer whose fingerprint differs.
+        panel_genes (`list[str]`, *optional*): the genes a fine-tuned head reads (set by `gexbert finetune` with a
+            panel); prediction keeps only these and counts the absent ones as not measured. None: any gene.
+        query_unseen (`bool`): the head was fine-tuned with every vocabulary gene outside `panel_genes` entering as a
+            MASK query (restored, not read), and prediction does the same.
+        max_queries (`int`, *optional*): at most this many such query genes (a `panel_seed` subsample); None: all.
+        panel_seed (`int`): seed of the random panel and of the query subsample, so prediction draws the same genes.
+        base_model (`str`, *optional*): name, hub id or path of the checkpoint this model was adapted or fine-tuned
+            from, so a derived model says where its encoder came from.
+        training_samples_hash (`dict`, *optional*): salted hashes of the training sample ids,
+            `{"salt": str, "hashes": [str, ...]}`: lets a later evaluation refuse samples the model was trained on
+            without shipping the ids themselves.
+        adaptation (`dict`, *optional*): the recipe `gexbert adapt` used (its options and data description), so an
+            adapted checkpoint can be reproduced.
+
+    Every field has a default, so a `config.json` written before a field existed loads with that default.
     """
 
     model_type = "gexbert"
@@ -78,6 +93,13 @@ class GexBertConfig(PretrainedConfig):
         pad_token_id: int = 0,
         cls_token_id: int = 1,
         tokenizer_fingerprint: str | None = None,
+        panel_genes: list[str] | None = None,
+        query_unseen: bool = False,
+        max_queries: int | None = None,
+        panel_seed: int = 0,
+        base_model: str | None = None,
+        training_samples_hash: dict | None = None,
+        adaptation: dict | None = None,
         **kwargs,
     ):
         if hidden_size % num_attention_heads != 0:
@@ -114,6 +136,13 @@ class GexBertConfig(PretrainedConfig):
         self.survival_ties = survival_ties
         self.cls_token_id = cls_token_id
         self.tokenizer_fingerprint = tokenizer_fingerprint
+        self.panel_genes = list(panel_genes) if panel_genes is not None else None
+        self.query_unseen = query_unseen
+        self.max_queries = max_queries
+        self.panel_seed = panel_seed
+        self.base_model = base_model
+        self.training_samples_hash = training_samples_hash
+        self.adaptation = adaptation
 
     @property
     def level_vocab_size(self) -> int:

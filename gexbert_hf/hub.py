@@ -1,21 +1,14 @@
-"""Sharing: Auto-class registration, the remote-code `auto_map`, and the model card every checkpoint carries.
+"""Sharing: Auto-class registration (run on `import gexbert_hf`) and the model-card helpers of the package.
 
-How the card gets into a checkpoint: the model file travels as remote code and so imports nothing of this package,
-and transformers has no save hook that writes a model card, or copies the remote code of a head without an Auto class
-(survival). So `GexBertPreTrainedModel` declares two empty hooks, `checkpoint_completer` and `hub_uploader`, and
-`register_auto_classes` (run on `import gexbert_hf`) fills them with `complete_checkpoint` and `push_checkpoint`:
-every `save_pretrained` (ours, the Trainer's, a user's) and `push_to_hub` of a GexBERT then carries the card, the
-full `auto_map` and the remote code, with no import from the model file back into the package. Loaded as remote code
-without the package, the hooks stay empty and transformers' own save and upload apply.
+What a saved checkpoint carries besides its weights (model card, full `auto_map`, remote code) is written by
+`GexBertPreTrainedModel.save_pretrained` itself, from `checkpoint_gexbert` (which travels as remote code): a save
+is the same whether or not this module was imported, and whether the model came from the package or as remote code.
+The names below re-export it for the package's commands (`gexbert export` renders the card with fine-tuning metrics).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-import tempfile
-from importlib import resources
 from pathlib import Path
 
 from transformers import (
@@ -24,15 +17,25 @@ from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
-    PreTrainedModel,
 )
 
+from .checkpoint_gexbert import (
+    AUTO_MAP,
+    FINETUNE_METRICS_NAME,
+    REMOTE_CODE_FILES,
+    USAGE_EXAMPLES,
+    complete_checkpoint,
+    metrics_section,
+    panel_section,
+    push_checkpoint,
+    render_model_card,
+    usage_example,
+)
 from .configuration_gexbert import GexBertConfig
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertModel,
-    GexBertPreTrainedModel,
 )
 from .tokenization_gexbert import AUTO_CLASS as TOKENIZER_AUTO_CLASS
 from .tokenization_gexbert import GexBertTokenizer
@@ -44,59 +47,6 @@ AUTO_CLASSES = {
     "AutoModelForMaskedLM": GexBertForMaskedExpression,
     "AutoModelForSequenceClassification": GexBertForSequenceClassification,
 }
-MODEL_CARD_TEMPLATE = "model_card.md"
-# The tokenizer travels too (with its siblings and the errors it raises), so a checkpoint turns a table into inputs
-# without the package.
-REMOTE_CODE_FILES = ("configuration_gexbert.py", "modeling_gexbert.py", "tokenization_gexbert.py", "errors_gexbert.py",
-                     "expression_input_gexbert.py", "levels_gexbert.py", "inputs_gexbert.py")
-FINETUNE_METRICS_NAME = "finetune_metrics.json"  # written by `gexbert finetune` beside the model it saves
-_LOAD = """checkpoint = "path/to/this/folder"  # or its hub repo id
-tokenizer = GexBertTokenizer.from_pretrained(checkpoint)"""
-# One usage example per head: what this checkpoint is for (prediction for a classifier, imputation for pretraining).
-USAGE_EXAMPLES = {
-    "GexBertForMaskedExpression": f"""```python
-from gexbert_hf import GexBertTokenizer, GexBertForMaskedExpression, embed, impute
-
-{_LOAD}
-model = GexBertForMaskedExpression.from_pretrained(checkpoint)
-filled, uncertainty = impute(model, tokenizer, expression_df)  # samples x genes, NaN = missing
-embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
-```
-
-Command line: `gexbert impute --model CHECKPOINT --input expression.tsv --output filled.tsv`.""",
-    "GexBertForSequenceClassification": f"""```python
-from gexbert_hf import GexBertTokenizer, GexBertForSequenceClassification
-from gexbert_hf import predict
-
-{_LOAD}
-model = GexBertForSequenceClassification.from_pretrained(checkpoint)
-predictions = predict(model, tokenizer, expression_df)  # columns: predicted, probability_<label>
-```
-
-Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output predictions.csv` (it first
-prints the genes the model needs). `AutoModelForSequenceClassification.from_pretrained(checkpoint)` (after
-`import gexbert_hf`, or with `trust_remote_code=True`) loads the same classifier; its inputs come from the
-tokenizer above.""",
-    "GexBertForSurvival": f"""```python
-from gexbert_hf import GexBertTokenizer, GexBertForSurvival
-from gexbert_hf import predict
-
-{_LOAD}
-model = GexBertForSurvival.from_pretrained(checkpoint)
-risk = predict(model, tokenizer, expression_df)["risk"]  # Cox log hazard ratio, higher = earlier event
-```
-
-Command line: `gexbert predict --model CHECKPOINT --input expression.tsv --output risk.csv`.""",
-    "GexBertModel": f"""```python
-from gexbert_hf import GexBertTokenizer, GexBertModel, embed
-
-{_LOAD}
-model = GexBertModel.from_pretrained(checkpoint)
-embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
-```""",
-}
-REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint, trust_remote_code=True)` loads the "
-                    "encoder from the model files shipped in this folder.")
 
 
 def register_auto_classes() -> None:
@@ -110,76 +60,12 @@ def register_auto_classes() -> None:
     GexBertTokenizer.register_for_auto_class(TOKENIZER_AUTO_CLASS)
     for auto_class, model_class in AUTO_CLASSES.items():
         model_class.register_for_auto_class(auto_class)
-    GexBertPreTrainedModel.checkpoint_completer = complete_checkpoint  # see the module doc
-    GexBertPreTrainedModel.hub_uploader = push_checkpoint
 
 
 def full_auto_map() -> dict[str, str]:
     """Every Auto class a GexBERT checkpoint answers to, so any head's checkpoint loads as any other via remote
     code (`AutoModel.from_pretrained(dir_of_a_classifier, trust_remote_code=True)` gives the encoder)."""
-    auto_map = {"AutoConfig": "configuration_gexbert.GexBertConfig"}
-    auto_map.update({auto: f"modeling_gexbert.{model.__name__}" for auto, model in AUTO_CLASSES.items()})
-    auto_map.update(GexBertTokenizer.auto_class_entry()["auto_map"])
-    return auto_map
-
-
-def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = None, metrics: dict | None = None) -> str:
-    """`model_card.md` with the checkpoint's own facts filled in (architecture, size, genes, levels), a usage
-    example for its head, its gene panel and, when given, its fine-tuning metrics (`finetune_metrics.json`)."""
-    template = resources.files("gexbert_hf").joinpath(MODEL_CARD_TEMPLATE).read_text()
-    config = model.config
-    classifier = isinstance(model, GexBertForSequenceClassification)
-    values = {
-        "model_class": type(model).__name__,
-        "num_parameters": f"{model.num_parameters():,}",
-        "num_genes": str(config.vocab_size - 2),
-        "num_levels": str(config.num_levels),
-        "hidden_size": str(config.hidden_size),
-        "num_hidden_layers": str(config.num_hidden_layers),
-        "num_attention_heads": str(config.num_attention_heads),
-        "value_embedding": config.value_embedding,
-        "pooling": config.pooling,
-        "labels": ", ".join(config.id2label[i] for i in sorted(config.id2label)) if classifier else "none",
-        "usage": usage_example(type(model).__name__),
-        "panel": panel_section(config),
-        "metrics": metrics_section(metrics),
-    }
-    values.update(extra or {})
-    for key, value in values.items():
-        template = template.replace("{{" + key + "}}", value)
-    return re.sub(r"\n{3,}", "\n\n", template)  # a section this checkpoint lacks leaves no gap
-
-
-def usage_example(model_class: str) -> str:
-    """The card's `Use` section: code that fits the head, then how to load it without the package."""
-    return USAGE_EXAMPLES.get(model_class, USAGE_EXAMPLES["GexBertModel"]) + "\n\n" + REMOTE_CODE_NOTE
-
-
-def panel_section(config) -> str:
-    """The genes a fine-tuned model reads (its `panel_genes`); nothing for a model that reads any gene."""
-    panel = getattr(config, "panel_genes", None)
-    if not panel:
-        return ""
-    queries = ("Every other vocabulary gene enters as a MASK query (restored, not read). "
-               if getattr(config, "query_unseen", False) else "")
-    return (f"## Gene panel\n\nThis model was fine-tuned on a panel of {len(panel)} genes and reads only these "
-            f"genes; those an input lacks count as not measured. {queries}The list is also in `config.json` "
-            f"(`panel_genes`).\n\n<details><summary>{len(panel)} panel genes</summary>\n\n"
-            f"{', '.join(map(str, panel))}\n\n</details>")
-
-
-def metrics_section(metrics: dict | None) -> str:
-    """`finetune_metrics.json` (`{split: {metric: value}}`) as a table; speed counters are left out."""
-    rows = [(split, name, value) for split, values in (metrics or {}).items() if isinstance(values, dict)
-            for name, value in values.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and "runtime" not in name and "per_second" not in name]
-    if not rows:
-        return ""
-    table = "\n".join(f"| {split} | {name} | {value:.4f} |" for split, name, value in rows)
-    return (f"## Fine-tuning metrics\n\nAs measured by `gexbert finetune` (`{FINETUNE_METRICS_NAME}`, shipped beside "
-            "this card): `validation` is the best epoch on the validation samples, `test` the held-out test split."
-            f"\n\n| split | metric | value |\n|---|---|---|\n{table}")
+    return dict(AUTO_MAP)
 
 
 def read_finetune_metrics(directory: str | Path) -> dict | None:
@@ -188,44 +74,8 @@ def read_finetune_metrics(directory: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def complete_checkpoint(model: PreTrainedModel, save_directory: str | Path) -> None:
-    """After `save_pretrained`: README.md from the model card, the full `auto_map`, and the remote-code files, so
-    that every head (survival included, which has no Auto class to trigger the copy) and the tokenizer travel."""
-    directory = Path(save_directory)
-    (directory / "README.md").write_text(render_model_card(model))
-    package = resources.files("gexbert_hf")
-    for name in REMOTE_CODE_FILES:
-        target = directory / name
-        if not target.exists():
-            target.write_text(package.joinpath(name).read_text())
-    config_path = directory / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text())
-        config["auto_map"] = full_auto_map()
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def push_checkpoint(
-    model: PreTrainedModel,
-    repo_id: str,
-    tokenizer=None,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload GexBERT model",
-    revision: str | None = None,
-    create_pr: bool = False,
-) -> object:
-    """Upload model (safetensors, remote code, model card) and tokenizer with the standard hub client.
-
-    transformers' own `push_to_hub` replaces README.md with a generic card fetched from the hub; this keeps ours.
-    """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                                 revision=revision, create_pr=create_pr)
+__all__ = [
+    "AUTO_CLASSES", "AUTO_MAP", "FINETUNE_METRICS_NAME", "REMOTE_CODE_FILES", "USAGE_EXAMPLES", "complete_checkpoint",
+    "full_auto_map", "metrics_section", "panel_section", "push_checkpoint", "read_finetune_metrics",
+    "register_auto_classes", "render_model_card", "usage_example",
+]

@@ -1,28 +1,50 @@
 """GexBERT: a set transformer autoencoder over bulk expression profiles (Jiang & Hassanpour, 2025).
 
 A sample is a set of tokens, one per measured gene: gene-identity embedding + expression embedding, no positions.
-Reads top to bottom: embeddings -> attention -> layer -> encoder -> PreTrainedModel -> base model -> heads.
-This file travels with every checkpoint as hub remote code, so it imports only torch, transformers and the config.
+Reads top to bottom in the shape of transformers' BERT / ESM: embeddings -> attention -> layer -> encoder ->
+PreTrainedModel -> base model -> heads. Every forward takes transformers' keyword arguments (`TransformersKwargs`)
+and passes them on; hidden states and attention weights are recorded by transformers' output capturing
+(`_can_record_outputs`), `return_dict=False` tuples come from `can_return_tuple`.
+This file travels with every checkpoint as hub remote code, so it imports only torch, transformers and its siblings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput, logging
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from .checkpoint_gexbert import complete_checkpoint, push_checkpoint
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, PAD_LEVEL_ID, GexBertConfig
 
-logger = logging.get_logger(__name__)
+# What a forward accepts beyond its named inputs. transformers hands unknown keywords on to the attention function,
+# which ignores them, so a misspelt `atention_mask` would run unmasked without a word: GexBERT refuses them by name.
+FORWARD_KWARGS = frozenset(TransformersKwargs.__optional_keys__ | TransformersKwargs.__required_keys__)
+# The targets of every GexBERT head: a head ignores the others' (one fine-tuning batch carries each sample's labels,
+# survival time and event, whichever head reads it).
+TARGET_NAMES = frozenset({"labels", "value_labels", "survival_time", "event"})
+
+
+def forward_kwargs(model: nn.Module, kwargs: dict) -> dict:
+    """`kwargs` without other heads' targets; `TypeError` naming any keyword that is neither a named input, a
+    GexBERT target nor a `TransformersKwargs` key."""
+    unknown = sorted(set(kwargs) - FORWARD_KWARGS - TARGET_NAMES)
+    if unknown:
+        raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword argument(s) "
+                        f"{', '.join(map(repr, unknown))}; it takes input_ids, level_ids, values, attention_mask, the "
+                        f"targets {', '.join(sorted(TARGET_NAMES))} and transformers' {', '.join(sorted(FORWARD_KWARGS))}")
+    return {key: value for key, value in kwargs.items() if key not in TARGET_NAMES}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -116,7 +138,7 @@ def eager_attention_forward(
     attention_mask: torch.Tensor | None,
     scaling: float,
     dropout: float = 0.0,
-    **kwargs,
+    **kwargs: Unpack[TransformersKwargs],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain softmax attention; the only implementation that can return the attention weights."""
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
@@ -131,8 +153,9 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
-class GexBertSelfAttention(nn.Module):
-    """Multi-head self-attention dispatched through transformers' attention interface (sdpa, eager, custom)."""
+class GexBertAttention(nn.Module):
+    """Multi-head self-attention: query/key/value projection, the attention function transformers' interface picks
+    (`config._attn_implementation`: sdpa, eager, ...), output projection."""
 
     def __init__(self, config: GexBertConfig):
         super().__init__()
@@ -140,33 +163,26 @@ class GexBertSelfAttention(nn.Module):
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
-        self.is_causal = False
-        # One fused projection: three small matmuls cost more than one on CPU and GPU alike.
+        self.is_causal = False  # a profile is a set: every gene sees every gene
+        self.dropout = config.attention_probs_dropout_prob
+        # Query, key and value in one fused projection (rows q | k | v): three small matmuls cost more than one on
+        # CPU and GPU alike. The weight name `qkv` is what the shipped checkpoints hold.
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        attn_implementation: str | None = None,
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            attn_implementation or self.config._attn_implementation, eager_attention_forward
-        )
+        # sdpa never materialises attention weights: a pass that records them runs eager
+        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.dropout_p if self.training else 0.0,
-            scaling=self.scaling,
-            is_causal=False,
+            self, query, key, value, attention_mask,
+            dropout=self.dropout if self.training else 0.0, scaling=self.scaling, **kwargs,
         )
         return self.output(attn_output.reshape(batch, length, -1)), attn_weights
 
@@ -177,7 +193,7 @@ class GexBertLayer(GradientCheckpointingLayer):
     def __init__(self, config: GexBertConfig):
         super().__init__()
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = GexBertSelfAttention(config)
+        self.attention = GexBertAttention(config)
         self.feed_forward_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation = ACT2FN[config.hidden_act]
@@ -185,21 +201,17 @@ class GexBertLayer(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        attn_implementation: str | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, attn_weights = self.attention(
-            self.attention_norm(hidden_states), attention_mask, attn_implementation=attn_implementation
-        )
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attended, _ = self.attention(self.attention_norm(hidden_states), attention_mask, **kwargs)
         hidden_states = hidden_states + self.dropout(attended)
         feed_forward = self.feed_forward_output(self.activation(self.intermediate(self.feed_forward_norm(hidden_states))))
-        return hidden_states + self.dropout(feed_forward), attn_weights
+        return hidden_states + self.dropout(feed_forward)
 
 
 class GexBertEncoder(nn.Module):
-    """A stack of layers; collects hidden states and attention weights only when asked."""
+    """A stack of layers and the final LayerNorm (pre-LN blocks leave their sum unnormalised)."""
 
     def __init__(self, config: GexBertConfig, num_layers: int):
         super().__init__()
@@ -208,27 +220,12 @@ class GexBertEncoder(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> BaseModelOutputWithPooling:
-        # sdpa never materialises attention weights; asking for them switches this call to eager.
-        attn_implementation = "eager" if output_attentions else None
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
         for layer in self.layer:
-            hidden_states, attn_weights = layer(hidden_states, attention_mask, attn_implementation)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (attn_weights,)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=self.final_norm(hidden_states),
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
-        )
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
+        return BaseModelOutput(last_hidden_state=self.final_norm(hidden_states))
 
 
 def expand_attention_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -250,33 +247,49 @@ class GexBertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "gexbert"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # The losses are means over their own targets (no `num_items_in_batch`), so the Trainer must scale them for
+    # gradient accumulation itself.
+    accepts_loss_kwargs = False
     _supports_sdpa = True
     _supports_attention_backend = True
     _no_split_modules = ["GexBertEmbeddings", "GexBertLayer"]
+    # The encoder's, as before the output capturing: hidden_states[0] the embeddings, then each layer's output
+    # (the last one before `final_norm`, see `GexBertModel.forward`).
+    _can_record_outputs = {"hidden_states": GexBertLayer, "attentions": OutputRecorder(GexBertAttention, index=1)}
 
-    # Filled by `gexbert_hf.hub` when the package is imported (this file imports nothing of it: it travels as remote
-    # code): what completes a saved checkpoint (model card, full auto_map, remote code) and what uploads one with its
-    # card. As remote code without the package both stay None and transformers' own behaviour applies.
-    checkpoint_completer: ClassVar[Callable | None] = None
-    hub_uploader: ClassVar[Callable | None] = None
+    # What `save_pretrained` writes after transformers' files (model card, full `auto_map`, remote code): set here,
+    # not by any import, so a save is the same with or without the package. A class attribute so that a caller can
+    # swap it (a test simulating a full disk); it is called as `checkpoint_completer(model, save_directory)`.
+    checkpoint_completer = complete_checkpoint
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Normal(0, `initializer_range`) weights and zero biases for linear maps and embeddings (the padding row
+        zeroed), unit LayerNorms; the `transformers.initialization` functions skip weights loaded from a checkpoint."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Standard `save_pretrained`, then `checkpoint_completer` (the model card) where the package set one."""
+        """transformers' `save_pretrained`, then the model card, the full `auto_map` and the remote code."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if self.checkpoint_completer is not None and kwargs.get("is_main_process", True):
+        if kwargs.get("is_main_process", True):
             self.checkpoint_completer(save_directory)
 
-    def push_to_hub(self, repo_id: str, *args, tokenizer=None, **kwargs):
-        """Standard hub upload, or `hub_uploader` where the package set one (keeps the card, uploads `tokenizer`)."""
-        if self.hub_uploader is None:
-            return super().push_to_hub(repo_id, *args, **kwargs)
-        return self.hub_uploader(repo_id, tokenizer=tokenizer, **kwargs)
-
-    def _encode(self, input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions
-                ) -> BaseModelOutputWithPooling:
-        """A head's pass through its encoder, always as a `ModelOutput` (the head decides what it returns)."""
-        return self.gexbert(input_ids, level_ids, values, attention_mask, output_hidden_states=output_hidden_states,
-                            output_attentions=output_attentions, return_dict=True)
+    def push_to_hub(self, repo_id: str, *, tokenizer=None, **kwargs):
+        """Upload weights, remote code, this model's card and, when given, `tokenizer` (transformers' own upload
+        would replace the card with a generic one). Options: `private`, `token`, `commit_message`, `revision`,
+        `create_pr`."""
+        return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -311,31 +324,28 @@ class GexBertModel(GexBertPreTrainedModel):
         weights = weights.unsqueeze(-1)
         return (last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
+    # hidden_states[-1] stays the last layer's output before `final_norm` (what every release returned); the
+    # normalised one is `last_hidden_state`
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
-    ) -> BaseModelOutputWithPooling | tuple:
+        attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPooling:
         r"""
         input_ids: `(batch, genes)` gene ids, position 0 being the CLS token (the tokenizer adds it).
         level_ids: `(batch, genes)` expression level ids (special ids below `LEVEL_OFFSET`: PAD, MISSING, MASK).
         values: `(batch, genes)` standardised values; used by the continuous value embedding.
         attention_mask: `(batch, genes)` 1 for real tokens, 0 for padding.
         """
+        kwargs = forward_kwargs(self, kwargs)
         if input_ids.shape != level_ids.shape:
             raise ValueError(f"input_ids {tuple(input_ids.shape)} and level_ids {tuple(level_ids.shape)} differ")
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if kwargs.get("output_attentions") is None:  # the config's choice reaches the attention layers too
+            kwargs["output_attentions"] = self.config.output_attentions
         embeddings = self.embeddings(input_ids, level_ids, values)
-        encoded = self.encoder(
-            embeddings,
-            expand_attention_mask(attention_mask),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        encoded.pooler_output = self.pool(encoded.last_hidden_state, attention_mask)
-        return encoded if return_dict else encoded.to_tuple()
+        encoded = self.encoder(embeddings, expand_attention_mask(attention_mask), **kwargs)
+        return BaseModelOutputWithPooling(last_hidden_state=encoded.last_hidden_state,
+                                          pooler_output=self.pool(encoded.last_hidden_state, attention_mask))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -354,28 +364,37 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         self.value_head = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-        value_labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None, return_dict: bool | None = None, **kwargs,
-    ) -> MaskedExpressionOutput | tuple:
+        value_labels: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedExpressionOutput:
         r"""
         labels: `(batch, genes)` target level index in `[0, num_levels)`, -100 where there is no target.
         value_labels: `(batch, genes)` target standardised value, NaN where there is no target.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        kwargs = forward_kwargs(self, kwargs)
         if self.config.encoder_skips_queries:
-            outputs, decoded = self._encode_measured_then_decode(
-                input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+            outputs, decoded = self._encode_measured_then_decode(input_ids, level_ids, values, attention_mask, **kwargs)
         else:
-            outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+            outputs = self.gexbert(input_ids, level_ids, values, attention_mask, return_dict=True, **kwargs)
             decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
         level_logits = self.level_head(decoded)
         value_predictions = self.value_head(decoded).squeeze(-1)
+        loss, level_loss, value_loss = self._restoration_loss(level_logits, value_predictions, labels, value_labels)
+        return MaskedExpressionOutput(
+            loss=loss, level_loss=level_loss, value_loss=value_loss, level_logits=level_logits,
+            value_predictions=value_predictions, pooler_output=outputs.pooler_output,
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+        )
 
+    def _restoration_loss(self, level_logits: torch.Tensor, value_predictions: torch.Tensor,
+                          labels: torch.Tensor | None, value_labels: torch.Tensor | None) -> tuple:
+        """(loss, level loss, value loss): level cross-entropy + `regression_loss_weight` * value MSE over the
+        target tokens; without any target a zero that still carries a gradient path (DDP ranks stay in step)."""
         loss = level_loss = value_loss = None
-        if labels is not None:  # without any target: a zero loss that still carries a gradient path
+        if labels is not None:
             level_loss = nn.functional.cross_entropy(
                 level_logits.float().reshape(-1, self.config.num_levels), labels.reshape(-1), ignore_index=-100
             ) if bool((labels != -100).any()) else level_logits.sum() * 0.0
@@ -386,16 +405,11 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
                           if bool(has_target.any()) else value_predictions.sum() * 0.0)
             weighted = self.config.regression_loss_weight * value_loss
             loss = weighted if loss is None else loss + weighted
+        return loss, level_loss, value_loss
 
-        output = MaskedExpressionOutput(
-            loss=loss, level_loss=level_loss, value_loss=value_loss, level_logits=level_logits,
-            value_predictions=value_predictions, pooler_output=outputs.pooler_output,
-            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
-        )
-        return output if return_dict else output.to_tuple()
-
-    def _encode_measured_then_decode(self, input_ids, level_ids, values, attention_mask, output_hidden_states,
-                                     output_attentions) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
+    def _encode_measured_then_decode(self, input_ids, level_ids, values, attention_mask,
+                                     **kwargs: Unpack[TransformersKwargs]
+                                     ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
         """MAE layout: the encoder reads only CLS and the measured tokens, so its cost shrinks with the masked share;
         the MASK queries (their input embeddings) join the encoded tokens in the decoder. Each row is reordered
         measured | queries | padding (a stable sort keeps CLS first), the encoder takes the leading columns, and the
@@ -408,8 +422,8 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
         counts = (real & ~query).sum(1)
         width = int(counts.max())
         measured = torch.arange(ids.shape[1], device=ids.device) < counts[:, None]  # in the reordered rows
-        outputs = self._encode(ids[:, :width], levels[:, :width], None if vals is None else vals[:, :width],
-                               measured[:, :width].long(), output_hidden_states, output_attentions)
+        outputs = self.gexbert(ids[:, :width], levels[:, :width], None if vals is None else vals[:, :width],
+                               measured[:, :width].long(), return_dict=True, **kwargs)
         encoded = nn.functional.pad(outputs.last_hidden_state, (0, 0, 0, ids.shape[1] - width))
         tokens = torch.where(measured.unsqueeze(-1), encoded, self.gexbert.embeddings(ids, levels, vals))
         decoded = self.decoder(tokens, expand_attention_mask(real.gather(1, order))).last_hidden_state
@@ -427,34 +441,34 @@ class GexBertForSequenceClassification(GexBertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
-        return_dict: bool | None = None, **kwargs,
-    ) -> SequenceClassifierOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        kwargs = forward_kwargs(self, kwargs)
+        outputs = self.gexbert(input_ids, level_ids, values, attention_mask, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
-        loss = None
-        if labels is not None:
-            if self.config.problem_type is None:
-                if self.num_labels == 1:
-                    self.config.problem_type = "regression"
-                elif labels.dtype in (torch.long, torch.int):
-                    self.config.problem_type = "single_label_classification"
-                else:
-                    self.config.problem_type = "multi_label_classification"
-            if self.config.problem_type == "regression":
-                loss = nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float())
-            elif self.config.problem_type == "single_label_classification":
-                loss = nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        output = SequenceClassifierOutput(
+        loss = None if labels is None else self._classification_loss(logits, labels)
+        return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return output if return_dict else output.to_tuple()
+
+    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """BERT's choice: regression for one label, cross-entropy for integer labels, else multi-label BCE."""
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            return nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float())
+        if self.config.problem_type == "single_label_classification":
+            return nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
 def cox_partial_log_likelihood_loss(
@@ -500,24 +514,23 @@ class GexBertForSurvival(GexBertPreTrainedModel):
         self.risk_head = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self, input_ids: torch.Tensor, level_ids: torch.Tensor, values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         survival_time: torch.Tensor | None = None, event: torch.Tensor | None = None,  # the targets
-        output_hidden_states: bool | None = None, output_attentions: bool | None = None,
-        return_dict: bool | None = None, **kwargs,
-    ) -> SurvivalOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SurvivalOutput:
         r"""
         survival_time: `(batch,)` follow-up time; event: `(batch,)` 1 = event observed, 0 = censored.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self._encode(input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions)
+        kwargs = forward_kwargs(self, kwargs)
+        outputs = self.gexbert(input_ids, level_ids, values, attention_mask, return_dict=True, **kwargs)
         risk = self.risk_head(self.dropout(outputs.pooler_output)).squeeze(-1)
         loss = None
         if survival_time is not None and event is not None:
             loss = cox_partial_log_likelihood_loss(risk, survival_time, event, ties=self.config.survival_ties)
-        output = SurvivalOutput(loss=loss, risk=risk, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-        return output if return_dict else output.to_tuple()
+        return SurvivalOutput(loss=loss, risk=risk, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
 
 __all__ = [

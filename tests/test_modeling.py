@@ -187,20 +187,146 @@ def test_masked_expression_output_carries_the_encoders_pooled_embedding(tiny_con
         torch.testing.assert_close(model(**inputs).pooler_output, encoder(**inputs).pooler_output)
 
 
-def test_the_model_file_imports_only_torch_transformers_and_the_config():
-    """It travels as remote code: nothing of the package (no hub, no inference, no numpy metrics) may be imported,
-    not even lazily inside a method."""
+def _imports(path) -> set[str]:
+    """Top-level modules a file imports (relative ones with their dots), lazy imports inside functions included."""
     import ast
-    from pathlib import Path
 
-    import gexbert_hf
-
-    source = (Path(gexbert_hf.__file__).parent / "modeling_gexbert.py").read_text()
     imported = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add("." * node.level + (node.module or "").split(".")[0])
-    assert imported <= {"__future__", "collections", "dataclasses", "typing", "torch", "transformers",
-                        ".configuration_gexbert"}, imported
+    return imported
+
+
+def test_the_model_file_imports_only_torch_transformers_and_its_siblings():
+    """It travels as remote code: nothing of the package (no hub, no inference, no numpy metrics) may be imported,
+    not even lazily inside a method; its checkpoint sibling only the standard library and the hub client."""
+    import sys
+    from pathlib import Path
+
+    import gexbert_hf
+
+    package = Path(gexbert_hf.__file__).parent
+    assert _imports(package / "modeling_gexbert.py") <= {
+        "__future__", "collections", "dataclasses", "typing", "torch", "transformers", "numpy",
+        ".configuration_gexbert", ".checkpoint_gexbert"}
+    sibling = _imports(package / "checkpoint_gexbert.py") - {"huggingface_hub"}
+    assert all(name in sys.stdlib_module_names for name in sibling), sibling
+
+
+NEW_CONFIG_FIELDS = {"panel_genes": None, "query_unseen": False, "max_queries": None, "panel_seed": 0,
+                     "base_model": None, "training_samples_hash": None, "adaptation": None}
+
+
+@pytest.mark.parametrize("name", ["tcga31-mirna", "tcga13-mrna"])
+def test_a_config_json_without_the_newer_fields_loads_with_their_defaults(name):
+    """The shipped config.json files predate these fields: they load, with each field at its declared default."""
+    import json
+
+    from gexbert_hf import pretrained_path
+
+    directory = pretrained_path(name)
+    saved = json.loads((directory / "config.json").read_text())
+    assert not set(NEW_CONFIG_FIELDS) & set(saved)  # the premise: an old config
+    config = GexBertConfig.from_pretrained(directory)
+    assert {key: getattr(config, key) for key in NEW_CONFIG_FIELDS} == NEW_CONFIG_FIELDS
+
+
+def test_every_config_field_is_declared_documented_and_round_trips(tmp_path):
+    import inspect
+
+    declared = set(inspect.signature(GexBertConfig.__init__).parameters) - {"self", "kwargs"}
+    assert set(NEW_CONFIG_FIELDS) <= declared
+    for name in declared:
+        assert f"{name} (`" in GexBertConfig.__doc__, f"{name} is not documented in the GexBertConfig docstring"
+    values = {"panel_genes": ["TP53", "BRCA1"], "query_unseen": True, "max_queries": 50, "panel_seed": 7,
+              "base_model": "tcga13-mrna", "training_samples_hash": {"salt": "s", "hashes": ["ab", "cd"]},
+              "adaptation": {"epochs": 2, "learning_rate": 1e-4}}
+    GexBertConfig(**values).save_pretrained(tmp_path)
+    loaded = GexBertConfig.from_pretrained(tmp_path)
+    assert {key: getattr(loaded, key) for key in values} == values
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# transformers' forward conventions: keyword arguments, tuples, recorded outputs
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model_class", [GexBertModel, GexBertForMaskedExpression, GexBertForSequenceClassification,
+                                         GexBertForSurvival])
+def test_a_misspelt_keyword_argument_is_refused_by_name(tiny_config, inputs, model_class):
+    model = _model(model_class, tiny_config)
+    misspelt = {**inputs, "atention_mask": inputs.pop("attention_mask")}
+    with pytest.raises(TypeError, match=f"{model_class.__name__}.forward.*'atention_mask'"):
+        model(**misspelt)
+
+
+@pytest.mark.parametrize("model_class", [GexBertModel, GexBertForMaskedExpression, GexBertForSequenceClassification,
+                                         GexBertForSurvival])
+def test_return_dict_false_gives_the_same_tensors_as_a_tuple(tiny_config, inputs, model_class):
+    model = _model(model_class, tiny_config)
+    with torch.no_grad():
+        as_output = model(**inputs, output_hidden_states=True)
+        as_tuple = model(**inputs, output_hidden_states=True, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_output.to_tuple())
+    for a, b in zip(as_output.to_tuple(), as_tuple):
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            assert torch.equal(x, y)
+
+
+def test_hidden_states_and_attentions_come_from_the_encoder_on_request(tiny_config, inputs):
+    """Per layer, from transformers' output capturing: the embeddings, each layer's output (the last one before
+    the final norm), and eager attention weights even where the model runs sdpa; the decoder is not recorded."""
+    tiny_config._attn_implementation = "sdpa"
+    model = _model(GexBertForMaskedExpression, tiny_config)
+    with torch.no_grad():
+        outputs = model(**inputs, output_hidden_states=True, output_attentions=True)
+        plain = model(**inputs)
+        embeddings = model.gexbert.embeddings(inputs["input_ids"], inputs["level_ids"], inputs["values"])
+    layers = tiny_config.num_hidden_layers
+    assert len(outputs.hidden_states) == layers + 1 and len(outputs.attentions) == layers
+    assert torch.equal(outputs.hidden_states[0], embeddings)
+    torch.testing.assert_close(model.gexbert.encoder.final_norm(outputs.hidden_states[-1]),
+                               model.gexbert(**inputs).last_hidden_state)
+    torch.testing.assert_close(outputs.level_logits, plain.level_logits, atol=1e-5, rtol=1e-5)
+    assert plain.hidden_states is None and plain.attentions is None
+
+
+def test_the_config_can_ask_for_attentions(tiny_config, inputs):
+    tiny_config.output_attentions = True
+    model = _model(GexBertModel, tiny_config)
+    with torch.no_grad():
+        attentions = model(**inputs).attentions
+    assert len(attentions) == tiny_config.num_hidden_layers
+    torch.testing.assert_close(attentions[0].sum(-1), torch.ones(attentions[0].shape[:-1]))
+
+
+def test_the_trainer_scales_the_loss_for_gradient_accumulation_itself(tiny_config):
+    """The losses are means over their own targets: the model must not claim the Trainer's `num_items_in_batch`."""
+    for model_class in (GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertForSurvival):
+        assert model_class(tiny_config).accepts_loss_kwargs is False
+
+
+def test_weights_are_initialised_as_written_in_init_weights(tiny_config):
+    tiny_config.initializer_range = 0.5  # far from any default, so a skipped initialisation shows
+    model = _model(GexBertForMaskedExpression, tiny_config).requires_grad_(False)
+    embeddings = model.gexbert.embeddings
+    assert torch.equal(embeddings.gene_embeddings.weight[tiny_config.pad_token_id], torch.zeros(32))
+    assert abs(float(embeddings.gene_embeddings.weight[2:].std()) - 0.5) < 0.05
+    attention = model.gexbert.encoder.layer[0].attention
+    assert abs(float(attention.qkv.weight.std()) - 0.5) < 0.05 and not attention.qkv.bias.any()
+    norm = model.decoder.final_norm
+    assert torch.equal(norm.weight, torch.ones(32)) and not norm.bias.any()
+
+
+def test_a_head_ignores_the_targets_of_the_other_heads(tiny_config, inputs):
+    """One fine-tuning batch carries every target the samples have; each head reads its own."""
+    tiny_config.num_labels = 2
+    classifier = _model(GexBertForSequenceClassification, tiny_config)
+    survival = _model(GexBertForSurvival, tiny_config)
+    targets = {"labels": torch.tensor([0, 1, 0, 1, 1, 0]), "survival_time": torch.tensor([5.0, 3, 9, 1, 4, 4]),
+               "event": torch.tensor([1, 0, 1, 1, 0, 1])}
+    with torch.no_grad():
+        assert torch.equal(classifier(**inputs, **targets).loss, classifier(**inputs, labels=targets["labels"]).loss)
+        assert torch.equal(survival(**inputs, **targets).loss,
+                           survival(**inputs, survival_time=targets["survival_time"], event=targets["event"]).loss)

@@ -179,7 +179,7 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
         if not (path / "config.json").is_file():
             raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")
         config = load_config(head_class.config_class, path)
-        for key, value in config_overrides.items():  # new attributes too (the panel), which kwargs would refuse
+        for key, value in config_overrides.items():  # declared GexBertConfig fields (the panel) and head options
             setattr(config, key, value)
         return load_weights(head_class, path, config=config)
     if not isinstance(model, GexBertPreTrainedModel):
@@ -396,7 +396,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel, **output)
     summary = {"validation": result.metrics}
     if test is not None and len(test):
-        query = bool(getattr(result.model.config, "query_unseen", False))
+        query = result.model.config.query_unseen
         if args.task == "classify":
             probabilities = predict_classes(result.model, tokenizer, test, query_unseen=query)
             summary["test"] = ClassificationMetric().compute(predictions=probabilities,
