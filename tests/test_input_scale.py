@@ -89,17 +89,22 @@ def test_predict_and_embed_check_the_scale_too(model, tiny_config, embedded_toke
     assert len(predict(classifier, embedded_tokenizer, counts, scale_check="off")) == 20
 
 
-def _test_split(folder) -> pd.DataFrame:
+def _test_split(folder, limit: int | None = 300) -> pd.DataFrame:
     expression = pd.read_csv(folder / "expression.tsv.gz", sep="\t", index_col=0).T
     split = pd.read_csv(folder / "split.tsv", sep="\t", index_col=0)["split"]
-    return expression.loc[split.index[split == "test"].intersection(expression.index)[:300]]
+    return expression.loc[split.index[split == "test"].intersection(expression.index)[:limit]]
 
 
 def test_shipped_checkpoints_know_their_scale_on_real_data(shared_data_dir):
     _, mirna = load_model_and_tokenizer("tcga31-mirna")
     _, mrna = load_model_and_tokenizer("tcga13-mrna")
-    log2rpm = _test_split(shared_data_dir / "tcga31_mirna_log2rpm")
+    whole_test = _test_split(shared_data_dir / "tcga31_mirna_log2rpm", limit=None)
+    log2rpm = whole_test.iloc[:300]
     assert _verdict(mirna, log2rpm).status == "ok"
+    clinical = pd.read_csv(shared_data_dir / "tcga31_mirna_log2rpm" / "clinical.tsv", sep="\t", index_col=0)
+    for cancer_type in ("TGCT", "KICH", "BRCA"):  # one type of a pan-cancer model: the furthest, the narrowest
+        one_type = whole_test.loc[whole_test.index.intersection(clinical.index[clinical["cancer_type"] == cancer_type])]
+        assert _verdict(mirna, one_type).status == "ok", cancer_type
     assert _verdict(mirna, 2 ** log2rpm - 1).status == "wrong_scale"  # unlogged RPM
     assert _verdict(mirna, np.round((2 ** log2rpm - 1) * 20)).status == "wrong_scale"  # counts
     assert _verdict(mirna, log2rpm + 2.0).status == "shifted"  # another platform's offset: warn, point to adapt
