@@ -15,6 +15,18 @@ class OutputExistsError(GexBertError, FileExistsError):
     """An output path that already holds something the user wrote; nothing is overwritten without consent."""
 
 
+class OutputFormatError(GexBertError, ValueError):
+    """An output file named in a format the command cannot write (`--output out/`, `filled.xlsx`)."""
+
+
+class DeviceError(GexBertError, ValueError):
+    """A `--device` that is not one of cpu / cuda / auto, or names an accelerator this machine lacks."""
+
+
+class HubConnectionError(GexBertError, ConnectionError):
+    """The Hugging Face Hub cannot be reached (offline, `HF_HUB_OFFLINE=1`, no network): nothing was uploaded."""
+
+
 class TokenizerMismatchError(GexBertError, ValueError):
     """A tokenizer used with a model it was not made for (other genes, vocabulary size, levels or normalization)."""
 
@@ -27,5 +39,6 @@ class SplitArgumentError(GexBertError, ValueError):
     """A split that cannot be drawn as asked (a held-out fraction outside its range)."""
 
 
-__all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "ModelFileError", "NonFiniteOutputError", "OutputExistsError",
-           "SplitArgumentError", "TokenizerMismatchError", "one_line", "preview"]
+__all__ = ["ClinicalInputError", "DeviceError", "ExpressionInputError", "GexBertError", "HubConnectionError",
+           "ModelFileError", "NonFiniteOutputError", "OutputExistsError", "OutputFormatError", "SplitArgumentError",
+           "TokenizerMismatchError", "one_line", "preview"]

@@ -28,12 +28,14 @@ from transformers import (
 )
 
 from .configuration_gexbert import GexBertConfig
+from .errors import HubConnectionError, one_line
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertModel,
     GexBertPreTrainedModel,
 )
+from .pretrained import pretrained_path, shipped_name_of_fingerprint
 from .tokenization_gexbert import AUTO_CLASS as TOKENIZER_AUTO_CLASS
 from .tokenization_gexbert import GexBertTokenizer
 
@@ -95,6 +97,19 @@ model = GexBertModel.from_pretrained(checkpoint)
 embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
 ```""",
 }
+# what a head's forward returns, for the card's remote-code example
+REMOTE_OUTPUTS = {"GexBertForMaskedExpression": "level_logits, value_predictions",
+                  "GexBertForSequenceClassification": "logits (one per label)",
+                  "GexBertForSurvival": "risk (Cox log hazard ratio)",
+                  "GexBertModel": "last_hidden_state, pooler_output (the sample embedding)"}
+# the hub's task of each fine-tuned head, for the `model-index` its test scores are filed under
+MODEL_INDEX_TASKS = {"GexBertForSequenceClassification": ("tabular-classification", "tumour classification"),
+                     "GexBertForSurvival": ("tabular-regression", "survival risk (Cox)")}
+# what descends from a shipped checkpoint inherits: its weights come from TCGA patients' data
+LICENCE_LINES = "license: other\nlicense_name: tcga-research-use-only"
+DATA_TERMS = ("the weights derive from de-identified TCGA patient data released under TCGA's public consent and "
+              "data-use terms; use them for research only and respect the TCGA publication guidelines. The "
+              "package's apache-2.0 licence covers its code, not these weights.")
 REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint, trust_remote_code=True)` loads the "
                     "encoder from the model files shipped in this folder.")
 
@@ -125,11 +140,22 @@ def full_auto_map() -> dict[str, str]:
 
 def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = None, metrics: dict | None = None) -> str:
     """`model_card.md` with the checkpoint's own facts filled in (architecture, size, genes, levels), a usage
-    example for its head, its gene panel and, when given, its fine-tuning metrics (`finetune_metrics.json`)."""
+    example for its head, its gene panel and, when given, its fine-tuning metrics (`finetune_metrics.json`).
+
+    A model that descends from a shipped checkpoint (same tokenizer fingerprint) inherits its data terms (TCGA,
+    research use only: `license: other`, never apache-2.0) and, unless it is that checkpoint, names it as
+    `base_model`; test metrics go to the `model-index` of the front matter."""
     template = resources.files("gexbert_hf").joinpath(MODEL_CARD_TEMPLATE).read_text()
     config = model.config
     classifier = isinstance(model, GexBertForSequenceClassification)
+    parent, is_parent = lineage(model)
+    metrics = file_test_metrics(metrics)
     values = {
+        "license": LICENCE_LINES if parent else "license: apache-2.0",
+        "base_model": f"base_model: {parent}\nbase_model_relation: finetune" if parent and not is_parent else "",
+        "model_index": model_index(type(model).__name__, (metrics or {}).get("test")),
+        "remote_code": remote_code_example(type(model).__name__),
+        "lineage": lineage_section(parent, is_parent),
         "model_class": type(model).__name__,
         "num_parameters": f"{model.num_parameters():,}",
         "num_genes": str(config.vocab_size - 2),
@@ -146,8 +172,78 @@ def render_model_card(model: PreTrainedModel, extra: dict[str, str] | None = Non
     }
     values.update(extra or {})
     for key, value in values.items():
+        if not value:  # an empty front-matter line goes altogether
+            template = template.replace("{{" + key + "}}\n", "")
         template = template.replace("{{" + key + "}}", value)
     return re.sub(r"\n{3,}", "\n\n", template)  # a section this checkpoint lacks leaves no gap
+
+
+def lineage(model: PreTrainedModel) -> tuple[str | None, bool]:
+    """The shipped checkpoint `model` descends from (its tokenizer fingerprint), and whether it is that checkpoint
+    itself (loaded from its folder); `(None, False)` for a model of its own."""
+    parent = shipped_name_of_fingerprint(getattr(model.config, "tokenizer_fingerprint", None))
+    if parent is None:
+        return None, False
+    loaded_from = str(getattr(model, "name_or_path", "") or "")
+    return parent, bool(loaded_from) and Path(loaded_from).resolve() == pretrained_path(parent).resolve()
+
+
+def lineage_section(parent: str | None, is_parent: bool) -> str:
+    """The parent's own `Training data and provenance` (with its data terms), quoted from its shipped card."""
+    if parent is None:
+        return ""
+    card = (pretrained_path(parent) / "README.md").read_text()
+    match = re.search(r"## Training data and provenance\n(.*?)(?=\n## |\Z)", card, flags=re.S)
+    provenance = match.group(1).strip() if match else ""
+    what = "is the shipped checkpoint" if is_parent else "descends from the shipped checkpoint"
+    return (f"## Parent checkpoint and data terms\n\nThis model {what} `{parent}` (gexbert_hf) and carries its "
+            f"terms: {DATA_TERMS}\n\nThe parent's training data, as its card states it:\n\n{provenance}")
+
+
+def file_test_metrics(metrics: dict | None) -> dict | None:
+    """`finetune_metrics.json` with every `test_*` score under `test`: older runs filed them under `validation`."""
+    if not metrics:
+        return metrics
+    filed = {split: dict(values) for split, values in metrics.items() if isinstance(values, dict)}
+    for split, values in list(filed.items()):
+        if split == "test":
+            continue
+        for name in [name for name in values if name.startswith("test_")]:
+            filed.setdefault("test", {}).setdefault(name.removeprefix("test_"), values.pop(name))
+    return filed
+
+
+def model_index(model_class: str, test: dict | None) -> str:
+    """The `model-index` block of the front matter: the held-out test scores, as the hub reads them."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    task = MODEL_INDEX_TASKS.get(model_class)
+    scores = {name: value for name, value in (test or {}).items()
+              if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and "runtime" not in name and "per_second" not in name}
+    if task is None or not scores:
+        return ""
+    results = [EvalResult(task_type=task[0], task_name=task[1], dataset_type="tcga", dataset_name="held-out test split",
+                          dataset_split="test", metric_type=name, metric_value=float(value), metric_name=f"test {name}")
+               for name, value in scores.items()]
+    return ModelCardData(model_name=f"gexbert-{model_class}", eval_results=results).to_yaml().rstrip("\n")
+
+
+def remote_code_example(model_class: str) -> str:
+    """Loading this head without the package: the Auto class that matches it (survival has none: its class comes
+    from the shipped code through transformers' dynamic-module loader)."""
+    auto_class = next((auto for auto, model in AUTO_CLASSES.items() if model.__name__ == model_class), None)
+    if auto_class is None:
+        load = ('from transformers.dynamic_module_utils import get_class_from_dynamic_module\n\n'
+                f'model_class = get_class_from_dynamic_module("modeling_gexbert.{model_class}", checkpoint)\n'
+                'model = model_class.from_pretrained(checkpoint)')
+        imports = "from transformers import AutoFeatureExtractor"
+    else:
+        load = f"model = {auto_class}.from_pretrained(checkpoint, trust_remote_code=True)"
+        imports = f"from transformers import AutoFeatureExtractor, {auto_class}"
+    return (f"```python\n{imports}\n\ntokenizer = AutoFeatureExtractor.from_pretrained(checkpoint, "
+            f"trust_remote_code=True)  # the GexBERT tokenizer\n{load}\noutputs = model(**tokenizer(expression_df))"
+            f"  # {REMOTE_OUTPUTS[model_class]}\n```")
 
 
 def usage_example(model_class: str) -> str:
@@ -219,13 +315,33 @@ def push_checkpoint(
 
     transformers' own `push_to_hub` replaces README.md with a generic card fetched from the hub; this keeps ours.
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
+    if constants.HF_HUB_OFFLINE:
+        raise HubConnectionError(f"push_to_hub {repo_id}: offline mode is on (HF_HUB_OFFLINE=1), nothing was "
+                                 f"uploaded; {NOT_UPLOADED_HINT}")
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                                 revision=revision, create_pr=create_pr)
+    try:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(folder)
+            return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                                     revision=revision, create_pr=create_pr)
+    except Exception as error:
+        if not is_connection_failure(error):
+            raise
+        raise HubConnectionError(f"push_to_hub {repo_id}: the Hugging Face Hub cannot be reached "
+                                 f"({one_line(error)}); nothing was uploaded; {NOT_UPLOADED_HINT}") from None
+
+
+NOT_UPLOADED_HINT = "save it locally with `model.save_pretrained(folder)` or `gexbert export`, and push when online"
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """No route to the hub: offline mode, DNS, refused or timed-out connections (the hub client's HTTP library
+    raises its own transport errors, which are no `ConnectionError`)."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return isinstance(error, (ConnectionError, TimeoutError)) or bool(
+        names & {"TransportError", "ConnectError", "ConnectTimeout", "Timeout", "NetworkError"})

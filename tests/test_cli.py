@@ -16,7 +16,7 @@ from gexbert_hf import (
     GexBertForSurvival,
 )
 from gexbert_hf.cli import SUBCOMMANDS, main
-from gexbert_hf.files import sidecar_path
+from gexbert_hf.commands.common import sidecar_path
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_every_subcommand_prints_its_help(name, capsys):
 
 def test_no_switches_still_turn_their_option_off():
     from gexbert_hf.cli import make_parser
-    from gexbert_hf.files import ImputeArguments
+    from gexbert_hf.commands.impute import ImputeArguments
 
     parser = make_parser(ImputeArguments, "impute")
     required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]

@@ -165,7 +165,7 @@ def _run_without_package(script: str, tmp_path) -> subprocess.CompletedProcess:
 @pytest.fixture()
 def exported(tiny_config, embedded_tokenizer, tmp_path):
     """A masked-expression model and its tokenizer, saved then exported with `gexbert export`."""
-    from gexbert_hf.files import ExportArguments, export_model
+    from gexbert_hf.commands.export import ExportArguments, export_model
 
     torch.manual_seed(0)
     model = GexBertForMaskedExpression(tiny_config).eval()
