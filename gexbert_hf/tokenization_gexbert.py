@@ -185,7 +185,9 @@ class GexBertTokenizer(FeatureExtractionMixin):
     @cached_property
     def _genes_by_spelling(self) -> dict[str, str]:
         keys = [spelling_key(name) for name in self.genes]
-        shared = {key for key in keys if keys.count(key) > 1} if len(set(keys)) < len(keys) else set()
+        seen, shared = set(), set()
+        for key in keys:
+            (shared if key in seen else seen).add(key)
         return {key: name for key, name in zip(keys, self.genes) if key not in shared}
 
     def select_known(self, frame: pd.DataFrame, source: str = "expression matrix") -> pd.DataFrame:
