@@ -26,9 +26,15 @@ from .tokenization_gexbert import GexBertTokenizer
 
 register_auto_classes()
 
-# torch's DataLoader warns "'pin_memory' argument is set as true but no accelerator is found" on every epoch of a CPU
-# run of transformers' Trainer, whose default pins memory: nothing is wrong and there is nothing to do about it
-warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true but no accelerator", category=UserWarning)
+
+def _silence_expected_warnings() -> None:
+    """torch's DataLoader warns "'pin_memory' argument is set as true but no accelerator is found" on every epoch of
+    a CPU run of transformers' Trainer, whose default pins memory: nothing is wrong and there is nothing to do."""
+    warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true but no accelerator",
+                            category=UserWarning)
+
+
+_silence_expected_warnings()
 
 __version__ = "0.1.0"
 

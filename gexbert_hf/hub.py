@@ -223,7 +223,7 @@ def model_index(model_class: str, test: dict | None) -> str:
               and "runtime" not in name and "per_second" not in name}
     if task is None or not scores:
         return ""
-    results = [EvalResult(task_type=task[0], task_name=task[1], dataset_type="tcga", dataset_name="held-out test split",
+    results = [EvalResult(task_type=task[0], task_name=task[1], dataset_type="custom", dataset_name="held-out test split",
                           dataset_split="test", metric_type=name, metric_value=float(value), metric_name=f"test {name}")
                for name, value in scores.items()]
     return ModelCardData(model_name=f"gexbert-{model_class}", eval_results=results).to_yaml().rstrip("\n")
@@ -234,10 +234,10 @@ def remote_code_example(model_class: str) -> str:
     from the shipped code through transformers' dynamic-module loader)."""
     auto_class = next((auto for auto, model in AUTO_CLASSES.items() if model.__name__ == model_class), None)
     if auto_class is None:
-        load = ('from transformers.dynamic_module_utils import get_class_from_dynamic_module\n\n'
-                f'model_class = get_class_from_dynamic_module("modeling_gexbert.{model_class}", checkpoint)\n'
+        load = (f'model_class = get_class_from_dynamic_module("modeling_gexbert.{model_class}", checkpoint)\n'
                 'model = model_class.from_pretrained(checkpoint)')
-        imports = "from transformers import AutoFeatureExtractor"
+        imports = ("from transformers import AutoFeatureExtractor\n"
+                   "from transformers.dynamic_module_utils import get_class_from_dynamic_module")
     else:
         load = f"model = {auto_class}.from_pretrained(checkpoint, trust_remote_code=True)"
         imports = f"from transformers import AutoFeatureExtractor, {auto_class}"
