@@ -315,11 +315,9 @@ def push_checkpoint(
 
     transformers' own `push_to_hub` replaces README.md with a generic card fetched from the hub; this keeps ours.
     """
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
 
-    if constants.HF_HUB_OFFLINE:
-        raise HubConnectionError(f"push_to_hub {repo_id}: offline mode is on (HF_HUB_OFFLINE=1), nothing was "
-                                 f"uploaded; {NOT_UPLOADED_HINT}")
+    refuse_offline_push(repo_id)
     api = HfApi(token=token)
     try:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
@@ -334,6 +332,16 @@ def push_checkpoint(
             raise
         raise HubConnectionError(f"push_to_hub {repo_id}: the Hugging Face Hub cannot be reached "
                                  f"({one_line(error)}); nothing was uploaded; {NOT_UPLOADED_HINT}") from None
+
+
+def refuse_offline_push(repo_id: str) -> None:
+    """An upload asked for in offline mode (`HF_HUB_OFFLINE=1`) fails at once, in one line: a command checks this
+    before it trains, not after."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubConnectionError(f"push_to_hub {repo_id}: offline mode is on (HF_HUB_OFFLINE=1), nothing was "
+                                 f"uploaded; {NOT_UPLOADED_HINT}")
 
 
 NOT_UPLOADED_HINT = "save it locally with `model.save_pretrained(folder)` or `gexbert export`, and push when online"
