@@ -22,7 +22,7 @@ from gexbert_hf.commands.predict import PredictArguments
 from gexbert_hf.errors import DeviceError
 from gexbert_hf.expression_input_gexbert import spelling_key
 
-COMMON_FLAGS = ["--batch_size", "8", "--device", "cpu", "--no_progress", "--overwrite"]
+COMMON_FLAGS = ["--batch_size", "8", "--device", "cpu", "--no_progress", "--threads", "1", "--overwrite"]
 
 
 @pytest.fixture()
@@ -55,18 +55,26 @@ def _mode(path) -> int:
 def test_every_command_that_runs_the_model_takes_the_same_flags(name, arguments_class):
     required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]
     (parsed,) = make_parser(arguments_class, name).parse_args_into_dataclasses([*required, *COMMON_FLAGS])
-    assert (parsed.batch_size, parsed.device, parsed.progress, parsed.overwrite) == (8, "cpu", False, True)
+    assert (parsed.batch_size, parsed.device, parsed.progress, parsed.threads, parsed.overwrite) == (8, "cpu", False,
+                                                                                                    1, True)
     (export,) = make_parser(ExportArguments, "export").parse_args_into_dataclasses(["--model", "m", "--output", "o",
                                                                                      "--overwrite"])
     assert export.overwrite is True
 
 
 def test_predict_takes_no_progress_and_device_as_impute_does(model_dirs, input_csv, tmp_path):
-    for name, model in (("predict", "classifier"), ("impute", "pretrained"), ("embed", "survival")):
-        output = tmp_path / f"{name}.csv"
-        assert main([name, "--model", str(model_dirs[model]), "--input", str(input_csv), "--output", str(output),
-                     *COMMON_FLAGS]) == 0, name
-        assert len(pd.read_csv(output, index_col=0)) == 10
+    from gexbert_hf.threads import configure_threads
+
+    flags = [flag if flag != "1" else "2" for flag in COMMON_FLAGS]  # --threads 2, against the tests' one thread
+    try:
+        for name, model in (("predict", "classifier"), ("impute", "pretrained"), ("embed", "survival")):
+            output = tmp_path / f"{name}.csv"
+            assert main([name, "--model", str(model_dirs[model]), "--input", str(input_csv), "--output", str(output),
+                         *flags]) == 0, name
+            assert len(pd.read_csv(output, index_col=0)) == 10
+            assert torch.get_num_threads() == 2 and configure_threads() == 2  # kept by the loops after it
+    finally:
+        configure_threads(1)
 
 
 def test_device_is_checked_before_anything_is_loaded(model_dirs, input_csv, tmp_path, capsys):

@@ -2,7 +2,7 @@
 device, reading the input, and naming and writing outputs.
 
 Every command that runs the model takes the same `RunArguments` (`--batch_size`, `--device`, `--progress` /
-`--no_progress`, `--overwrite`), so a flag learnt on one works on the others; `export` runs nothing and takes
+`--no_progress`, `--threads`, `--overwrite`), so a flag learnt on one works on the others; `export` runs nothing and takes
 `--overwrite` only. Outputs are written to a temporary file beside the target, given the user's umask, then renamed.
 """
 
@@ -20,6 +20,7 @@ from ..errors import DeviceError, OutputFormatError
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertPreTrainedModel
 from ..outputs import check_output_file, replace_with_umask
+from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".parquet", ".pq")
@@ -48,6 +49,8 @@ class RunArguments(OutputArguments):
     device: str = field(default="auto", metadata={"help": "Where the model runs: auto (cuda when available, else "
                                                           "cpu) | cpu | cuda | cuda:N."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: as many as there "
+                                                                 "are cores other processes leave free)."})
 
 
 @dataclass(kw_only=True)
@@ -83,10 +86,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(name)
 
 
-def load_on_device(model: str, device: str) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
-    """`load_model_and_tokenizer`, the device checked first (a bad `--device` fails before any loading)."""
-    target = resolve_device(device)
-    loaded, tokenizer = load_model_and_tokenizer(model)
+def load_on_device(args: RunArguments) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
+    """`load_model_and_tokenizer` of `args.model` on `args.device` with `args.threads`, both checked first (a bad
+    flag fails before any loading)."""
+    target = resolve_device(args.device)
+    if args.threads is not None:
+        configure_threads(args.threads)
+    loaded, tokenizer = load_model_and_tokenizer(args.model)
     return loaded.to(target), tokenizer
 
 

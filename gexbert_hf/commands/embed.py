@@ -34,7 +34,7 @@ def embed_file(args: EmbedArguments) -> Path:
     """Read, embed every sample with the model's encoder, write the vectors."""
     input_path, output = Path(args.input), Path(args.output)
     check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
-    model, tokenizer = load_on_device(args.model, args.device)
+    model, tokenizer = load_on_device(args)
     frame = read_input(args, input_path, tokenizer)
     vectors = embed(model, tokenizer, frame, batch_size=args.batch_size, pooling=args.pooling,
                     max_genes=args.max_genes, progress=args.progress)

@@ -54,7 +54,7 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     uncertainty_path = None if is_h5ad(output) else sidecar_path(output, "uncertainty")
     check_outputs({"input file": input_path, "gene list": args.genes, "gene map": args.gene_map},
                   [output] + ([uncertainty_path] if uncertainty_path else []), args.overwrite)
-    model, tokenizer = load_on_device(args.model, args.device)
+    model, tokenizer = load_on_device(args)
     if not isinstance(model, GexBertForMaskedExpression):
         raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
                                    f"directory holds a {type(model).__name__}")

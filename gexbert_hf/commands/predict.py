@@ -33,7 +33,7 @@ class PredictArguments(InputArguments):
 def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
     check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
-    model, tokenizer = load_on_device(args.model, args.device)
+    model, tokenizer = load_on_device(args)
     if not isinstance(model, (GexBertForSequenceClassification, GexBertForSurvival)):
         raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
                                    f"this directory holds a {type(model).__name__}")
