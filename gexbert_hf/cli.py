@@ -59,6 +59,9 @@ def make_parser(arguments_class: type, name: str) -> HfArgumentParser:
             # HfArgumentParser gives `--no_X` the help (and an inverted default) of `--X`: say what it really does
             action.help = f"Turn off --{action.dest} ({action.help.rstrip('.')})."
             action.default = argparse.SUPPRESS  # the value comes from --{dest}'s default, not from this switch
+    # the command's required arguments first (--model, --input, --output), then the options shared with other commands
+    for actions in (parser._actions, *(group._group_actions for group in parser._action_groups)):
+        actions.sort(key=lambda action: not action.required)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from gexbert_hf import GexBertForSequenceClassification
-from gexbert_hf.cli import SUBCOMMANDS, main
+from gexbert_hf.cli import SUBCOMMANDS, main, make_parser
 from gexbert_hf.commands.common import sidecar_path
 
 
@@ -120,6 +121,11 @@ def test_every_subcommand_prints_its_help(name, capsys):
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert f"usage: gexbert {name}" in printed
+    module, arguments, _ = SUBCOMMANDS[name]
+    parser = make_parser(getattr(importlib.import_module(module), arguments), name)
+    required = [action.option_strings[0] for action in parser._actions if action.required]
+    first = printed.split("options:", 1)[1].split()[0]
+    assert first == (required[0] if required else "-h,"), name  # its own required arguments lead, then the options
     if "--no_progress" in printed:  # says what it does, not the help (and inverted default) of --progress
         assert "--no_progress, --no-progress Turn off --progress" in " ".join(printed.split())
 
