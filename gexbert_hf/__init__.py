@@ -1,5 +1,7 @@
 """gexbert_hf: GexBERT, a transformers-native foundation model for bulk tumour transcriptomes."""
 
+import warnings
+
 # first: importing .threads sets OMP_WAIT_POLICY=PASSIVE before the imports below load torch's OpenMP runtime
 from . import threads  # noqa: F401
 from .configuration_gexbert import GexBertConfig
@@ -23,6 +25,16 @@ from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 
 register_auto_classes()
+
+
+def _silence_expected_warnings() -> None:
+    """torch's DataLoader warns "'pin_memory' argument is set as true but no accelerator is found" on every epoch of
+    a CPU run of transformers' Trainer, whose default pins memory: nothing is wrong and there is nothing to do."""
+    warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true but no accelerator",
+                            category=UserWarning)
+
+
+_silence_expected_warnings()
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from .errors_gexbert import HubConnectionError, one_line
+
 FINETUNE_METRICS_NAME = "finetune_metrics.json"  # written by `gexbert finetune` beside the model it saves
 # The model code, and the tokenizer's (with its siblings and the errors it raises), so a checkpoint turns a table
 # into inputs and predictions without the package.
@@ -33,8 +35,9 @@ AUTO_MAP = {
 }
 MODEL_CARD_TEMPLATE = """---
 library_name: transformers
-license: apache-2.0
+{{license}}
 pipeline_tag: feature-extraction
+{{base_model}}
 tags:
   - gexbert
   - transcriptomics
@@ -49,6 +52,7 @@ metrics:
   - f1
   - concordance_index
   - rmse
+{{model_index}}
 ---
 
 # GexBERT ({{model_class}})
@@ -56,7 +60,8 @@ metrics:
 A transformer autoencoder for bulk tumour transcriptomes (Jiang & Hassanpour, 2025), built with
 [gexbert_hf](https://pypi.org/project/gexbert-hf/). Each sample is a *set* of tokens, one per measured gene:
 a gene-identity embedding plus an embedding of that gene's expression ({{value_embedding}} value embedding).
-There is no positional encoding. Missing values enter as a MISSING token, genes to restore as a MASK token.
+There is no positional encoding. A missing value is left out of the input, or enters as a MASK token where it is
+to be restored (imputation), as do genes to restore.
 
 | | |
 |---|---|
@@ -75,13 +80,9 @@ There is no positional encoding. Missing values enter as a MISSING token, genes 
 
 Without the package, the code shipped in this folder does the same work:
 
-```python
-from transformers import AutoFeatureExtractor, AutoModelForMaskedLM
+{{remote_code}}
 
-tokenizer = AutoFeatureExtractor.from_pretrained(checkpoint, trust_remote_code=True)  # the GexBERT tokenizer
-model = AutoModelForMaskedLM.from_pretrained(checkpoint, trust_remote_code=True)
-outputs = model(**tokenizer(expression_df))  # level_logits, value_predictions
-```
+{{lineage}}
 
 {{metrics}}
 
@@ -145,6 +146,18 @@ model = GexBertModel.from_pretrained(checkpoint)
 embeddings = embed(model, tokenizer, expression_df)  # samples x hidden (an AnnData gets obsm["X_gexbert"])
 ```""",
 }
+# what a head's forward returns, for the card's remote-code example
+REMOTE_OUTPUTS = {"GexBertForMaskedExpression": "level_logits, value_predictions",
+                  "GexBertForSequenceClassification": "logits (one per label)",
+                  "GexBertForSurvival": "risk (Cox log hazard ratio)",
+                  "GexBertModel": "last_hidden_state, pooler_output (the sample embedding)"}
+REMOTE_AUTO_CLASS = {"GexBertForMaskedExpression": "AutoModelForMaskedLM",
+                     "GexBertForSequenceClassification": "AutoModelForSequenceClassification",
+                     "GexBertModel": "AutoModel"}
+# the hub's task of each fine-tuned head, for the `model-index` its test scores are filed under
+MODEL_INDEX_TASKS = {"GexBertForSequenceClassification": ("tabular-classification", "tumour classification"),
+                     "GexBertForSurvival": ("tabular-regression", "survival risk (Cox)")}
+NOT_UPLOADED_HINT = "save it locally with `model.save_pretrained(folder)` or `gexbert export`, and push when online"
 REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint, trust_remote_code=True)` loads the "
                     "encoder from the model files shipped in this folder.")
 
@@ -152,11 +165,19 @@ REMOTE_CODE_NOTE = ("Without the package: `AutoModel.from_pretrained(checkpoint,
 
 def render_model_card(model, extra: dict[str, str] | None = None, metrics: dict | None = None) -> str:
     """The model card with the checkpoint's own facts filled in (architecture, size, genes, levels), a usage
-    example for its head, its gene panel and, when given, its fine-tuning metrics (`finetune_metrics.json`)."""
+    example for its head (with the package and without), its gene panel and, when given, its fine-tuning metrics
+    (`finetune_metrics.json`; test scores also as the front matter's `model-index`). `extra` overrides any field:
+    the package adds the parent checkpoint's terms and provenance (`gexbert_hf.hub.render_model_card`)."""
     config = model.config
     model_class = type(model).__name__
     classifier = model_class == "GexBertForSequenceClassification"
+    base_model = getattr(config, "base_model", None)
     values = {
+        "license": "license: apache-2.0",
+        "base_model": f"base_model: {base_model}" if base_model else "",
+        "model_index": model_index(model_class, (metrics or {}).get("test")),
+        "remote_code": remote_code_example(model_class),
+        "lineage": "",
         "model_class": model_class,
         "num_parameters": f"{model.num_parameters():,}",
         "num_genes": str(config.vocab_size - 2),
@@ -174,8 +195,43 @@ def render_model_card(model, extra: dict[str, str] | None = None, metrics: dict 
     values.update(extra or {})
     card = MODEL_CARD_TEMPLATE
     for key, value in values.items():
+        if not value:  # an empty front-matter line goes altogether
+            card = card.replace("{{" + key + "}}\n", "")
         card = card.replace("{{" + key + "}}", value)
     return re.sub(r"\n{3,}", "\n\n", card)  # a section this checkpoint lacks leaves no gap
+
+
+def remote_code_example(model_class: str) -> str:
+    """Loading this head without the package: the Auto class that matches it (survival has none: its class comes
+    from the shipped code through transformers' dynamic-module loader)."""
+    auto_class = REMOTE_AUTO_CLASS.get(model_class)
+    if auto_class is None:
+        load = (f'model_class = get_class_from_dynamic_module("modeling_gexbert.{model_class}", checkpoint)\n'
+                'model = model_class.from_pretrained(checkpoint)')
+        imports = ("from transformers import AutoFeatureExtractor\n"
+                   "from transformers.dynamic_module_utils import get_class_from_dynamic_module")
+    else:
+        load = f"model = {auto_class}.from_pretrained(checkpoint, trust_remote_code=True)"
+        imports = f"from transformers import AutoFeatureExtractor, {auto_class}"
+    return (f"```python\n{imports}\n\ntokenizer = AutoFeatureExtractor.from_pretrained(checkpoint, "
+            f"trust_remote_code=True)  # the GexBERT tokenizer\n{load}\noutputs = model(**tokenizer(expression_df))"
+            f"  # {REMOTE_OUTPUTS.get(model_class, REMOTE_OUTPUTS['GexBertModel'])}\n```")
+
+
+def model_index(model_class: str, test: dict | None) -> str:
+    """The `model-index` block of the front matter: the held-out test scores, as the hub reads them."""
+    task = MODEL_INDEX_TASKS.get(model_class)
+    scores = {name: value for name, value in (test or {}).items()
+              if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and "runtime" not in name and "per_second" not in name}
+    if task is None or not scores:
+        return ""
+    from huggingface_hub import EvalResult, ModelCardData  # a transformers dependency
+
+    results = [EvalResult(task_type=task[0], task_name=task[1], dataset_type="custom", dataset_name="held-out test split",
+                          dataset_split="test", metric_type=name, metric_value=float(value), metric_name=f"test {name}")
+               for name, value in scores.items()]
+    return ModelCardData(model_name=f"gexbert-{model_class}", eval_results=results).to_yaml().rstrip("\n")
 
 
 def usage_example(model_class: str) -> str:
@@ -244,15 +300,41 @@ def push_checkpoint(
     """
     from huggingface_hub import HfApi
 
+    refuse_offline_push(repo_id)
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                                 revision=revision, create_pr=create_pr)
+    try:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(folder)
+            return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                                     revision=revision, create_pr=create_pr)
+    except Exception as error:
+        if not is_connection_failure(error):
+            raise
+        raise HubConnectionError(f"push_to_hub {repo_id}: the Hugging Face Hub cannot be reached "
+                                 f"({one_line(error)}); nothing was uploaded; {NOT_UPLOADED_HINT}") from None
 
 
-__all__ = ["AUTO_MAP", "FINETUNE_METRICS_NAME", "REMOTE_CODE_FILES", "complete_checkpoint", "push_checkpoint",
+def refuse_offline_push(repo_id: str) -> None:
+    """An upload asked for in offline mode (`HF_HUB_OFFLINE=1`) fails at once, in one line: a command checks this
+    before it trains, not after."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubConnectionError(f"push_to_hub {repo_id}: offline mode is on (HF_HUB_OFFLINE=1), nothing was "
+                                 f"uploaded; {NOT_UPLOADED_HINT}")
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """No route to the hub: offline mode, DNS, refused or timed-out connections (the hub client's HTTP library
+    raises its own transport errors, which are no `ConnectionError`)."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return isinstance(error, (ConnectionError, TimeoutError)) or bool(
+        names & {"TransportError", "ConnectError", "ConnectTimeout", "Timeout", "NetworkError"})
+
+
+__all__ = ["AUTO_MAP", "FINETUNE_METRICS_NAME", "REMOTE_CODE_FILES", "complete_checkpoint", "is_connection_failure",
+           "model_index", "push_checkpoint", "refuse_offline_push", "remote_code_example",
            "render_model_card"]

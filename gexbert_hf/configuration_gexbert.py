@@ -1,7 +1,9 @@
 """GexBERT configuration.
 
-This file travels with every checkpoint as hub remote code, so it imports nothing but transformers.
+This file travels with every checkpoint as hub remote code, so it imports nothing but transformers (and pathlib).
 """
+
+from pathlib import Path
 
 from transformers import PretrainedConfig
 
@@ -150,6 +152,11 @@ class GexBertConfig(PretrainedConfig):
         return self.num_levels + LEVEL_OFFSET
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "GexBertConfig":
+        """Standard loading; a shipped checkpoint's name (`tcga31-mirna`) reads the package's own copy, offline."""
+        return super().from_pretrained(shipped_checkpoint_folder(pretrained_model_name_or_path), **kwargs)
+
+    @classmethod
     def from_tokenizer(cls, tokenizer, **kwargs) -> "GexBertConfig":
         """A config whose vocabulary and levels match a fitted `GexBertTokenizer`, with its fingerprint recorded."""
         return cls(
@@ -162,4 +169,20 @@ class GexBertConfig(PretrainedConfig):
         )
 
 
-__all__ = ["GexBertConfig"]
+# ----------------------------------------------------------------------------------------------------------------------
+# shipped checkpoints by name, for every `from_pretrained` (config, models, tokenizer)
+# ----------------------------------------------------------------------------------------------------------------------
+def shipped_checkpoint_folder(name_or_path):
+    """`"tcga31-mirna"` -> the package's own copy (`gexbert_hf/pretrained/tcga31-mirna`), so a shipped name loads
+    offline instead of being looked up on the hub. Anything else comes back unchanged: a hub id (`owner/name`), an
+    existing folder (a user's own `./tcga31-mirna` wins), and every name when this file runs as remote code, where
+    no `pretrained` folder lies beside it."""
+    if isinstance(name_or_path, str) and name_or_path and "/" not in name_or_path and "\\" not in name_or_path \
+            and not Path(name_or_path).exists():
+        folder = Path(__file__).resolve().parent / "pretrained" / name_or_path
+        if (folder / "config.json").is_file():
+            return str(folder)
+    return name_or_path
+
+
+__all__ = ["GexBertConfig", "shipped_checkpoint_folder"]

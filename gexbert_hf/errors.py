@@ -4,7 +4,7 @@
 remote code (the tokenizer raises them); they are re-exported here, so there is one class of each.
 """
 
-from .errors_gexbert import ExpressionInputError, GexBertError, ModelFileError, one_line, preview
+from .errors_gexbert import ExpressionInputError, GexBertError, HubConnectionError, ModelFileError, one_line, preview
 
 
 class ClinicalInputError(GexBertError, ValueError):
@@ -13,6 +13,15 @@ class ClinicalInputError(GexBertError, ValueError):
 
 class OutputExistsError(GexBertError, FileExistsError):
     """An output path that already holds something the user wrote; nothing is overwritten without consent."""
+
+
+class OutputFormatError(GexBertError, ValueError):
+    """An output file named in a format the command cannot write (`--output out/`, `filled.xlsx`)."""
+
+
+class DeviceError(GexBertError, ValueError):
+    """A `--device` that is not one of cpu / cuda / auto, or names an accelerator this machine lacks."""
+
 
 
 class TokenizerMismatchError(GexBertError, ValueError):
@@ -31,5 +40,6 @@ class SplitArgumentError(GexBertError, ValueError):
     """A split that cannot be drawn as asked (a held-out fraction outside its range)."""
 
 
-__all__ = ["ClinicalInputError", "ExpressionInputError", "GexBertError", "ModelFileError", "NonFiniteOutputError", "OutputExistsError",
-           "SplitArgumentError", "TokenizerMismatchError", "one_line", "preview"]
+__all__ = ["ClinicalInputError", "DeviceError", "ExpressionInputError", "GexBertError", "HubConnectionError",
+           "ModelFileError", "NonFiniteOutputError", "OutputExistsError", "OutputFormatError", "SplitArgumentError",
+           "TokenizerMismatchError", "one_line", "preview"]

@@ -15,6 +15,10 @@ class ModelFileError(GexBertError, OSError):
     """A model or tokenizer folder whose files cannot be loaded (truncated safetensors, invalid JSON, missing weights)."""
 
 
+class HubConnectionError(GexBertError, ConnectionError):
+    """The Hugging Face Hub cannot be reached (offline mode, no network): nothing was uploaded."""
+
+
 def preview(names, limit: int = 5) -> str:
     """`a, b, c and 12 more`: enough names to find the problem without flooding the terminal. A name holding a
     newline or another unprintable character is quoted with escapes, so a message stays one line."""
@@ -31,4 +35,4 @@ def one_line(error: BaseException) -> str:
     return f"{kind}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
-__all__ = ["ExpressionInputError", "GexBertError", "ModelFileError", "one_line", "preview"]
+__all__ = ["ExpressionInputError", "GexBertError", "HubConnectionError", "ModelFileError", "one_line", "preview"]

@@ -231,6 +231,12 @@ def strip_version(gene: str) -> str:
     return re.sub(_ENSEMBL_VERSION, r"\1", gene)
 
 
+def spelling_key(gene: str) -> str:
+    """What two spellings of one gene id share: no Ensembl version, one letter case, and `-` `.` `_` alike (R's
+    `make.names` writes `hsa-mir-21` as `hsa.mir.21`): `HSA.MIR.21` and `hsa-mir-21` -> `hsa-mir-21`."""
+    return re.sub(r"[._]", "-", strip_version(str(gene))).casefold()
+
+
 def training_frame(data, genes, aggregate: str | None, layer: str | None, gene_column: str | None) -> pd.DataFrame:
     """The validated training matrix, Ensembl version suffixes stripped; refuses a table whose genes are samples."""
     frame = as_expression_frame(data, genes, aggregate=aggregate, source="training matrix", layer=layer,
@@ -248,5 +254,5 @@ def training_frame(data, genes, aggregate: str | None, layer: str | None, gene_c
 
 
 __all__ = ["AGGREGATIONS", "GENE_ID_KINDS", "SAMPLE_ID_KINDS", "anndata_frame", "anndata_gene_names",
-           "as_expression_frame", "describe_ids", "id_kind", "is_anndata", "looks_like_sample_ids", "strip_version",
+           "as_expression_frame", "describe_ids", "id_kind", "is_anndata", "looks_like_sample_ids", "spelling_key", "strip_version",
            "training_frame"]

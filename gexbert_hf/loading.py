@@ -22,7 +22,7 @@ from .modeling_gexbert import (
     GexBertModel,
     GexBertPreTrainedModel,
 )
-from .pretrained import resolve_model
+from .pretrained import refuse_missing_model, resolve_model
 from .tokenization_gexbert import TOKENIZER_CONFIG_NAME, GexBertTokenizer
 
 UNREADABLE = (OSError, ValueError, RuntimeError, SafetensorError)
@@ -55,6 +55,7 @@ def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedMo
     """The head a directory was saved with (its `architectures`) and the tokenizer beside it, which must be the
     model's own (`TokenizerMismatchError` otherwise); unreadable files raise `ModelFileError` naming them.
     `model_dir` is a folder or the name of a shipped checkpoint (`tcga31-mirna`)."""
+    refuse_missing_model(model_dir)
     path = Path(resolve_model(model_dir))
     if not (path / "config.json").is_file():
         raise ExpressionInputError(f"{path}: not a GexBERT model directory (no config.json)")

@@ -22,11 +22,13 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple
+from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple, logging
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .checkpoint_gexbert import complete_checkpoint, push_checkpoint
-from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, PAD_LEVEL_ID, GexBertConfig
+from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, PAD_LEVEL_ID, GexBertConfig, shipped_checkpoint_folder
+
+logger = logging.get_logger(__name__)
 
 # What a forward accepts beyond its named inputs. transformers hands unknown keywords on to the attention function,
 # which ignores them, so a misspelt `atention_mask` would run unmasked without a word: GexBERT refuses them by name.
@@ -241,6 +243,11 @@ def expand_attention_mask(attention_mask: torch.Tensor | None) -> torch.Tensor |
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def _not_a_load_report(record) -> bool:
+    """A logging filter: transformers' missing / unexpected keys table is left out (`from_pretrained` judges it)."""
+    return "LOAD REPORT" not in str(record.msg)
+
+
 class GexBertPreTrainedModel(PreTrainedModel):
     config_class = GexBertConfig
     config: GexBertConfig
@@ -290,6 +297,40 @@ class GexBertPreTrainedModel(PreTrainedModel):
         would replace the card with a generic one). Options: `private`, `token`, `commit_message`, `revision`,
         `create_pr`."""
         return push_checkpoint(self, repo_id, tokenizer=tokenizer, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # from_pretrained: shipped checkpoints by name, and a load report only when something is really amiss
+    # ------------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Standard loading; a shipped checkpoint's name (`tcga31-mirna`) reads the package's own copy, offline.
+
+        A head built from another head's checkpoint (a classifier from a pretrained masked model) lacks its new
+        weights and leaves the other head's aside: expected, so transformers' load report is not printed for it.
+        Encoder weights missing or unexpected still are, as one warning."""
+        path = shipped_checkpoint_folder(pretrained_model_name_or_path)
+        if kwargs.get("output_loading_info"):
+            return super().from_pretrained(path, *args, **kwargs)
+        transformers_logger = logging.get_logger("transformers.modeling_utils")  # its level gates other checks
+        transformers_logger.addFilter(_not_a_load_report)
+        try:
+            model, info = super().from_pretrained(path, *args, output_loading_info=True, **kwargs)
+        finally:
+            transformers_logger.removeFilter(_not_a_load_report)
+        encoder, bare = f"{cls.base_model_prefix}.", isinstance(model, GexBertModel)  # the bare encoder: no prefix
+        amiss = {"missing": sorted(key for key in info["missing_keys"] if bare or key.startswith(encoder)),
+                 "unexpected": sorted(key for key in info["unexpected_keys"] if key.startswith(encoder))}
+        if any(amiss.values()):
+            logger.warning(f"{cls.__name__} from {path}: encoder weights " + "; ".join(
+                f"{kind}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                for kind, keys in amiss.items() if keys))
+        return model
+
+    def _encode(self, input_ids, level_ids, values, attention_mask, output_hidden_states, output_attentions
+                ) -> BaseModelOutputWithPooling:
+        """A head's pass through its encoder, always as a `ModelOutput` (the head decides what it returns)."""
+        return self.gexbert(input_ids, level_ids, values, attention_mask, output_hidden_states=output_hidden_states,
+                            output_attentions=output_attentions, return_dict=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -56,7 +56,24 @@ def write_marker(folder: Path, command: str, files: list[str] | None, complete: 
               "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": complete, "files": files}
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{OUTPUT_MARKER}.", delete=False) as handle:
         json.dump(marker, handle, indent=1)
-    os.replace(handle.name, folder / OUTPUT_MARKER)
+    replace_with_umask(Path(handle.name), folder / OUTPUT_MARKER)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# permissions: temporary files and folders are private (0600 / 0700); what is published gets the user's umask
+# ----------------------------------------------------------------------------------------------------------------------
+def current_umask() -> int:
+    """The process umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def replace_with_umask(temporary: Path, path: Path) -> None:
+    """Move a finished temporary file or folder onto `path` with the mode a plain `open` / `mkdir` would have given
+    it: `tempfile` creates them private, which left every output readable by its owner only."""
+    os.chmod(temporary, (0o777 if temporary.is_dir() else 0o666) & ~current_umask())
+    os.replace(temporary, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -208,7 +225,7 @@ class OutputFolder:
                 self.path.rmdir()  # then the staged folder replaces it in one rename
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(self.path)
+            replace_with_umask(staged, self.path)
             return
         for entry in sorted(staged.iterdir(), key=lambda entry: entry.name == OUTPUT_MARKER):  # the marker last
             os.replace(entry, self.path / entry.name)
@@ -247,5 +264,5 @@ def take_deprecated_overwrite(arguments) -> None:
         arguments.overwrite, arguments.overwrite_output_dir = True, False
 
 
-__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "read_marker", "refuse_overlap",
-           "take_deprecated_overwrite", "write_marker"]
+__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "current_umask", "read_marker",
+           "refuse_overlap", "replace_with_umask", "take_deprecated_overwrite", "write_marker"]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from importlib import resources
 from pathlib import Path
@@ -44,13 +45,27 @@ class TrainingOverlapError(GexBertError, ValueError):
 def pretrained_path(name: str) -> Path:
     """The folder of the shipped checkpoint `name` (one of `PRETRAINED_MODELS`)."""
     if name not in PRETRAINED_MODELS:
-        raise UnknownPretrainedModelError(f"{name!r} is not a shipped GexBERT checkpoint; shipped: "
-                                          f"{', '.join(sorted(PRETRAINED_MODELS))}")
+        raise UnknownPretrainedModelError(f"{name!r} is not a shipped GexBERT checkpoint; {shipped_names_hint(name)}")
     folder = Path(str(resources.files("gexbert_hf").joinpath("pretrained", PRETRAINED_MODELS[name][0])))
     if not (folder / "config.json").is_file():
         raise UnknownPretrainedModelError(f"{name}: the shipped checkpoint is missing from this installation "
                                           f"({folder}); reinstall gexbert-hf")
     return folder
+
+
+def shipped_names_hint(name: str | Path) -> str:
+    """`shipped: tcga13-mrna, tcga31-mirna; did you mean tcga31-mirna?`: what a mistyped `--model` could have been."""
+    hint = f"shipped: {', '.join(sorted(PRETRAINED_MODELS))}"
+    close = difflib.get_close_matches(Path(str(name)).name, sorted(PRETRAINED_MODELS), n=1, cutoff=0.6)
+    return hint + (f"; did you mean {close[0]}?" if close else "")
+
+
+def refuse_missing_model(name: str | Path) -> None:
+    """A `--model` that is neither an existing folder nor a shipped name: refused in one line that lists the
+    shipped names and suggests the closest, instead of "no config.json" in a folder that does not exist."""
+    if not Path(resolve_model(name)).exists():
+        raise UnknownPretrainedModelError(f"{name}: no such model folder, and not the name of a shipped checkpoint "
+                                          f"({shipped_names_hint(name)})")
 
 
 def resolve_model(name_or_path: str | Path) -> str | Path:
@@ -78,6 +93,19 @@ def shipped_checkpoint(model: str | Path) -> str | None:
     return None
 
 
+def shipped_name_of_fingerprint(fingerprint: str | None) -> str | None:
+    """The shipped checkpoint whose tokenizer has `fingerprint` (so a model fine-tuned or adapted from it), else None."""
+    if fingerprint is None:
+        return None
+    for name in PRETRAINED_MODELS:
+        try:
+            if _fingerprint(pretrained_path(name)) == fingerprint:
+                return name
+        except UnknownPretrainedModelError:  # not installed here
+            continue
+    return None
+
+
 def _fingerprint(folder: Path) -> str | None:
     """The tokenizer fingerprint a model folder's config.json records; None without a readable one."""
     try:
@@ -100,4 +128,5 @@ def refuse_training_overlap(model: str | Path, data: str | Path) -> None:
 
 
 __all__ = ["MUST_NOT_JUDGE", "PRETRAINED_MODELS", "TrainingOverlapError", "UnknownPretrainedModelError",
-           "pretrained_path", "refuse_training_overlap", "resolve_model", "shipped_checkpoint"]
+           "pretrained_path", "refuse_missing_model", "refuse_training_overlap", "resolve_model", "shipped_checkpoint",
+           "shipped_name_of_fingerprint", "shipped_names_hint"]

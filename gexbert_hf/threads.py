@@ -126,6 +126,7 @@ def configure_threads(threads: int | None = None) -> int:
         if threads < 1:
             raise ThreadsArgumentError(f"threads must be a positive number of CPU threads, got {threads}")
         torch.set_num_threads(threads)
+        _chosen = threads  # the later loops of this process keep it, even where it equals torch's default
         return threads
     current, cores = torch.get_num_threads(), available_cores()
     if os.environ.get("OMP_NUM_THREADS") or current == _chosen or current != len(_affinity()):

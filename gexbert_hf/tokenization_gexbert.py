@@ -28,7 +28,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.utils import FEATURE_EXTRACTOR_NAME, cached_file
 
-from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID
+from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID, shipped_checkpoint_folder
 from .errors_gexbert import ExpressionInputError, ModelFileError, one_line, preview
 from .expression_input_gexbert import (
     as_expression_frame,
@@ -36,7 +36,7 @@ from .expression_input_gexbert import (
     id_kind,
     looks_like_sample_ids,
     pd,
-    strip_version,
+    spelling_key,
     training_frame,
 )
 from .inputs_gexbert import CLS_TOKEN_ID, PAD_TOKEN_ID, build_model_inputs, pad_tokens, panel_and_query_ids
@@ -191,14 +191,19 @@ class GexBertTokenizer(FeatureExtractionMixin):
     # encoding
     # ------------------------------------------------------------------------------------------------------------------
     def vocabulary_name(self, gene: str) -> str | None:
-        """The vocabulary gene `gene` stands for, ignoring Ensembl version suffixes on either side; None if unknown."""
+        """The vocabulary gene `gene` stands for, ignoring Ensembl version suffixes, letter case and `-` / `.` / `_`
+        on either side (`spelling_key`); None if unknown (or if two vocabulary genes share that spelling)."""
         if gene in self.gene_to_index:
             return gene
-        return self._unversioned_genes.get(strip_version(gene))
+        return self._genes_by_spelling.get(spelling_key(gene))
 
     @cached_property
-    def _unversioned_genes(self) -> dict[str, str]:
-        return {strip_version(name): name for name in reversed(self.genes)}
+    def _genes_by_spelling(self) -> dict[str, str]:
+        keys = [spelling_key(name) for name in self.genes]
+        seen, shared = set(), set()
+        for key in keys:
+            (shared if key in seen else seen).add(key)
+        return {key: name for key, name in zip(keys, self.genes) if key not in shared}
 
     def match_genes(self, frame: pd.DataFrame, source: str = "expression matrix") -> tuple[pd.DataFrame, list[str]]:
         """`(known, unknown)`: the matrix cut to vocabulary genes under their vocabulary names, and the input's genes
@@ -215,8 +220,8 @@ class GexBertTokenizer(FeatureExtractionMixin):
             twice = known.columns[known.columns.duplicated()].unique()
             if len(twice):
                 raise ExpressionInputError(
-                    f"{source}: several of its genes are the same vocabulary gene once Ensembl version suffixes are "
-                    f"stripped: {preview([gene for gene in renamed if renamed[gene] in set(twice)])}"
+                    f"{source}: several of its genes are the same vocabulary gene once Ensembl version suffixes, "
+                    f"letter case and -._ are ignored: {preview([gene for gene in renamed if renamed[gene] in set(twice)])}"
                 )
         return known, unknown
 
@@ -436,6 +441,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> GexBertTokenizer:
         """A saved tokenizer from a directory or a hub repo id. Hub options (`revision`, `token`, `cache_dir`...)
         pass to transformers' file resolution; others (those `AutoFeatureExtractor` adds) are ignored."""
+        pretrained_model_name_or_path = shipped_checkpoint_folder(pretrained_model_name_or_path)  # a shipped name
         config_path = _saved_file(pretrained_model_name_or_path, TOKENIZER_CONFIG_NAME, kwargs)
         try:
             config = json.loads(Path(config_path).read_text())

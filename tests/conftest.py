@@ -78,3 +78,36 @@ def model_dir(embedded_tokenizer, tmp_path_factory):
     GexBertForMaskedExpression(config).save_pretrained(directory)
     embedded_tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def model_dirs(embedded_tokenizer, tmp_path_factory):
+    """Untrained tiny models of each head, saved with their tokenizer: the files the commands' tests exercise."""
+    import torch
+
+    from gexbert_hf import (
+        GexBertConfig,
+        GexBertForMaskedExpression,
+        GexBertForSequenceClassification,
+        GexBertForSurvival,
+    )
+
+    root = tmp_path_factory.mktemp("models")
+    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=64)
+    panel = embedded_tokenizer.genes[:8]
+    dirs = {}
+    for name, cls, extra in (
+        ("pretrained", GexBertForMaskedExpression, {}),
+        ("classifier", GexBertForSequenceClassification,
+         {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1},
+          "panel_genes": panel, "query_unseen": True}),
+        ("survival", GexBertForSurvival, {}),
+    ):
+        torch.manual_seed(0)
+        head_config = GexBertConfig.from_dict({**config.to_dict(), **extra})
+        directory = root / name
+        cls(head_config).save_pretrained(directory)
+        embedded_tokenizer.save_pretrained(directory)
+        dirs[name] = directory
+    return dirs

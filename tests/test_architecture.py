@@ -13,7 +13,7 @@ LAYERS = [
     {"configuration_gexbert", "checkpoint_gexbert"}, {"modeling_gexbert", "errors_gexbert"},
     {"expression_input_gexbert"}, {"levels_gexbert", "inputs_gexbert"}, {"tokenization_gexbert"}, {"errors"},
     {"threads", "outputs", "checks", "metrics", "pretrained", "input_scale"}, {"data"}, {"inference", "loading"},
-    {"hub"}, {"training"}, {"files", "commands"}, {"cli"},
+    {"hub"}, {"training"}, {"commands"}, {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 NOT_LIBRARY = {"study", "tasks", "benchmarks", "reports"}  # the paper's study, wherever it lives

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from gexbert_hf import (
-    GexBertConfig,
-    GexBertForMaskedExpression,
-    GexBertForSequenceClassification,
-    GexBertForSurvival,
-)
-from gexbert_hf.cli import SUBCOMMANDS, main
-from gexbert_hf.files import sidecar_path
-
-
-@pytest.fixture(scope="module")
-def model_dirs(embedded_tokenizer, tmp_path_factory):
-    """Untrained tiny models of each head, saved with their tokenizer: the files are what these tests exercise."""
-    root = tmp_path_factory.mktemp("models")
-    config = GexBertConfig.from_tokenizer(embedded_tokenizer, hidden_size=32, num_hidden_layers=1,
-                                          num_attention_heads=2, intermediate_size=64)
-    panel = embedded_tokenizer.genes[:8]
-    dirs = {}
-    for name, cls, extra in (
-        ("pretrained", GexBertForMaskedExpression, {}),
-        ("classifier", GexBertForSequenceClassification,
-         {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1},
-          "panel_genes": panel, "query_unseen": True}),
-        ("survival", GexBertForSurvival, {}),
-    ):
-        torch.manual_seed(0)
-        head_config = GexBertConfig.from_dict({**config.to_dict(), **extra})
-        directory = root / name
-        cls(head_config).save_pretrained(directory)
-        embedded_tokenizer.save_pretrained(directory)
-        dirs[name] = directory
-    return dirs
+from gexbert_hf import GexBertForSequenceClassification
+from gexbert_hf.cli import SUBCOMMANDS, main, make_parser
+from gexbert_hf.commands.common import sidecar_path
 
 
 @pytest.fixture()
@@ -149,13 +121,18 @@ def test_every_subcommand_prints_its_help(name, capsys):
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert f"usage: gexbert {name}" in printed
+    module, arguments, _ = SUBCOMMANDS[name]
+    parser = make_parser(getattr(importlib.import_module(module), arguments), name)
+    required = [action.option_strings[0] for action in parser._actions if action.required]
+    first = printed.split("options:", 1)[1].split()[0]
+    assert first == (required[0] if required else "-h,"), name  # its own required arguments lead, then the options
     if "--no_progress" in printed:  # says what it does, not the help (and inverted default) of --progress
         assert "--no_progress, --no-progress Turn off --progress" in " ".join(printed.split())
 
 
 def test_no_switches_still_turn_their_option_off():
     from gexbert_hf.cli import make_parser
-    from gexbert_hf.files import ImputeArguments
+    from gexbert_hf.commands.impute import ImputeArguments
 
     parser = make_parser(ImputeArguments, "impute")
     required = ["--model", "m", "--input", "i.csv", "--output", "o.csv"]

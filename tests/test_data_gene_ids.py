@@ -164,7 +164,8 @@ def test_impute_orientation_and_gene_ids(model_dir, embedded_cohort, embedded_to
     out = tmp_path / "out.csv"
     assert gexbert(["impute", "--model", str(model_dir), "--input", str(xena), "--output", str(out),
                     "--only_input_genes", "--progress", "false"]) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(out, index_col=0), frame, check_names=False)
+    # read by its gene names, written back the same way round (genes x samples)
+    pd.testing.assert_frame_equal(pd.read_csv(out, index_col=0), frame.T, check_names=False)
     assert gexbert(["impute", "--model", str(model_dir), "--input", str(xena), "--output", str(tmp_path / "x.csv"),
                     "--orientation", "samples_x_genes"]) == 2
     err = capsys.readouterr().err

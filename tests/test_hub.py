@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_push_to_hub_uploads_weights_code_card_and_tokenizer(tiny_config, embedd
 @pytest.fixture()
 def exported(tiny_config, embedded_tokenizer, tmp_path):
     """A masked-expression model and its tokenizer, saved then exported with `gexbert export`."""
-    from gexbert_hf.files import ExportArguments, export_model
+    from gexbert_hf.commands.export import ExportArguments, export_model
 
     torch.manual_seed(0)
     model = GexBertForMaskedExpression(tiny_config).eval()
@@ -289,3 +290,184 @@ def test_tokenizer_from_pretrained_resolves_hub_repo_files(embedded_tokenizer, t
     (tmp_path / "snapshot" / "gexbert_tokenizer.json").unlink()
     with pytest.raises(FileNotFoundError, match="someone/gexbert-tiny: no GexBERT tokenizer"):
         GexBertTokenizer.from_pretrained("someone/gexbert-tiny")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# what a new user hit (issue 20, item 5): shipped names, hub offline, the exported card, the load report
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def no_hub(monkeypatch):
+    """Any attempt to reach the hub fails the test."""
+    import huggingface_hub
+    import transformers.utils.hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the hub was asked for {args} {kwargs}")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr(huggingface_hub.file_download, "hf_hub_download", refuse)
+    monkeypatch.setattr(transformers.utils.hub, "hf_hub_download", refuse, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("model_class", [GexBertForMaskedExpression, GexBertForSequenceClassification,
+                                         GexBertForSurvival, GexBertModel])
+def test_from_pretrained_resolves_shipped_names_locally(model_class, no_hub, capfd):
+    from gexbert_hf import GexBertTokenizer, pretrained_path
+
+    folder = pretrained_path("tcga31-mirna")
+    model = model_class.from_pretrained("tcga31-mirna")
+    assert model.name_or_path == str(folder)
+    reference = GexBertModel.from_pretrained(folder)
+    encoder = model if isinstance(model, GexBertModel) else model.gexbert
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(tensor, encoder.state_dict()[name]), name
+    assert GexBertTokenizer.from_pretrained("tcga31-mirna").fingerprint == model.config.tokenizer_fingerprint
+    assert GexBertConfig.from_pretrained("tcga13-mrna").vocab_size == 1528
+    # a new head on a pretrained encoder lacks its own weights: expected, so no load report in normal output
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.err + printed.out and "MISSING" not in printed.err
+
+
+def test_a_load_report_still_speaks_when_encoder_weights_are_missing(tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    GexBertForMaskedExpression.from_pretrained("tcga31-mirna").save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["gexbert.embeddings.LayerNorm.bias"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level("WARNING"):
+        GexBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
+    assert "encoder weights missing: gexbert.embeddings.LayerNorm.bias" in caplog.text
+
+
+def test_shipped_names_go_to_the_hub_when_run_as_remote_code(tmp_path):
+    """As remote code the config file has no `pretrained` folder beside it: a name passes on unchanged."""
+    import importlib.util
+
+    from gexbert_hf import configuration_gexbert
+
+    copy = tmp_path / "configuration_gexbert.py"
+    copy.write_text(Path(configuration_gexbert.__file__).read_text())
+    spec = importlib.util.spec_from_file_location("remote_configuration_gexbert", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.shipped_checkpoint_folder("tcga31-mirna") == "tcga31-mirna"
+    assert configuration_gexbert.shipped_checkpoint_folder("tcga31-mirna").endswith("pretrained/tcga31-mirna")
+    assert configuration_gexbert.shipped_checkpoint_folder("someone/tcga31-mirna") == "someone/tcga31-mirna"
+
+
+def test_push_to_hub_offline_fails_in_one_line(tiny_config, embedded_tokenizer, monkeypatch):
+    import huggingface_hub
+
+    from gexbert_hf.errors import GexBertError, HubConnectionError
+
+    model = GexBertForMaskedExpression(tiny_config)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubConnectionError, match="offline mode is on") as offline:
+        model.push_to_hub("someone/gexbert-tiny", tokenizer=embedded_tokenizer)
+    assert isinstance(offline.value, GexBertError) and "\n" not in str(offline.value)
+
+    class ConnectError(Exception):  # what the hub client's HTTP library raises without a network
+        pass
+
+    def unreachable(self, repo_id, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", unreachable)
+    with pytest.raises(HubConnectionError, match="cannot be reached .*Name or service not known.*nothing was") as down:
+        model.push_to_hub("someone/gexbert-tiny")
+    assert down.value.__cause__ is None and down.value.__suppress_context__  # one line, no chained traceback
+
+    def refused(self, repo_id, **kwargs):
+        raise PermissionError("401 Unauthorized")  # not a connection failure: passed on as it is
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", refused)
+    with pytest.raises(PermissionError):
+        model.push_to_hub("someone/gexbert-tiny")
+
+
+def test_pretrain_push_to_hub_offline_is_one_line_before_any_training(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from gexbert_hf.cli import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["pretrain", "--dataset", str(tmp_path / "dataset"), "--output_dir", str(tmp_path / "model"),
+                 "--preset", "tiny", "--max_steps", "2", "--batch_size", "16", "--progress", "false",
+                 "--push_to_hub", "someone/gexbert"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.strip().splitlines() == [
+        "gexbert pretrain: error: push_to_hub someone/gexbert: offline mode is on (HF_HUB_OFFLINE=1), nothing was "
+        "uploaded; save it locally with `model.save_pretrained(folder)` or `gexbert export`, and push when online"]
+    assert not (tmp_path / "model").exists()  # refused before training, not after hours of it
+
+
+def _finetuned_from_shipped(folder, head_class, metrics=None, **config):
+    from gexbert_hf import GexBertTokenizer
+
+    model = head_class.from_pretrained("tcga31-mirna", **config)
+    model.save_pretrained(folder)
+    GexBertTokenizer.from_pretrained("tcga31-mirna").save_pretrained(folder)
+    if metrics is not None:
+        (folder / "finetune_metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def _front_matter(card: str) -> str:
+    return card.split("---\n")[1]
+
+
+def test_a_finetuned_exports_card_inherits_the_parents_terms_and_names_it(tmp_path):
+    from gexbert_hf.cli import main
+
+    metrics = {"validation": {"eval_accuracy": 0.8, "test_accuracy": 0.71, "test_macro_f1": 0.6},  # as older runs
+               "test": {"accuracy": 0.71, "macro_f1": 0.6}}                                       # filed them
+    source = _finetuned_from_shipped(tmp_path / "classifier", GexBertForSequenceClassification, metrics,
+                                     num_labels=2, id2label={0: "BRCA", 1: "LUAD"}, label2id={"BRCA": 0, "LUAD": 1})
+    assert main(["export", "--model", str(source), "--output", str(tmp_path / "export")]) == 0
+    card = (tmp_path / "export" / "README.md").read_text()
+    front = _front_matter(card)
+    assert "license: other" in front and "apache-2.0" not in front and "license_name: tcga-research-use-only" in front
+    assert "base_model: tcga31-mirna\nbase_model_relation: finetune" in front
+    assert "model-index:" in front and "type: tabular-classification" in front and "split: test" in front
+    assert "type: accuracy\n      value: 0.71" in front and "type: macro_f1" in front and "eval_accuracy" not in front
+    assert "AutoModelForSequenceClassification.from_pretrained(checkpoint, trust_remote_code=True)" in card
+    assert "AutoModelForMaskedLM" not in card and "level_logits" not in card
+    assert "| test | accuracy | 0.7100 |" in card and "| validation | test_accuracy" not in card
+    assert "## Parent checkpoint and data terms" in card and "research only" in card
+    assert "RTCGA.miRNASeq" in card  # the parent's provenance, quoted from its card
+    assert "{{" not in card and "\n\n\n" not in card
+
+    survival = _finetuned_from_shipped(tmp_path / "survival", GexBertForSurvival)
+    assert main(["export", "--model", str(survival), "--output", str(tmp_path / "export_survival")]) == 0
+    card = (tmp_path / "export_survival" / "README.md").read_text()
+    assert 'get_class_from_dynamic_module("modeling_gexbert.GexBertForSurvival", checkpoint)' in card
+    assert "base_model: tcga31-mirna" in _front_matter(card) and "model-index" not in card
+
+    assert main(["export", "--model", "tcga31-mirna", "--output", str(tmp_path / "export_shipped")]) == 0
+    front = _front_matter((tmp_path / "export_shipped" / "README.md").read_text())
+    assert "license: other" in front and "base_model" not in front  # the shipped checkpoint is no descendant
+
+
+def test_pin_memory_warning_stays_out_of_a_cpu_run():
+    """transformers' Trainer pins memory by default; on a CPU-only machine torch then warns on every epoch. The
+    package's import filters that one message (called again here: pytest drops filters set while it collects)."""
+    import warnings
+
+    import gexbert_hf
+
+    if torch.accelerator.is_available():
+        pytest.skip("an accelerator is present: the warning does not arise")
+    loader = torch.utils.data.DataLoader(torch.arange(8.0), batch_size=4, pin_memory=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every occurrence, not once per place
+        assert sum(batch.numel() for batch in loader) == 8
+        assert [warning for warning in caught if "'pin_memory' argument is set as true" in str(warning.message)]
+        caught.clear()
+        gexbert_hf._silence_expected_warnings()
+        assert sum(batch.numel() for batch in loader) == 8
+        warnings.warn("another warning still shows", UserWarning, stacklevel=1)
+    assert [str(warning.message) for warning in caught] == ["another warning still shows"]
+    assert "_silence_expected_warnings()" in Path(gexbert_hf.__file__).read_text().split("def _silence")[1]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import ExpressionInputError
 from ..expression_input_gexbert import anndata_gene_names, as_expression_frame
+from ..outputs import replace_with_umask
 from .gene_ids import map_gene_names, map_genes
 
 IMPUTED_LAYER = "gexbert_imputed"
@@ -117,7 +118,7 @@ def write_h5ad(adata, path: str | Path) -> Path:
         temporary = Path(handle.name)
     try:
         adata.write_h5ad(temporary)
-        temporary.replace(path)
+        replace_with_umask(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
     return path

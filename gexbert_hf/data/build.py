@@ -2,7 +2,7 @@
 
 Everything is validated before anything is written, the output is assembled in a temporary folder beside the target
 and moved into place at the end, so bad input or a crash leaves nothing half-written. An existing output is replaced
-only with `overwrite=True`, and then only the files an earlier build wrote there (`gexbert_hf.outputs`): never a
+only with `--overwrite` (`overwrite=True`), and then only the files an earlier build wrote there (`gexbert_hf.outputs`): never a
 folder holding the input files.
 """
 
@@ -108,7 +108,7 @@ def build_dataset(
     output = Path(output)
     inputs = {label: value for label, value in (("--expression", expression), ("--clinical", clinical),
                                                 ("--split", split)) if isinstance(value, (str, Path))}
-    folder = claim_output_dir(output, "build-dataset", inputs, overwrite, flag="overwrite=True (--overwrite)")
+    folder = claim_output_dir(output, "build-dataset", inputs, overwrite, flag="--overwrite")
     if normalization not in (*NORMALIZATIONS, "auto"):
         raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, 'auto')}, got {normalization!r}")
 

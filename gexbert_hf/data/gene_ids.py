@@ -23,6 +23,7 @@ from ..expression_input_gexbert import (
     as_expression_frame,
     describe_ids,
     id_kind,
+    spelling_key,
     strip_version,
 )
 
@@ -45,10 +46,10 @@ def detect_orientation(
 
     Raises `ExpressionInputError` when both axes look like the same kind of id (the caller must name the orientation).
     """
-    if vocabulary is not None:
-        known = {strip_version(gene) for gene in vocabulary}
-        rows_known = _overlap(map_gene_names(rows, gene_map), known)
-        columns_known = _overlap(map_gene_names(columns, gene_map), known)
+    if vocabulary is not None:  # a vocabulary gene in any spelling (`spelling_key`: version, case, -._)
+        known = {spelling_key(gene) for gene in vocabulary}
+        rows_known = sum(spelling_key(name) in known for name in map_gene_names(rows, gene_map))
+        columns_known = sum(spelling_key(name) in known for name in map_gene_names(columns, gene_map))
         if rows_known != columns_known:
             return "genes_x_samples" if rows_known > columns_known else "samples_x_genes"
     if sample_ids is not None:

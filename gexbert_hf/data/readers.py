@@ -87,15 +87,30 @@ def read_expression(
     else:
         if layer is not None or gene_column is not None:
             raise ExpressionInputError(f"{path}: `layer` and `gene_column` apply to an AnnData (.h5ad) input only")
-        if orientation == "auto":
-            rows, columns = _file_axes(path)
-            orientation = detect_orientation(rows, columns, vocabulary, sample_ids, gene_map, source=str(path)) or (
-                "samples_x_genes" if path.name.lower().endswith(_TABLE_SUFFIXES) else "genes_x_samples")
+        orientation = table_orientation(path, orientation, vocabulary, sample_ids, gene_map)
         if orientation == "genes_x_samples":
             frame = read_xena_tsv(path, aggregate=aggregate)
         else:
             frame = read_expression_table(path, aggregate=aggregate)
     return frame if gene_map is None else map_genes(frame, gene_map, aggregate, source=str(path))
+
+
+@_names_unreadable_files(ExpressionInputError, "an expression table")
+def table_orientation(
+    path: str | Path,
+    orientation: str = "auto",
+    vocabulary: Sequence[str] | None = None,
+    sample_ids: Sequence[str] | None = None,
+    gene_map: Mapping[str, str] | None = None,
+) -> str:
+    """The way round a table file is (`samples_x_genes` or `genes_x_samples`), `auto` decided as `read_expression`
+    does: a command writes its output the same way round as its input."""
+    path = Path(path)
+    if orientation != "auto":
+        return orientation
+    rows, columns = _file_axes(path)
+    return detect_orientation(rows, columns, vocabulary, sample_ids, gene_map, source=str(path)) or (
+        "samples_x_genes" if path.name.lower().endswith(_TABLE_SUFFIXES) else "genes_x_samples")
 
 
 @_names_unreadable_files(ExpressionInputError, "a Xena genes x samples table")
@@ -476,5 +491,5 @@ def _lines(positions) -> list[int]:
 
 __all__ = [
     "ORIENTATIONS", "apply_split", "join_cohort", "load_cohort", "load_split", "read_clinical", "read_expression",
-    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv",
+    "read_expression_table", "read_gene_map", "read_h5ad", "read_split", "read_xena_tsv", "table_orientation",
 ]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ..outputs import replace_with_umask
 
 
 def to_jsonable(value):
@@ -40,7 +41,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     payload = data.encode() if isinstance(data, str) else data
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(payload)
-    os.replace(handle.name, path)
+    replace_with_umask(Path(handle.name), path)
     return path
 
 

@@ -394,7 +394,7 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         result = finetune_classifier(str(model_dir), tokenizer, train, validation, label_names, args, panel, **output)
     else:
         result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel, **output)
-    summary = {"validation": result.metrics}
+    summary = {"validation": dict(result.metrics)}  # a copy: the test scores added to result.metrics stay out of it
     if test is not None and len(test):
         query = result.model.config.query_unseen
         if args.task == "classify":

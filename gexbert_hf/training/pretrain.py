@@ -27,7 +27,7 @@ from ..data.collator import DataCollatorForMaskedExpression
 from ..data.samples import fetch_rows
 from ..data.splits import held_out_mask
 from ..errors import ExpressionInputError, OutputExistsError
-from ..hub import REMOTE_CODE_FILES
+from ..hub import REMOTE_CODE_FILES, refuse_offline_push
 from ..inference import forward_batches
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import InputPaths, claim_output_dir, take_deprecated_overwrite
@@ -376,6 +376,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
 
     if args.dataset is None:
         raise ExpressionInputError("pretraining needs --dataset, a `gexbert build-dataset` output directory")
+    if args.push_to_hub:
+        refuse_offline_push(args.push_to_hub)  # before the training, not after it
     dataset_dir = Path(args.dataset)
     if not (dataset_dir / "dataset_dict.json").is_file():
         raise ExpressionInputError(f"{dataset_dir}: not a `gexbert build-dataset` output (no dataset_dict.json)")

@@ -1,0 +1,93 @@
+"""`gexbert impute`: fill every missing value (and absent model gene) of an expression file.
+
+Reads any format the data layer reads, never modifies its input, refuses to replace an existing output unless
+asked, and writes the filled table the same way round as its input (a genes x samples file gives a genes x samples
+table), the uncertainty beside it; or an `.h5ad` copy of the input with both as layers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.gene_ids import read_gene_list
+from ..errors import ExpressionInputError
+from ..inference import impute_frame
+from ..modeling_gexbert import GexBertForMaskedExpression
+from .common import (
+    InputArguments,
+    check_outputs,
+    input_orientation,
+    is_h5ad,
+    load_on_device,
+    read_input,
+    sidecar_path,
+    source_anndata,
+    write_table,
+)
+
+
+@dataclass
+class ImputeArguments(InputArguments):
+    """`gexbert impute`: fill every missing value (and absent model gene) of an expression file."""
+
+    model: str = field(metadata={"help": "A pretrained GexBERT (masked-expression head): a shipped name "
+                                         "(tcga31-mirna, tcga13-mrna) or a model folder."})
+    input: str = field(metadata={"help": "Expression file: a table either way round (TSV/CSV/Parquet, see "
+                                         "--orientation) or AnnData .h5ad."})
+    output: str = field(metadata={"help": "Filled table (.csv, .tsv, .parquet; the input's orientation); the "
+                                          "uncertainty goes beside it as NAME.uncertainty.EXT. Or .h5ad: a copy of "
+                                          "the input AnnData with the model's genes added, the filled values in layer "
+                                          "`gexbert_imputed` and the uncertainty in layer `gexbert_uncertainty`."})
+    genes: str | None = field(default=None, metadata={"help": "File of genes to restore (one a line); default: "
+                                                               "every model gene absent from the input."})
+    only_input_genes: bool = field(default=False, metadata={"help": "Fill NaNs only; restore no absent gene."})
+
+
+def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
+    """Read, impute with the model's predictive distribution, write filled values and their uncertainty."""
+    input_path, output = Path(args.input), Path(args.output)
+    uncertainty_path = None if is_h5ad(output) else sidecar_path(output, "uncertainty")
+    check_outputs({"input file": input_path, "gene list": args.genes, "gene map": args.gene_map},
+                  [output] + ([uncertainty_path] if uncertainty_path else []), args.overwrite)
+    model, tokenizer = load_on_device(args)
+    if not isinstance(model, GexBertForMaskedExpression):
+        raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
+                                   f"directory holds a {type(model).__name__}")
+    orientation = input_orientation(args, input_path, tokenizer)
+    frame = read_input(args, input_path, tokenizer)
+    names = {gene: tokenizer.vocabulary_name(gene) for gene in frame.columns}
+    unknown = [gene for gene, name in names.items() if name is None]
+    requested = read_gene_list(args.genes) if args.genes else None
+    if requested is None and not args.only_input_genes:
+        measured = set(names.values())
+        requested = [gene for gene in tokenizer.genes if gene not in measured]
+    if len(unknown) == frame.shape[1]:
+        tokenizer.select_known(frame, source=str(input_path))  # raises, naming the ids the model expects
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
+        filled, uncertainty = impute_frame(model, tokenizer, frame, genes=requested, batch_size=args.batch_size,
+                                           progress=args.progress)
+    if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
+        filled = filled.join(frame[unknown])
+        uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))
+    if uncertainty_path is None:
+        source, gene_names = source_anndata(args, input_path, frame)
+        from ..data.anndata import imputed_anndata, write_h5ad
+
+        write_h5ad(imputed_anndata(source, filled, uncertainty, gene_names), output)
+    else:
+        write_table(filled, output, orientation)
+        write_table(uncertainty, uncertainty_path, orientation)
+    missing = int(np.isnan(frame.drop(columns=unknown).to_numpy()).sum())
+    print(f"imputed {missing} missing values and restored {len(requested or [])} absent genes for {len(filled)} "
+          f"samples -> {output} (uncertainty: {uncertainty_path or 'layer gexbert_uncertainty'}"
+          + (f"; {len(unknown)} genes unknown to the model passed through)" if unknown else ")"))
+    return output, uncertainty_path
+
+
+__all__ = ["ImputeArguments", "impute_file"]
