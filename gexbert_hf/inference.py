@@ -303,9 +303,9 @@ def _head_outputs(model, tokenizer: GexBertTokenizer, samples, panel_genes: list
                   batch_size: int, output: str) -> np.ndarray:
     """The head's `output` for every sample, with the panel, query cap and query seed stored in the model config."""
     config = model.config
-    panel_genes = getattr(config, "panel_genes", None) if panel_genes is None else panel_genes
-    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen,
-                                                 getattr(config, "max_queries", None), getattr(config, "panel_seed", 0))
+    panel_genes = config.panel_genes if panel_genes is None else panel_genes
+    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, config.max_queries,
+                                                 config.panel_seed)
     collator = DataCollatorForExpressionFinetuning(tokenizer, panel_ids=panel_ids, query_ids=query_ids, seed=1)
     return np.concatenate(forward_batches(model, len(samples), batch_size,
                                           lambda rows: collator(fetch_rows(samples, rows)),
@@ -320,7 +320,7 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
     head = require_head(model, "prediction")
     check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
     frame = as_expression_frame(data, source=source)
-    panel = getattr(model.config, "panel_genes", None)
+    panel = model.config.panel_genes
     if panel is not None:
         measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
         absent = [gene for gene in panel if gene not in measured]
@@ -336,7 +336,7 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
     check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
                       encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
     samples = EncodedSamples(encoded)
-    query = bool(getattr(model.config, "query_unseen", False))
+    query = model.config.query_unseen
     index = pd.Index(samples.samples, name="sample")
     if head == "classification":
         probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
@@ -354,10 +354,10 @@ def describe_needed_genes(model, tokenizer: GexBertTokenizer, frame: pd.DataFram
                           source: str) -> str:
     """One line before predicting: which genes the model reads (its panel, else its vocabulary), and how many of
     them `frame` measures, so a mismatched input is seen before its predictions are trusted."""
-    panel = getattr(model.config, "panel_genes", None)
+    panel = model.config.panel_genes
     needed = list(panel) if panel else tokenizer.genes
     measured = frame.columns[frame.notna().any(axis=0).to_numpy()]
-    present = len(set(needed) & set(map(str, measured)))
+    present = len(set(needed) & {tokenizer.vocabulary_name(str(gene)) for gene in measured})
     what = f"a panel of {len(needed)} genes (config.json panel_genes)" if panel else f"any of its {len(needed)} genes"
     return f"the model reads {what}: {preview(needed)}; {present} of them measured in {source}"
 

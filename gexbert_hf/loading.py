@@ -7,10 +7,12 @@ each becomes one `ModelFileError` naming the file, and the tokenizer is checked 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from transformers.utils import logging as hf_logging
 
 from .checks import check_tokenizer_matches
 from .configuration_gexbert import GexBertConfig
@@ -51,6 +53,19 @@ def load_weights(model_class, directory: str | Path, **kwargs):
                              "complete and saved with this config.json?") from error
 
 
+@contextmanager
+def quiet_weight_loading():
+    """transformers' "Loading weights" bar off while a checkpoint of a few MB loads (it flashes past in a command's
+    output and buries the one line that matters), and back as it was."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedModel, GexBertTokenizer]:
     """The head a directory was saved with (its `architectures`) and the tokenizer beside it, which must be the
     model's own (`TokenizerMismatchError` otherwise); unreadable files raise `ModelFileError` naming them.
@@ -68,7 +83,8 @@ def load_model_and_tokenizer(model_dir: str | Path) -> tuple[GexBertPreTrainedMo
                                    f"{preview(sorted(MODEL_CLASSES))}")
     tokenizer = GexBertTokenizer.from_pretrained(path)
     check_tokenizer_matches(tokenizer, config, source=str(path))
-    model = load_weights(MODEL_CLASSES[architecture], path)
+    with quiet_weight_loading():
+        model = load_weights(MODEL_CLASSES[architecture], path)
     model.eval()
     return model, tokenizer
 

@@ -111,3 +111,24 @@ def test_shipped_checkpoints_know_their_scale_on_real_data(shared_data_dir):
     assert _verdict(mrna, _test_split(shared_data_dir / "tcga13_cbioportal_zscore")).status == "ok"
     assert _verdict(mrna, _test_split(shared_data_dir / "tcga3_xena_log2tpm")).status == "wrong_scale"  # log2 TPM
     assert "log2(RPM + 1)" in mirna.expression_scale and "z-scores" in mrna.expression_scale
+
+
+def test_the_commands_refuse_the_wrong_scale_in_one_line_and_proceed_when_told(model_dir, embedded_cohort, tmp_path,
+                                                                               capsys):
+    from gexbert_hf.cli import main
+
+    counts = np.round(2 ** embedded_cohort.expression.iloc[:20] * 50).rename_axis("sample")
+    counts.to_csv(tmp_path / "counts.csv")
+    arguments = ["impute", "--model", str(model_dir), "--input", str(tmp_path / "counts.csv"), "--output"]
+    assert main([*arguments, str(tmp_path / "filled.csv")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "raw counts" in error and "log2" in error
+    assert not (tmp_path / "filled.csv").exists()
+    assert main([*arguments, str(tmp_path / "filled.csv"), "--scale_check", "warn", "--no_progress"]) == 0
+    for command in ("predict", "embed"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--scale_check" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["impute", "--help"])
+    assert "tcga31-mirna expects log2(RPM + 1)" in " ".join(capsys.readouterr().out.split())

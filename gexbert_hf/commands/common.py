@@ -67,6 +67,19 @@ class InputArguments(RunArguments):
     gene_map: str | None = field(default=None, metadata={"help": "Gene-id mapping: a two-column table with a header "
                                                                   "line, the input's ids then the model's (e.g. "
                                                                   "Ensembl -> symbol)."})
+    scale_check: str = field(default="refuse", metadata={
+        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
+                "model): refuse (exit 2, naming the transform to apply) | warn | off. A milder shift only warns."})
+
+
+def shipped_inputs_help() -> str:
+    """What each shipped checkpoint expects (scale, id type, value range), for a command's --help."""
+    from ..input_scale import expected_input
+    from ..pretrained import PRETRAINED_MODELS, pretrained_path
+    from ..tokenization_gexbert import GexBertTokenizer
+
+    return " ".join(f"{name} expects {expected_input(GexBertTokenizer.from_pretrained(pretrained_path(name)))}."
+                    for name in sorted(PRETRAINED_MODELS))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

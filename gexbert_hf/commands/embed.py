@@ -37,7 +37,7 @@ def embed_file(args: EmbedArguments) -> Path:
     model, tokenizer = load_on_device(args)
     frame = read_input(args, input_path, tokenizer)
     vectors = embed(model, tokenizer, frame, batch_size=args.batch_size, pooling=args.pooling,
-                    max_genes=args.max_genes, progress=args.progress)
+                    max_genes=args.max_genes, progress=args.progress, scale_check=args.scale_check)
     if is_h5ad(output):
         from ..data.anndata import write_h5ad
 

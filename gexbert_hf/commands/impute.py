@@ -7,17 +7,15 @@ table), the uncertainty beside it; or an `.h5ad` copy of the input with both as 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..checks import require_head
 from ..data.gene_ids import read_gene_list
-from ..errors import ExpressionInputError
 from ..inference import impute_frame
-from ..modeling_gexbert import GexBertForMaskedExpression
 from .common import (
     InputArguments,
     check_outputs,
@@ -25,6 +23,7 @@ from .common import (
     is_h5ad,
     load_on_device,
     read_input,
+    shipped_inputs_help,
     sidecar_path,
     source_anndata,
     write_table,
@@ -35,8 +34,8 @@ from .common import (
 class ImputeArguments(InputArguments):
     """`gexbert impute`: fill every missing value (and absent model gene) of an expression file."""
 
-    model: str = field(metadata={"help": "A pretrained GexBERT (masked-expression head): a shipped name "
-                                         "(tcga31-mirna, tcga13-mrna) or a model folder."})
+    model: str = field(metadata={"help": "A pretrained GexBERT (masked-expression head): a shipped name or a model "
+                                         "folder. " + shipped_inputs_help()})
     input: str = field(metadata={"help": "Expression file: a table either way round (TSV/CSV/Parquet, see "
                                          "--orientation) or AnnData .h5ad."})
     output: str = field(metadata={"help": "Filled table (.csv, .tsv, .parquet; the input's orientation); the "
@@ -55,23 +54,16 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     check_outputs({"input file": input_path, "gene list": args.genes, "gene map": args.gene_map},
                   [output] + ([uncertainty_path] if uncertainty_path else []), args.overwrite)
     model, tokenizer = load_on_device(args)
-    if not isinstance(model, GexBertForMaskedExpression):
-        raise ExpressionInputError(f"{args.model}: imputation needs a pretrained masked-expression model, this "
-                                   f"directory holds a {type(model).__name__}")
+    require_head(model, "imputation")
     orientation = input_orientation(args, input_path, tokenizer)
     frame = read_input(args, input_path, tokenizer)
-    names = {gene: tokenizer.vocabulary_name(gene) for gene in frame.columns}
-    unknown = [gene for gene, name in names.items() if name is None]
+    known, unknown = tokenizer.match_genes(frame, source=str(input_path))  # raises when no gene is known
     requested = read_gene_list(args.genes) if args.genes else None
     if requested is None and not args.only_input_genes:
-        measured = set(names.values())
-        requested = [gene for gene in tokenizer.genes if gene not in measured]
-    if len(unknown) == frame.shape[1]:
-        tokenizer.select_known(frame, source=str(input_path))  # raises, naming the ids the model expects
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
-        filled, uncertainty = impute_frame(model, tokenizer, frame, genes=requested, batch_size=args.batch_size,
-                                           progress=args.progress)
+        requested = [gene for gene in tokenizer.genes if gene not in set(known.columns)]
+    filled, uncertainty = impute_frame(model, tokenizer, frame.drop(columns=unknown), genes=requested,
+                                       batch_size=args.batch_size, progress=args.progress,
+                                       scale_check=args.scale_check, source=str(input_path))
     if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
         filled = filled.join(frame[unknown])
         uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ExpressionInputError
+from ..checks import require_head
 from ..inference import describe_needed_genes, predict
-from ..modeling_gexbert import GexBertForSequenceClassification, GexBertForSurvival
 from .common import InputArguments, check_outputs, is_h5ad, load_on_device, read_input, source_anndata, write_table
 
 OBS_PREFIX = "gexbert_"
@@ -34,12 +33,10 @@ def predict_file(args: PredictArguments) -> Path:
     input_path, output = Path(args.input), Path(args.output)
     check_outputs({"input file": input_path, "gene map": args.gene_map}, [output], args.overwrite)
     model, tokenizer = load_on_device(args)
-    if not isinstance(model, (GexBertForSequenceClassification, GexBertForSurvival)):
-        raise ExpressionInputError(f"{args.model}: prediction needs a fine-tuned classification or survival model, "
-                                   f"this directory holds a {type(model).__name__}")
+    require_head(model, "prediction")
     frame = read_input(args, input_path, tokenizer)
     print(describe_needed_genes(model, tokenizer, frame, str(input_path)))
-    table = predict(model, tokenizer, frame, args.batch_size, source=str(input_path))
+    table = predict(model, tokenizer, frame, args.batch_size, source=str(input_path), scale_check=args.scale_check)
     if is_h5ad(output):
         from ..data.anndata import write_h5ad
 
