@@ -10,7 +10,7 @@ import gexbert_hf
 
 PACKAGE = Path(gexbert_hf.__file__).parent
 LAYERS = [
-    {"configuration_gexbert", "checkpoint_gexbert"}, {"modeling_gexbert", "errors_gexbert"},
+    {"configuration_gexbert", "errors_gexbert"}, {"checkpoint_gexbert"}, {"modeling_gexbert"},
     {"expression_input_gexbert"}, {"levels_gexbert", "inputs_gexbert"}, {"tokenization_gexbert"}, {"errors"},
     {"threads", "outputs", "checks", "metrics", "pretrained", "input_scale"}, {"data"}, {"inference", "loading"},
     {"hub"}, {"training"}, {"commands"}, {"cli"},

@@ -150,8 +150,10 @@ def test_impute_reads_its_own_output_back(model_dir, embedded_cohort, tmp_path, 
     first, second = tmp_path / f"first{suffix}", tmp_path / f"second{suffix}"
     for given, written in ((source, first), (first, second), (first.with_name(f"first.uncertainty{suffix}"),
                                                             tmp_path / f"third{suffix}")):
+        # the uncertainty file is read as a table too, but it is not expression: the scale check would refuse it
+        off = ["--scale_check", "off"] if "uncertainty" in given.name else []
         assert gexbert(["impute", "--model", str(model_dir), "--input", str(given), "--output", str(written),
-                        "--progress", "false"]) == 0
+                        "--progress", "false", *off]) == 0
     once, twice = read_expression(first), read_expression(second)
     pd.testing.assert_frame_equal(twice, once)  # nothing left to impute: the values come back unchanged
     assert once.shape == (6, embedded_cohort.expression.shape[1]) and list(once.index) == list(frame.index)

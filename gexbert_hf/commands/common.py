@@ -122,9 +122,13 @@ def input_orientation(args: InputArguments, path: Path, tokenizer: GexBertTokeni
     return table_orientation(path, args.orientation, vocabulary=tokenizer.genes, gene_map=gene_map)
 
 
-def read_input(args: InputArguments, path: Path, tokenizer: GexBertTokenizer) -> pd.DataFrame:
-    """The expression file as samples x genes, oriented against the model's vocabulary unless told otherwise."""
-    return read_expression(path, orientation=args.orientation, vocabulary=tokenizer.genes, layer=args.layer,
+def read_input(args: InputArguments, path: Path, tokenizer: GexBertTokenizer, orientation: str | None = None
+               ) -> pd.DataFrame:
+    """The expression file as samples x genes, oriented against the model's vocabulary unless told otherwise;
+    `orientation`, when the caller decided it already (`input_orientation`), spares a table a second reading."""
+    if orientation is None or is_h5ad(path):
+        orientation = args.orientation
+    return read_expression(path, orientation=orientation, vocabulary=tokenizer.genes, layer=args.layer,
                            gene_column=args.gene_column, gene_map=args.gene_map)
 
 

@@ -56,7 +56,7 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     model, tokenizer = load_on_device(args)
     require_head(model, "imputation")
     orientation = input_orientation(args, input_path, tokenizer)
-    frame = read_input(args, input_path, tokenizer)
+    frame = read_input(args, input_path, tokenizer, orientation)
     known, unknown = tokenizer.match_genes(frame, source=str(input_path))  # raises when no gene is known
     requested = read_gene_list(args.genes) if args.genes else None
     if requested is None and not args.only_input_genes:
