@@ -32,6 +32,7 @@ from .inference import IMPUTATION_INPUT, impute
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+GROUPINGS = ("embedding", "random")
 PASS_SEED = 5  # the gene grouping stream: the same call, the same groups, the same imputation
 # the transformer blocks' projections; the value embedding's Linear(1, hidden) and the 32-level head stay fp32
 TRANSFORMER_BLOCK = re.compile(r"(^|\.)layer\.\d+\.")
@@ -80,27 +81,54 @@ def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
                                                                for name in names}, dtype=torch.qint8)
 
 
-def gene_groups(n_genes: int, measured_fraction: float, measured_per_pass: int, seed: int = PASS_SEED
-                ) -> list[np.ndarray]:
-    """Seeded random groups of column positions, each with about `measured_per_pass` measured genes (at the given
-    measured fraction) and its share of the missing ones; one group when the whole profile fits."""
+def gene_groups(n_genes: int, measured_fraction: float, measured_per_pass: int, seed: int = PASS_SEED,
+                vectors: np.ndarray | None = None) -> list[np.ndarray]:
+    """Balanced groups of column positions, each with about `measured_per_pass` measured genes (at the given
+    measured fraction) and its share of the missing ones; one group when the whole profile fits. With `vectors`
+    (one row per gene, e.g. the model's gene embeddings) similar genes share a group (recursive bisection along the
+    first principal component); without, the groups are seeded random."""
     if measured_per_pass < 1:
         raise ExpressionInputError(f"measured_per_pass must be a positive number of genes, got {measured_per_pass}")
     width = measured_per_pass / max(measured_fraction, 1.0 / max(n_genes, 1))
     n_groups = max(1, min(n_genes, math.ceil(n_genes / width)))
     if n_groups == 1:
         return [np.arange(n_genes)]
+    if vectors is not None:
+        return [np.sort(group) for group in _bisect(np.asarray(vectors, dtype=np.float64), np.arange(n_genes),
+                                                    n_groups)]
     order = np.random.default_rng([seed, n_genes]).permutation(n_genes)
     return [np.sort(group) for group in np.array_split(order, n_groups)]
 
 
+def _bisect(vectors: np.ndarray, positions: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """`positions` cut into `n_groups` near-equal groups of similar `vectors`: split along the first principal
+    component at the share of groups each side gets, then each side again (a balanced k-d tree)."""
+    if n_groups == 1:
+        return [positions]
+    centred = vectors[positions] - vectors[positions].mean(axis=0)
+    direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+    direction *= np.sign(direction[np.argmax(np.abs(direction))])  # the SVD's sign is arbitrary: fix it
+    order = positions[np.argsort(centred @ direction, kind="stable")]
+    left = n_groups // 2
+    cut = round(len(positions) * left / n_groups)
+    return _bisect(vectors, order[:cut], left) + _bisect(vectors, order[cut:], n_groups - left)
+
+
+def gene_embedding_vectors(model, tokenizer, genes: Sequence[str]) -> np.ndarray:
+    """The model's learned gene-identity embeddings of `genes` (vocabulary names): genes the model treats alike lie
+    close, so grouping by them keeps a gene's informative partners in its pass."""
+    table = model.base_model.embeddings.gene_embeddings.weight.detach().float().cpu().numpy()
+    return table[np.asarray(tokenizer.convert_genes_to_ids(list(genes)))]
+
+
 def impute_in_passes(model, tokenizer, data, genes: Sequence[str] | None = None, measured_per_pass: int = 256,
-                     batch_size: int = 64, seed: int = PASS_SEED, progress: bool = False
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     grouping: str = "embedding", batch_size: int = 64, seed: int = PASS_SEED,
+                     progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`impute` with a bounded context: `(filled, uncertainty)` as `impute` returns them (same rows, columns and
     labels), each pass reading one seeded random group of about `measured_per_pass` measured genes plus its share
     of the missing and requested absent genes. Cost per sample ~ genes x measured_per_pass / measured fraction,
-    instead of genes squared; when the whole profile fits in one group this is exactly `impute`.
+    instead of genes squared; when the whole profile fits in one group this is exactly `impute`. `grouping`
+    "embedding" puts genes with similar learned gene embeddings in one pass; "random" draws seeded random groups.
 
     `data` is a samples x genes DataFrame (an AnnData: pass `as_expression_frame(adata)`).
     """
@@ -114,7 +142,11 @@ def impute_in_passes(model, tokenizer, data, genes: Sequence[str] | None = None,
     requested = [gene for gene in dict.fromkeys(genes or []) if gene not in measured]
     columns = [*shown_genes, *requested]
     measured_share = float(np.isfinite(frame[shown_genes].to_numpy(dtype=float)).sum()) / (len(frame) * len(columns))
-    groups = gene_groups(len(columns), measured_share, measured_per_pass, seed)
+    if grouping not in GROUPINGS:
+        raise ExpressionInputError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
+    vectors = (gene_embedding_vectors(model, tokenizer, [names.get(gene) or gene for gene in columns])
+               if grouping == "embedding" else None)
+    groups = gene_groups(len(columns), measured_share, measured_per_pass, seed, vectors)
     if len(groups) == 1:
         return impute(model, tokenizer, data, genes=genes, batch_size=batch_size, progress=progress)
     parts = [_impute_group(model, tokenizer, frame, [columns[i] for i in group], set(requested), batch_size, progress)
@@ -142,5 +174,5 @@ def _assemble(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return joined.loc[:, ~joined.columns.duplicated()].reindex(columns=columns)
 
 
-__all__ = ["cpu_autocast", "cpu_has_native_bf16", "default_cpu_dtype", "gene_groups", "impute_in_passes",
+__all__ = ["cpu_autocast", "cpu_has_native_bf16", "default_cpu_dtype", "gene_embedding_vectors", "gene_groups", "impute_in_passes",
            "quantize_linear_int8", "quantized_linear_names"]

@@ -116,3 +116,19 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert not cpu_has_native_bf16(tmp_path / "absent")
     with pytest.raises(ValueError, match="dtype"):
         cpu_autocast("fp16")
+
+
+def test_embedding_grouping_keeps_similar_genes_together_in_balanced_groups(model, embedded_tokenizer, holed):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 10
+    vectors = np.repeat(centres, 25, axis=0) + rng.normal(size=(100, 8))  # 4 clusters of 25 genes
+    groups = gene_groups(100, 0.5, 12, vectors=vectors)  # width 24 -> 5 groups of 20
+    assert sorted(np.concatenate(groups).tolist()) == list(range(100)) and {len(g) for g in groups} == {20}
+    cluster_counts = [len(set((group // 25).tolist())) for group in groups]
+    assert max(cluster_counts) <= 2  # a group holds one cluster, or the seam between two
+    masked, _ = holed
+    random = impute_in_passes(model, embedded_tokenizer, masked, measured_per_pass=8, grouping="random")[0]
+    by_embedding = impute_in_passes(model, embedded_tokenizer, masked, measured_per_pass=8)[0]
+    assert by_embedding.columns.equals(random.columns) and not by_embedding.equals(random)
+    with pytest.raises(ExpressionInputError, match="grouping"):
+        impute_in_passes(model, embedded_tokenizer, masked, measured_per_pass=8, grouping="alphabetical")
