@@ -5,8 +5,9 @@
 
 - accuracy: the release benchmark's test rows and MCAR masks (seed 0: `default_rng([0, 3])` over its 400 rows,
   the first `rows` of them), every variant against fp32 with the whole context on the same masks.
-- speed: on one masked test split, KNNImputer (k=10, fitted on train) and SoftImpute timed beside the GexBERT
-  variants in alternating order, the 1-minute load average beside every row, and the thread count.
+- speed: on one masked test split (50% MCAR), KNNImputer (k=10, fitted on train; `knn_rows` samples) and
+  SoftImpute (the whole split) timed beside the GexBERT variants (`speed_rows` samples each, twice, in alternating
+  order), the 1-minute load average beside every row, and the thread count.
 - command: the whole `gexbert impute` (a fresh process: imports, loading, reading, writing) against the same flow
   with the fast levers (`python -m gexbert_hf.study.speed.levers_command`), on the same file.
 - profile: one synthetic 20,000-gene profile (half missing) through an untrained model of tcga13-mrna's shape,
@@ -54,6 +55,7 @@ class LeverArguments:
     rows: int = field(default=100, metadata={"help": "accuracy: the first rows of the release benchmark's 400"})
     speed_rows: int = field(default=64, metadata={"help": "speed: test samples each GexBERT variant imputes"})
     threads: str = field(default="1", metadata={"help": "speed: torch thread counts to time the variants with"})
+    knn_rows: int = field(default=256, metadata={"help": "speed: test samples KNN imputes (SoftImpute: all)"})
     command_rows: int = field(default=128, metadata={"help": "command: samples in the file imputed"})
     profile_genes: int = field(default=20000)
     cache_dir: str = field(default="/tmp/gexbert_levers_cache", metadata={
@@ -198,14 +200,15 @@ def speed_section(args: LeverArguments) -> None:
     imputers[variants[0]](subset.iloc[:2])  # warm-up
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        timed(f"KNNImputer (k={KNN_K}, fitted on train)", len(masked),
-              lambda: impute_knn(train_work, incomplete, k=KNN_K))
+        knn_rows = min(args.knn_rows, len(incomplete))  # KNN's cost per sample is set by the train rows it searches
+        timed(f"KNNImputer (k={KNN_K}, fitted on train)", knn_rows,
+              lambda knn_rows=knn_rows: impute_knn(train_work, incomplete[:knn_rows], k=KNN_K))
         for order in (variants, variants[::-1]):
             for spec in order:
                 timed(f"GexBERT {spec}", len(subset), lambda spec=spec: imputers[spec](subset))
         timed(f"SoftImpute (penalty {SOFT_PENALTY})", len(masked),
               lambda: impute_soft(train_work, incomplete, SOFT_PENALTY))
-    _merge(Path(args.output_dir) / "speed.json", f"threads {args.threads}",
+    _merge(Path(args.output_dir) / "speed.json", f"{args.model}, threads {args.threads}",
            {"test_samples": len(masked), "genes": masked.shape[1], "rows": rows, "cpu_count": os.cpu_count()})
 
 
