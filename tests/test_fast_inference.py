@@ -18,8 +18,9 @@ from gexbert_hf.fast_inference import (
     quantized_linear_names,
 )
 
-# int8 tolerance on the restored values (working scale, z-scores here): the embedded cohort's values span ~-3..3;
-# on the shipped tcga13-mrna the largest change was 0.19 and the RMSE moved by 0.0004 (reports/speed_release/levers)
+# int8 tolerance on the restored values (working scale) of this tiny untrained model; on the shipped tcga13-mrna
+# (z-scores) the mean change was 0.013, the largest 1.2, and RMSE / per-gene r moved by <= 0.0005 at 50/70/90% MCAR
+# (reports/speed_release/levers/report.md)
 INT8_MAX_ABS_CHANGE = 0.25
 INT8_MEAN_ABS_CHANGE = 0.03
 
@@ -120,12 +121,18 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 def test_embedding_grouping_keeps_similar_genes_together_in_balanced_groups(model, embedded_tokenizer, holed):
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(4, 8)) * 10
+    centres = np.zeros((4, 8))
+    centres[:, 0] = [0, 10, 20, 30]
     vectors = np.repeat(centres, 25, axis=0) + rng.normal(size=(100, 8))  # 4 clusters of 25 genes
-    groups = gene_groups(100, 0.5, 12, vectors=vectors)  # width 24 -> 5 groups of 20
+    shuffled = rng.permutation(100)
+    groups = [shuffled[g] for g in gene_groups(100, 0.5, 12, vectors=vectors[shuffled])]  # 5 groups of 20
     assert sorted(np.concatenate(groups).tolist()) == list(range(100)) and {len(g) for g in groups} == {20}
-    cluster_counts = [len(set((group // 25).tolist())) for group in groups]
-    assert max(cluster_counts) <= 2  # a group holds one cluster, or the seam between two
+    assert max(len(set((group // 25).tolist())) for group in groups) <= 2  # one cluster, or the seam of two
+
+    def spread(partition):
+        return np.mean([vectors[group, 0].std() for group in partition])  # along the axis the clusters differ
+
+    assert spread(groups) < 0.5 * spread(gene_groups(100, 0.5, 12))  # far tighter than seeded random groups
     masked, _ = holed
     random = impute_in_passes(model, embedded_tokenizer, masked, measured_per_pass=8, grouping="random")[0]
     by_embedding = impute_in_passes(model, embedded_tokenizer, masked, measured_per_pass=8)[0]

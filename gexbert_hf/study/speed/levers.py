@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -217,8 +218,13 @@ def command_section(args: LeverArguments) -> None:
     from ..benchmark_data import load_folder
 
     test = load_folder(args.data_dir).raw_test.iloc[: args.command_rows]
-    folder = Path(args.output_dir) / "command_work"
-    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:  # cohort data never lands in the report folder (the repository)
+        rows = _time_commands(args, test, Path(work))
+    _merge(Path(args.output_dir) / "command.json", "runs", rows)
+
+
+def _time_commands(args: LeverArguments, test: pd.DataFrame, folder: Path) -> list[dict]:
+    """Each command once, on a half-masked copy of `test` written into `folder`."""
     source = folder / "masked.tsv"
     test.mask(mcar_mask(test.shape, 0.5, np.random.default_rng(7))).to_csv(source, sep="\t")
     environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -231,8 +237,6 @@ def command_section(args: LeverArguments) -> None:
     rows = []
     for name, command in runs.items():
         output = folder / f"{len(rows)}.tsv"
-        for stale in folder.glob(f"{len(rows)}*.tsv"):
-            stale.unlink()
         flags = ["--output", str(output), "--only_input_genes", "--progress", "false"] if "impute" in command else \
             [str(output)]
         context, begin = _context(), time.perf_counter()
@@ -241,7 +245,7 @@ def command_section(args: LeverArguments) -> None:
         rows.append({"method": name, "samples": len(test), "seconds": seconds, "samples_per_s": len(test) / seconds,
                      **context, "threads": int(environment["OMP_NUM_THREADS"])})
         print(f"[command] {name}: {seconds:.1f}s = {len(test) / seconds:.1f} samples/s", flush=True)
-    _merge(Path(args.output_dir) / "command.json", "runs", rows)
+    return rows
 
 
 def profile_section(args: LeverArguments) -> None:

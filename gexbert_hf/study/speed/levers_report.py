@@ -21,7 +21,7 @@ def accuracy_lines(accuracy: dict) -> list[str]:
              "The release benchmark's masks (seed 0) on the first rows of its 400 test rows; RMSE and mean per-gene "
              "r over the removed entries (working scale); change = |variant - fp32 whole context| over the removed "
              "entries. samples/s is the accuracy run's own rate (contended, not the speed measure).", ""]
-    for scenario, entry in accuracy.items():
+    for scenario, entry in sorted(accuracy.items(), key=lambda item: int(item[0].split()[1].rstrip("%"))):
         rows = entry["variants"]
         reference = next(row for row in rows if row["variant"] == "fp32")
         table = [[row["variant"], f"{row['rmse']:.4f}", f"{row['rmse'] - reference['rmse']:+.4f}",
@@ -37,11 +37,13 @@ def accuracy_lines(accuracy: dict) -> list[str]:
 def speed_lines(speed: dict) -> list[str]:
     lines = ["## Throughput in one run: GexBERT variants beside KNN and SoftImpute", "",
              "Baselines impute the whole masked test split (50% MCAR); each GexBERT variant imputes its first "
-             "samples twice, in alternating order. load = 1-minute load average at the row's start (2 cores).", ""]
+             "samples twice, in alternating order. / KNN = samples/s over KNN's at the same thread count. load = "
+             "1-minute load average at the row's start (2 cores).", ""]
     for key, entry in speed.items():
-        knn = [row["samples_per_s"] for row in entry["rows"] if row["method"].startswith("KNN")]
+        knn = {row["threads"]: row["samples_per_s"] for row in entry["rows"] if row["method"].startswith("KNN")}
         table = [[row["method"], row["threads"], row["samples"], f"{row['seconds']:.1f}",
-                  f"{row['samples_per_s']:.2f}", f"{row['samples_per_s'] / knn[0]:.3f}" if knn else "",
+                  f"{row['samples_per_s']:.2f}",
+                  f"{row['samples_per_s'] / knn[row['threads']]:.3f}" if row["threads"] in knn else "",
                   f"{row['load_1min']:.1f}", row["time"]] for row in entry["rows"]]
         lines += [f"### {key}: {entry['test_samples']} test samples x {entry['genes']} genes", "",
                   markdown_table(["method", "threads", "samples", "seconds", "samples/s", "/ KNN", "load", "clock"],
