@@ -6,9 +6,9 @@ Each lever is a plain function the `impute` path can call, measured for speed an
 - `quantize_linear_int8(model)`: a copy whose transformer Linear layers run as dynamic int8 (weights int8, activations
   quantized per batch); the embeddings, LayerNorms and the small level/value heads stay fp32.
 - `cpu_has_native_bf16()`: bf16 autocast pays only where the CPU has bf16 units (avx512_bf16 / AMX); elsewhere it
-  converts every operand and is slower than fp32 (measured 4x slower on the AVX2 dev machine).
+  converts every operand and is slower than fp32 (about 3x slower on the AVX2 dev machine).
 - `impute_in_passes(...)`: bounded context. A profile is read in seeded random groups of genes, each group holding
-  about `measured_per_pass` measured genes and its share of the missing ones (MASK queries), so attention costs
+  about `measured_per_pass` measured genes and its share of the missing ones (MASK queries), so attention cost
   grows linearly with the gene count instead of with its square. One group = exactly `impute`.
 """
 
