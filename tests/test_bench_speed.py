@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,6 +76,10 @@ def test_scaling_imputation_and_full_transcriptome_sections(quick_run):
     assert any("Iterative" in m for m in methods) and any("SoftImpute" in m for m in methods)
     assert results["imputation"]["model_trained"] is False  # quick mode: synthetic genes, an untrained tiny model
     assert all(m["all_filled"] and m["samples_per_s"] > 0 for m in results["imputation"]["methods"])
+    # issue 22: the int8 lever and the issue's KNN baseline (k=10 fitted on train) timed in the same run, and the
+    # thread count each row ran with (the suite pins one thread)
+    assert any("int8" in m for m in methods) and "KNNImputer (k=10, fitted on train)" in methods
+    assert all(m["threads"] == torch.get_num_threads() for m in results["imputation"]["methods"])
     assert results["imputation"]["removed_fraction"] == pytest.approx(0.5, abs=0.05)
     full = results["full_transcriptome"]
     assert {r["dtype"] for r in full["inference"]} == {"fp32", "bf16"}
@@ -118,3 +123,28 @@ def test_the_imputation_timing_uses_the_given_checkpoint_with_its_own_tokenizer(
     assert checkpoint == str(model_dir) and not model.training
     assert tokenizer.genes == GexBertTokenizer.from_pretrained(model_dir).genes
     assert model.config.tokenizer_fingerprint == tokenizer.fingerprint
+
+
+def test_lever_variants_fill_every_hole_and_refuse_unknown_names(model_dir, embedded_cohort):
+    from gexbert_hf.loading import load_model_and_tokenizer
+    from gexbert_hf.study.speed.levers import make_imputer, parse_variant
+
+    assert parse_variant("int8/passes256") == ("int8", 256, "embedding")
+    assert parse_variant("fp32/random64") == ("fp32", 64, "random") and parse_variant("fp32") == ("fp32", None,
+                                                                                                 "embedding")
+    for bad in ("fp16", "int8/chunks4"):
+        with pytest.raises(ValueError, match="variant"):
+            parse_variant(bad)
+    model, tokenizer = load_model_and_tokenizer(model_dir)
+    frame = embedded_cohort.expression.iloc[:6]
+    masked = frame.mask(np.random.default_rng(0).random(frame.shape) < 0.5)
+    quantized: dict = {}
+    filled = make_imputer(model, tokenizer, "int8/passes8", quantized)(masked)
+    assert "int8" in quantized and filled.shape == frame.shape and not filled.isna().any().any()
+
+
+def test_synthetic_wide_profile_is_timed_with_its_peak_memory():
+    from gexbert_hf.study.speed.levers_command import synthetic_profile
+
+    result = synthetic_profile(300, "int8/passes32")
+    assert result["genes"] == 300 and result["all_filled"] and result["seconds"] > 0 and result["peak_mib"] > 100

@@ -233,8 +233,9 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer, KNNImputer
 
+    from ...fast_inference import cpu_autocast, quantize_linear_int8
     from ...inference import impute
-    from ..baselines import impute_soft
+    from ..baselines import impute_knn, impute_soft
 
     start = time.perf_counter()
     train, test, source, normalization = _imputation_data(plan, args)
@@ -255,12 +256,16 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
         filled = np.asarray(function())
         seconds = time.perf_counter() - begin
         methods.append({"method": name, "samples": n_samples, "seconds": seconds, "samples_per_s": n_samples / seconds,
-                        "all_filled": bool(np.isfinite(filled).all()), "note": note, "load_before": load})
+                        "all_filled": bool(np.isfinite(filled).all()), "note": note, "load_before": load,
+                        "threads": torch.get_num_threads()})
         log(f"imputation {name}: {n_samples} samples in {seconds:.1f}s = {n_samples / seconds:.1f} samples/s")
 
+    quantized = quantize_linear_int8(model)
+
     def gexbert(frame, dtype: str):
-        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == "bf16"):
-            return impute(model, tokenizer, frame, batch_size=args.imputation_batch_size)[0].to_numpy()
+        with cpu_autocast("bf16" if dtype == "bf16" else "fp32"):
+            chosen = quantized if dtype == "int8" else model
+            return impute(chosen, tokenizer, frame, batch_size=args.imputation_batch_size)[0].to_numpy()
 
     tokens = test.shape[1] + 1
     name = "GexBERT tiny (quick mode)" if args.quick else f"GexBERT {checkpoint}" if checkpoint else "GexBERT small"
@@ -270,8 +275,13 @@ def imputation(plan: Plan, args: SpeedBenchmarkArguments, log: Callable[[str], N
           f"the first {len(first)} test samples (per-sample cost does not depend on the cohort size)")
     subset = masked.iloc[: args.imputation_fp32_samples]
     timed(f"{name}, fp32", len(subset), lambda: gexbert(subset, "fp32"), f"the first {len(subset)} test samples")
+    timed(f"{name}, int8 dynamic", len(subset), lambda: gexbert(subset, "int8"),
+          f"fast_inference.quantize_linear_int8 (transformer Linear layers int8); the first {len(subset)} test samples")
     timed("KNNImputer (k=5)", len(test), lambda: KNNImputer(n_neighbors=5).fit_transform(masked.to_numpy()),
           "fit_transform on the masked test matrix")
+    timed("KNNImputer (k=10, fitted on train)", len(test),
+          lambda: impute_knn(train.to_numpy(), masked.to_numpy(), k=10), "the issue's baseline: fit on the train "
+          "split, transform the masked test matrix")
     timed(f"SoftImpute (penalty {SOFT_PENALTY})", len(test),
           lambda: impute_soft(train.to_numpy(), masked.to_numpy(), SOFT_PENALTY, seed=args.seed),
           "standardised by train, 2,000 train rows beside the masked test matrix (as in the benchmark)")

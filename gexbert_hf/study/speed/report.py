@@ -288,11 +288,12 @@ def _imputation_section(results: dict) -> list[str]:
              "values and uncertainties, DataFrames). scikit-learn's imputers fit and transform the masked matrix.",
              ""]
     table = [[m["method"], m["samples"], fmt(m["seconds"], 1), fmt(m["samples_per_s"], 1), m["note"],
-              f"{m['load_before']:.1f}"] for m in imp["methods"]]
+              f"{m['load_before']:.1f}", m.get("threads", results["environment"]["torch_threads"])]
+             for m in imp["methods"]]
     arch = results["plan"]["architecture"]
     per_sample = training_flops(arch, "gexbert", imp["genes"] + 2, 1, imp["genes"] + 1) / 3
     best = max((m for m in imp["methods"] if m["method"].startswith("GexBERT")), key=lambda m: m["samples_per_s"])
-    lines += [markdown_table(["method", "samples", "seconds", "samples/s", "notes", "load"], table), "",
+    lines += [markdown_table(["method", "samples", "seconds", "samples/s", "notes", "load", "torch threads"], table), "",
               f"Why GexBERT misses {TARGET_IMPUTATION_SAMPLES_PER_S:.0f} samples/s here: a sample is "
               f"{imp['genes'] + 1} tokens through {arch['num_hidden_layers'] + arch['decoder_num_layers']} layers, "
               f"{per_sample / 1e9:.1f} GFLOP of matmuls (mostly attention). The best run sustained "
