@@ -57,6 +57,7 @@ RECIPES = {
     "lr2e-4 top g256": AdaptationRecipe(learning_rate=2e-4, trainable="top", max_genes=256),
     "lr1e-3 heads g256": AdaptationRecipe(learning_rate=1e-3, trainable="heads", max_genes=256),
     "lr2e-4 all full": AdaptationRecipe(learning_rate=2e-4, max_genes=None),
+    "lr5e-4 all g128 b16": AdaptationRecipe(learning_rate=5e-4, max_genes=128, batch_size=16),
 }
 
 
