@@ -150,7 +150,7 @@ def say(message: str) -> None:
 
 
 def run_check(name: str, output: Path, minutes: float, search_minutes: float, recipes: list[str],
-              rates: list[int], seeds: list[int], seed: int = 0) -> dict:
+              rates: list[int], seeds: list[int], seed: int = 0, max_rows: int = 300) -> dict:
     torch.set_num_threads(1)
     check = CHECKS[name]
     started = time.perf_counter()
@@ -172,7 +172,7 @@ def run_check(name: str, output: Path, minutes: float, search_minutes: float, re
     variants = {"GexBERT adapted": (adapted.model, adapted.tokenizer),
                 "GexBERT levels refitted only": (shipped[0], refit_only)}
     say("scoring on the eval part")
-    scored = score_variants(shipped, variants, adapt_part, eval_part, rates, seeds)
+    scored = score_variants(shipped, variants, adapt_part, eval_part, rates, seeds, max_rows=max_rows)
     results = {"check": name, "model": check.model, "folder": check.folder, "shift": shift,
                "n_adapt": len(adapt_part), "n_eval": len(eval_part), "n_eval_scored": scored["header"]["n_test_rows"],
                "recipe_search": search, "adaptation": adapted.record, "rates": rates, "seeds": seeds,
@@ -253,10 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipes", default="lr2e-4 all")
     parser.add_argument("--rates", default="30,50,70,90")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--max_rows", type=int, default=300, help="Eval samples scored (a seeded subset).")
     args = parser.parse_args(argv)
     results = run_check(args.check, Path(args.output), args.minutes, args.search_minutes,
                         [name.strip() for name in args.recipes.split(",")],
-                        [int(rate) for rate in args.rates.split(",")], list(range(args.seeds)))
+                        [int(rate) for rate in args.rates.split(",")], list(range(args.seeds)), max_rows=args.max_rows)
     print(json.dumps(results["summary"], indent=1))
 
 
