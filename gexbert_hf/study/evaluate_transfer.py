@@ -150,7 +150,8 @@ def say(message: str) -> None:
 
 
 def run_check(name: str, output: Path, minutes: float, search_minutes: float, recipes: list[str],
-              rates: list[int], seeds: list[int], seed: int = 0, max_rows: int = 300) -> dict:
+              rates: list[int], seeds: list[int], seed: int = 0, max_rows: int = 300, steps: int | None = None
+              ) -> dict:
     torch.set_num_threads(1)
     check = CHECKS[name]
     started = time.perf_counter()
@@ -166,7 +167,8 @@ def run_check(name: str, output: Path, minutes: float, search_minutes: float, re
               else {"best": recipes[0], "scores": {}})
     recipe = RECIPES[search["best"]]
     say(f"adapting with {search['best']} on all {len(adapt_part)} adapt samples for {minutes} min")
-    adapted = adapt_model(*shipped, adapt_part, recipe, minutes=minutes, progress=False, parent=check.model,
+    adapted = adapt_model(*shipped, adapt_part, recipe, minutes=minutes, steps=steps, progress=False,
+                          parent=check.model,
                           source=f"{check.folder} test split, shifted, adapt part")
     refit_only, refitted = refit_level_statistics(shipped[1], adapt_part)
     variants = {"GexBERT adapted": (adapted.model, adapted.tokenizer),
@@ -253,11 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipes", default="lr2e-4 all")
     parser.add_argument("--rates", default="30,50,70,90")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None, help="Adapt this many steps instead of --minutes.")
     parser.add_argument("--max_rows", type=int, default=300, help="Eval samples scored (a seeded subset).")
     args = parser.parse_args(argv)
     results = run_check(args.check, Path(args.output), args.minutes, args.search_minutes,
                         [name.strip() for name in args.recipes.split(",")],
-                        [int(rate) for rate in args.rates.split(",")], list(range(args.seeds)), max_rows=args.max_rows)
+                        [int(rate) for rate in args.rates.split(",")], list(range(args.seeds)), max_rows=args.max_rows,
+                        steps=args.steps)
     print(json.dumps(results["summary"], indent=1))
 
 
