@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "embed": ("gexbert_hf.commands.embed", "EmbedArguments", "embed_file"),
     "export": ("gexbert_hf.commands.export", "ExportArguments", "export_model"),
     "demo": ("gexbert_hf.study.demo", "DemoArguments", "demo_from_arguments"),
+    "adapt": ("gexbert_hf.commands.adapt", "AdaptArguments", "run_adapt"),
 }
 # what `gexbert --help` says of each, in order of use; a subcommand missing here is described by its module docstring
 SUMMARIES: dict[str, str] = {

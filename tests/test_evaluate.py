@@ -253,3 +253,52 @@ def test_h5ad_input_reads_its_obs_and_split(embedded_cohort, model_dir, tmp_path
                                                            output="o"), tokenizer)
     assert record["split"].startswith("no split given") and 35 <= len(drawn.raw_test) <= 45
     assert record["folder"] == "drawn" and record["n_genes"] == 76
+
+
+def test_adapted_checkpoint_is_scored_beside_the_shipped_one_on_scattered_nan(model_dir, embedded_cohort, tmp_path):
+    """`--adapt_minutes`: the adapted model on the same masks as the checkpoint as given; a cohort with scattered
+    missing cells is scored on the measured cells it hides only (every metric finite); the tuned values are checked
+    against their grids; and a cohort whose test samples the checkpoint was trained on is warned about."""
+    from gexbert_hf.training.sample_hashes import training_sample_hashes
+
+    expression = embedded_cohort.expression.mask(np.random.default_rng(4).random(embedded_cohort.expression.shape)
+                                                 < 0.05)
+    folder = write_folder(tmp_path / "scattered", expression, None)
+    split = pd.read_csv(folder / "split.tsv", sep="\t")
+    trained_on = split.loc[split["split"] == "test", "sample"].head(3).tolist()
+    model_copy = tmp_path / "model"
+    shutil.copytree(model_dir, model_copy)
+    config = json.loads((model_copy / "config.json").read_text())
+    config["training_samples_hash"] = training_sample_hashes(trained_on, salt="x")
+    (model_copy / "config.json").write_text(json.dumps(config))
+    output = tmp_path / "out"
+    with pytest.warns(UserWarning, match="3 of the cohort's .* test samples were in the checkpoint's training set"):
+        code = main(["evaluate", "--model", str(model_copy), "--data_dir", str(folder), "--output", str(output),
+                     "--quick", "--seeds", "1", "--missing_rates", "50,90", "--adapt_minutes", "1", "--no_progress"])
+    assert code == 0
+    results = json.loads((output / "results.json").read_text())
+    assert results["errors"] == {} and results["data"]["scattered_missing_cells"] > 0
+    assert results["data"]["genes_with_missing_values"] == [] and results["data"]["n_genes"] == 76
+    assert results["adaptation"]["steps"] >= 1 and results["data"]["training_overlap"]["test"] == trained_on
+    for entry in results["imputation"]["per_scenario"].values():
+        assert {"GexBERT", "GexBERT adapted", "KNN", "SoftImpute"} <= set(entry["methods"])
+        for method, values in entry["methods"].items():
+            assert np.isfinite(values["rmse"]).all() and np.isfinite(values["per_gene_r"]).all(), method
+    # the adapted model is no baseline: the checkpoint's verdicts are against the baselines only
+    assert all(not v["best_rmse_baseline"].startswith("GexBERT") for v in results["verdicts"]["imputation"])
+    assert len(results["verdicts"]["imputation_adapted"]) == 2
+    report = (output / "report.md").read_text()
+    assert "Shipped → adapted" in report and "WARNING: 3 test samples were in the checkpoint's training set" in report
+    assert "Baseline tuning: KNN:" in report and "scattered missing cells" in report
+
+
+def test_tuning_extends_a_grid_whose_best_value_is_at_its_edge():
+    from gexbert_hf.study.baselines import edge_note, tune_imputer
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(300, 3))
+    matrix = factors @ rng.normal(size=(3, 40)) + 0.05 * rng.normal(size=(300, 40))  # low rank: small penalties win
+    best, scores = tune_imputer("SoftImpute", matrix[:240], matrix[240:], [0.2, 0.4])
+    assert best < 0.2 and len(scores) > 2  # the grid grew below its edge
+    assert edge_note({"1": 1.0, "2": 0.5, "3": 0.7}, 2) is None
+    assert "largest" in edge_note({"1": 1.0, "2": 0.5}, 2)

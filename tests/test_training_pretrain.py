@@ -125,6 +125,12 @@ def test_pretrain_command_writes_a_loadable_model_and_refuses_to_overwrite(synth
     tokenizer = GexBertTokenizer.from_pretrained(output)
     assert model.config.vocab_size == tokenizer.vocab_size
     assert (output / "README.md").is_file() and (output / "metrics.jsonl").is_file()
+    # the salted hashes of the training samples, which `gexbert evaluate` checks a cohort against
+    from gexbert_hf.training.sample_hashes import shared_samples
+
+    record = model.config.training_samples_hash
+    assert 0 < record["n_samples"] < len(synthetic_cohort.expression)
+    assert len(shared_samples(record, synthetic_cohort.expression.index)) == record["n_samples"]
     assert main(arguments) == 2
     assert "already holds a trained model" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "x")]) == 2

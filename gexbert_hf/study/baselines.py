@@ -208,13 +208,25 @@ def mcar_mask(shape: tuple[int, int], rate: float, rng: np.random.Generator) -> 
     return mask
 
 
+IMPUTER_GRIDS: dict[str, tuple] = {
+    "KNN": (1, 3, 5, 10, 20, 40, 80),
+    "SoftImpute": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4),
+}
+MAX_GRID_EXTENSIONS = 3  # times a grid is extended past an edge its best value sits on
+
+
 def tune_imputer(name: str, reference: np.ndarray, validation: np.ndarray, grid: list, rate: float = 0.5,
                  seed: int = 0) -> tuple[object, dict]:
-    """Choose KNN k or SoftImpute penalty by RMSE of validation values removed at `rate` (MCAR)."""
-    mask = mcar_mask(validation.shape, rate, np.random.default_rng([seed, 99]))
+    """Choose KNN k or SoftImpute penalty by RMSE of measured validation values removed at `rate` (MCAR).
+
+    A best value on an edge of `grid` says the grid was too narrow: the grid is extended past that edge (k and the
+    penalty halved or doubled) up to MAX_GRID_EXTENSIONS times, so the choice is an interior one wherever the data
+    allow; `edge_note(scores, best)` says when it still is not."""
+    mask = mcar_mask(validation.shape, rate, np.random.default_rng([seed, 99])) & ~np.isnan(validation)
     incomplete = np.where(mask, np.nan, validation)
-    scores = {}
-    for value in grid:
+    scores: dict = {}
+
+    def score(value) -> None:
         if name == "KNN":
             filled = impute_knn(reference, incomplete, k=value)
         elif name == "SoftImpute":
@@ -222,8 +234,39 @@ def tune_imputer(name: str, reference: np.ndarray, validation: np.ndarray, grid:
         else:
             raise ValueError(name)
         scores[value] = float(np.sqrt(np.mean((filled[mask] - validation[mask]) ** 2)))
-    best = min(grid, key=lambda value: scores[value])
-    return best, {str(key): value for key, value in scores.items()}
+
+    for value in grid:
+        score(value)
+    for _ in range(MAX_GRID_EXTENSIONS):
+        best, tried = min(scores, key=scores.get), sorted(scores)
+        beyond = _beyond_edge(name, best, tried, len(reference))
+        if beyond is None:
+            break
+        score(beyond)
+    best = min(scores, key=scores.get)
+    return best, {str(key): scores[key] for key in sorted(scores)}
+
+
+def _beyond_edge(name: str, best, tried: list, n_reference: int):
+    """The next grid value past the edge `best` sits on; None when it is interior or the edge cannot move."""
+    if best == tried[-1]:
+        step = best * 2
+        if name == "KNN":
+            return step if step <= n_reference and step not in tried else None
+        return step if step <= 1.0 else None
+    if best == tried[0]:
+        step = best // 2 if name == "KNN" else best / 2
+        return step if step >= (1 if name == "KNN" else 1e-5) and step not in tried else None
+    return None
+
+
+def edge_note(scores: dict, best) -> str | None:
+    """A sentence when the chosen value is still at an edge of what was tried (None when interior)."""
+    tried = sorted(float(key) for key in scores)
+    if len(tried) < 2 or float(best) not in (tried[0], tried[-1]):
+        return None
+    side = "smallest" if float(best) == tried[0] else "largest"
+    return f"chosen {best} is the {side} value tried ({tried[0]:g}-{tried[-1]:g}), after extending the grid"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def imputation_verdicts(imputation: dict) -> list[dict]:
         methods = entry["methods"]
         if "GexBERT" not in methods:
             continue
-        others = {m: v for m, v in methods.items() if m != "GexBERT"}
+        others = {m: v for m, v in methods.items() if not m.startswith(GEXBERT_PREFIX)}  # variants are not baselines
         best_rmse = min(others, key=lambda m: mean_finite(others[m]["rmse"]))
         best_r = max(others, key=lambda m: mean_finite(others[m]["per_gene_r"]))
         verdicts.append({

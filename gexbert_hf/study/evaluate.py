@@ -14,6 +14,7 @@ results.json is written after each stage, so a crash keeps the finished ones.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 import warnings
@@ -35,6 +36,8 @@ from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpoint
 from ..tokenization_gexbert import GexBertTokenizer
+from ..training.adapt import AdaptationRecipe, adapt_model
+from ..training.sample_hashes import shared_samples
 from .benchmark import machine_record
 from .benchmark_data import CLASSIFICATION_MODES, FolderData, classification_gate, split_cohort
 from .evaluate_plan import plan_for
@@ -45,6 +48,8 @@ from .reports import atomic_write, write_json
 from .stage_budget import EVALUATE_RESERVE, EVALUATE_SHARES, RunClock, StageBudget, budgeted_rounds
 from .working_scale import working_frame
 
+ADAPTED_METHOD = "GexBERT adapted"
+MIN_MEASURED_SHARE = 0.5  # a gene measured in fewer of the cohort's samples than this is left out of the scores
 EMBEDDING_METHOD = "GexBERT embedding→LR"
 RESTORED_METHOD = "GexBERT panel+restored→LR"
 
@@ -81,6 +86,10 @@ class EvaluateArguments:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out (and of an .h5ad's split)."})
     progress: bool = field(default=True, metadata={"help": "Progress lines."})
+    adapt_minutes: float = field(default=0.0, metadata={
+        "help": "When > 0: also adapt the checkpoint on this cohort's train split (`gexbert adapt`, this many "
+                "minutes) and show it beside the checkpoint as given, on the same masks and baselines. The "
+                "adaptation's minutes come on top of --time_budget_minutes."})
 
 
 def say(message: str) -> None:
@@ -106,18 +115,52 @@ def run_evaluation(args: EvaluateArguments) -> int:
         raise ExpressionInputError(f"{args.model}: evaluation needs a pretrained masked-expression model, this "
                                    f"folder holds a {type(model).__name__}")
     data, data_record = load_evaluation_data(args, tokenizer)
+    data_record["training_overlap"] = training_overlap(model, data)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     results: dict = {"arguments": asdict(args), "model": _model_record(args.model, model_path, model, tokenizer),
                      "data": data_record, "machine": machine_record(device), "errors": {},
                      "timings": {"load": time.perf_counter() - started}}
+    adapted = None
+    if args.adapt_minutes > 0:
+        begun = time.perf_counter()
+        adapted, results["adaptation"] = adapt_on_train(model, tokenizer, data, args)
+        adapted = (adapted[0].to(device), adapted[1])
+        results["timings"]["adaptation"] = time.perf_counter() - begun
+        started += results["timings"]["adaptation"]  # the adaptation's minutes come on top of the budget
     with folder.writing() as output:
         if data_record["unknown_genes"]:
             atomic_write(output / "unknown_genes.txt", "\n".join(data_record["unknown_genes"]) + "\n")
-        return _run_stages(model.to(device), tokenizer, data, args, results, output, started)
+        return _run_stages(model.to(device), tokenizer, data, args, results, output, started, adapted)
+
+
+def training_overlap(model, data: FolderData) -> dict:
+    """Cohort samples whose salted hash is in the checkpoint's record of its training samples
+    (`config.training_samples_hash`), with a warning when there are any: their scores would flatter the model."""
+    record = getattr(model.config, "training_samples_hash", None)
+    found = {"recorded": bool(record), "test": shared_samples(record, data.raw_test.index),
+             "train": shared_samples(record, data.raw_train.index)}
+    if found["test"]:
+        warnings.warn(f"{len(found['test'])} of the cohort's {len(data.raw_test)} test samples were in the "
+                      f"checkpoint's training set (e.g. {found['test'][0]}): its scores on them flatter it",
+                      stacklevel=2)
+        say(f"WARNING: {len(found['test'])} test samples are in the checkpoint's training set")
+    return found
+
+
+def adapt_on_train(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments
+                   ) -> tuple[tuple, dict]:
+    """The checkpoint adapted on the cohort's train split (`gexbert adapt`'s default recipe), and its record."""
+    say(f"adapting on {len(data.raw_train)} train samples for {args.adapt_minutes:g} min ...")
+    recipe = AdaptationRecipe(seed=args.seed)
+    minutes = 0.05 if args.quick else args.adapt_minutes
+    result = adapt_model(model, tokenizer, data.raw_train, recipe, minutes=minutes, progress=args.progress,
+                         parent=args.model, source=f"{args.data_dir} (train split)")
+    say(f"adapted: {result.record['steps']} steps in {result.record['train_seconds']:.0f} s")
+    return (result.model, result.tokenizer), result.record
 
 
 def _run_stages(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments, results: dict,
-                output: Path, started: float) -> int:
+                output: Path, started: float, adapted: tuple | None = None) -> int:
     """Classification when it applies (in its share of the budget), then imputation in all the time left;
     results.json after each."""
     results["plan"] = asdict(plan_for(data.raw_train.shape[1], args.quick, args.imputation_test_rows))
@@ -133,7 +176,8 @@ def _run_stages(model, tokenizer: GexBertTokenizer, data: FolderData, args: Eval
     else:
         _stage(results, clock, "classification", output,
                lambda budget: classification_stage(model, tokenizer, data, args, budget))
-    _stage(results, clock, "imputation", output, lambda budget: imputation_stage(model, tokenizer, data, args, budget))
+    _stage(results, clock, "imputation", output,
+           lambda budget: imputation_stage(model, tokenizer, data, args, budget, adapted))
     results["timings"]["total"] = _since(started)
     write_json(output / "results.json", results)
     try:
@@ -214,11 +258,13 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
         warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
         known = tokenizer.select_known(expression, source=str(args.data_dir))  # none known: the id-type error
     used = split.index[split.isin(["train", "test"]).to_numpy()]
-    incomplete = list(known.columns[known.loc[used].isna().any(axis=0).to_numpy()])
+    measured_share = known.loc[used].notna().mean(axis=0)
+    incomplete = list(known.columns[(measured_share < MIN_MEASURED_SHARE).to_numpy()])
     if len(incomplete) == known.shape[1]:
-        raise ExpressionInputError(f"{args.data_dir}: every gene the model knows has missing values; the scores "
-                                   "need measured genes")
+        raise ExpressionInputError(f"{args.data_dir}: every gene the model knows is missing in more than half of the "
+                                   "samples; the scores need measured genes")
     cohort.expression = known.drop(columns=incomplete)
+    scattered = int(cohort.expression.loc[used].isna().to_numpy().sum())
     data = split_cohort(Path(args.data_dir).name.removesuffix(".h5ad"), cohort, split.reindex(known.index),
                         seed=args.seed)
     if len(data.raw_test) < 2 or len(data.raw_train) < 10:
@@ -229,6 +275,7 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
               "n_validation": int(data.validation.sum()), "n_test": len(data.raw_test),
               "n_genes_in_file": expression.shape[1], "n_genes": data.raw_train.shape[1],
               "unknown_genes": unknown, "genes_with_missing_values": incomplete,
+              "scattered_missing_cells": scattered,
               "normalization": data.normalization, "label_column": data.label_column, "types": types}
     return data, record
 
@@ -237,7 +284,7 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
 # imputation
 # ----------------------------------------------------------------------------------------------------------------------
 def imputation_stage(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments,
-                     budget: StageBudget) -> dict:
+                     budget: StageBudget, adapted: tuple | None = None) -> dict:
     """MCAR at each rate on the test split, GexBERT against the study's imputers tuned on the train split; seeds
     run in order (every rate gets seed 0 first), each (rate, seed) unit only while `budget` expects it to fit."""
     plan = plan_for(data.raw_train.shape[1], args.quick, args.imputation_test_rows)
@@ -251,6 +298,12 @@ def imputation_stage(model, tokenizer: GexBertTokenizer, data: FolderData, args:
     rounds = {scenario: list(range(args.seeds)) for scenario in scenarios}
     for scenario, seed in budgeted_rounds(budget, rounds, first_round=False):
         found = run_scenario(imputers, scenario, [seed], IMPUTERS, center, scale)
+        if adapted is not None:  # the same masks (drawn from the seed), the same test rows and working scale
+            variant = dataclasses.replace(imputers, model=adapted[0], tokenizer=adapted[1])
+            extra = run_scenario(variant, scenario, [seed], ("GexBERT",), center, scale)
+            found["methods"][ADAPTED_METHOD] = extra["methods"]["GexBERT"]
+            found["seconds"][ADAPTED_METHOD] = extra["seconds"]["GexBERT"]
+            found["calibration_80_adapted"] = extra["calibration_80"]
         _merge(results["per_scenario"].setdefault(scenario, {}), found)
         if seed not in results["seeds"]:
             results["seeds"].append(seed)
@@ -320,6 +373,9 @@ def _panel_task(model, tokenizer: GexBertTokenizer, data: FolderData, args: Eval
 def _run_panel(task: PanelTask, panel: list[str], seed: int, tuned: dict, entry: dict, mlp: bool) -> None:
     """Every method on one panel: raw-panel LR (and MLP), GexBERT's panel embedding, panel + restored genes."""
     x_train, x_test = task.work_train[panel].to_numpy(), task.work_test[panel].to_numpy()
+    if np.isnan(x_train).any() or np.isnan(x_test).any():  # scattered missing cells: train means for the baselines
+        means = np.nan_to_num(np.nanmean(x_train, axis=0))
+        x_train, x_test = (np.where(np.isnan(x), means, x) for x in (x_train, x_test))
     inputs = {"LR": (x_train, x_test, "LR")}
     if mlp:
         inputs["MLP"] = (x_train, x_test, "MLP")

@@ -7,12 +7,15 @@ iterative round): tuning 5 s; per mask GexBERT 46-100 s (1,024 genes per pass), 
 SoftImpute 8-16 s, KNN ~5 s, so one missing rate of one seed (a unit) costs 100-175 s; the 15 classification panels
 29 s together. With `--time_budget_minutes 10` the run ended after 7.7 minutes: all panels, 3 of the 20 imputation
 units, the other 17 recorded as skipped. The 30-minute default holds about 10-15 imputation units (2-3 seeds of the
-four rates).
+four rates). The KNN and SoftImpute grids are the baselines module's wide ones (7 values each, extended past an
+edge the best value sits on), about twice the tuning time of the earlier 3- and 4-value grids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .baselines import IMPUTER_GRIDS
 
 # wider than this, the iterative imputer gets fewer rounds and SoftImpute fewer SVD iterations
 WIDE_GENES = 5000
@@ -45,7 +48,7 @@ def plan_for(n_genes: int, quick: bool, test_rows: int) -> EvaluationPlan:
         test_rows=min(test_rows, max(60, 2_000_000 // genes)),
         reference_rows=min(1200, max(200, 3_000_000 // genes)),
         tuning_rows=min(300, max(60, 1_000_000 // genes)),
-        tuning_genes=2000, knn_grid=(5, 15, 40), soft_grid=(0.02, 0.05, 0.1, 0.2),
+        tuning_genes=2000, knn_grid=IMPUTER_GRIDS["KNN"], soft_grid=IMPUTER_GRIDS["SoftImpute"],
         soft_max_iter=40 if n_genes <= WIDE_GENES else 20,
         iterative_rounds=3 if n_genes <= 2000 else 2 if n_genes <= WIDE_GENES else 1,
         max_queries=128,

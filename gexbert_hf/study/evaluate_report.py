@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .baselines import edge_note
 from .benchmark_report import classification_section, imputation_section
 from .benchmark_verdicts import TIE_TOLERANCE, classification_verdicts, imputation_verdicts, mean_finite, outcome, shown
 from .reports import atomic_write, fmt, markdown_table
@@ -26,7 +27,7 @@ def write_report(results: dict, output: Path) -> Path:
     lines += ["## Verdicts\n", f"Ties are differences within {TIE_TOLERANCE}; LOSS marks where a baseline is "
               "better.\n", *imputation_verdict_lines(results), *classification_verdict_lines(results), ""]
     lines += ["## 1. Imputation: values hidden completely at random in the test split\n",
-              *_imputation_lines(results, output)]
+              *_imputation_lines(results, output), *adapted_lines(results), *tuning_edge_lines(results)]
     lines += ["## 2. Classification from random gene panels\n", *_classification_lines(results, output)]
     lines += ["## Time budget\n", *budget_lines(results)]
     lines += ["## Timings\n", markdown_table(["stage", "minutes"], [[stage, fmt(seconds / 60, 1)] for stage, seconds
@@ -54,9 +55,19 @@ def _header_lines(results: dict) -> list[str]:
         lines.append(f"**{len(unknown)} genes unknown to the model's vocabulary**, left out of every score: "
                      + ", ".join(f"`{gene}`" for gene in unknown[:UNKNOWN_SHOWN]) + more + "\n")
     if data["genes_with_missing_values"]:
-        lines.append(f"{len(data['genes_with_missing_values'])} known genes with missing values are left out (a "
-                     "score needs the true value of each hidden entry): "
+        lines.append(f"{len(data['genes_with_missing_values'])} known genes missing in more than half of the samples "
+                     "are left out: "
                      + ", ".join(f"`{gene}`" for gene in data["genes_with_missing_values"][:20]) + "\n")
+    if data.get("scattered_missing_cells"):
+        lines.append(f"{data['scattered_missing_cells']} scattered missing cells in the scored genes: every method "
+                     "fills them, none is scored on them (only measured cells that a mask hides count).\n")
+    lines += overlap_lines(data.get("training_overlap"))
+    if results.get("adaptation"):
+        record = results["adaptation"]
+        lines.append(f"**Adapted** beside the checkpoint as given: `gexbert adapt` on the {record['n_samples']} "
+                     f"train samples ({record['steps']} steps in {record['train_seconds']:.0f} s, level edges "
+                     f"refitted for {record['genes_refitted']} genes, learning rate "
+                     f"{record['recipe']['learning_rate']:g}); `{ADAPTED}` in the tables, on the same masks.\n")
     if data["normalization"] != model["normalization"]:
         lines.append(f"**Scale mismatch**: this cohort's values look like `{data['normalization']}` input while the "
                      f"model was trained on `{model['normalization']}` input; its expression levels were learnt on "
@@ -66,6 +77,57 @@ def _header_lines(results: dict) -> list[str]:
         lines += [f"- {stage}: `{error.splitlines()[0]}`" for stage, error in results["errors"].items()]
         lines.append("")
     return lines
+
+
+ADAPTED = "GexBERT adapted"
+
+
+def overlap_lines(overlap: dict | None) -> list[str]:
+    """What the checkpoint's record of its training samples says about this cohort."""
+    if not overlap or not overlap.get("recorded"):
+        return ["The checkpoint records no training-sample hashes: overlap with its training set was not checked.\n"]
+    if overlap["test"]:
+        return [f"**WARNING: {len(overlap['test'])} test samples were in the checkpoint's training set** (e.g. "
+                f"`{overlap['test'][0]}`): its scores on them flatter it.\n"]
+    shared_train = f" ({len(overlap['train'])} train samples were)" if overlap["train"] else ""
+    return [f"No test sample is in the checkpoint's training set{shared_train} (salted hashes in its config).\n"]
+
+
+def adapted_lines(results: dict) -> list[str]:
+    """The adapted checkpoint against the best baseline and against the checkpoint as given, per rate."""
+    per_scenario = (results.get("imputation") or {}).get("per_scenario", {})
+    if not results.get("adaptation") or not per_scenario:
+        return []
+    view = {"per_scenario": {scenario: {"methods": {("GexBERT" if m == ADAPTED else m): v
+                                                    for m, v in entry["methods"].items() if m != "GexBERT"}}
+                             for scenario, entry in per_scenario.items() if ADAPTED in entry["methods"]}}
+    rows = []
+    for v in imputation_verdicts(view):
+        shipped = per_scenario[v["scenario"]]["methods"]["GexBERT"]
+        rows.append([v["scenario"], f"{fmt(mean_finite(shipped['rmse']))} → {fmt(v['gexbert_rmse'])}",
+                     f"{v['best_rmse_baseline']} {fmt(v['best_baseline_rmse'])}", shown(v["outcome_rmse"]),
+                     f"{fmt(mean_finite(shipped['per_gene_r']))} → {fmt(v['gexbert_per_gene_r'])}",
+                     f"{v['best_r_baseline']} {fmt(v['best_baseline_per_gene_r'])}", shown(v["outcome_per_gene_r"])])
+    results.setdefault("verdicts", {})["imputation_adapted"] = imputation_verdicts(view)
+    return ["**Shipped → adapted** against the best baseline (same masks):\n",
+            markdown_table(["scenario", "RMSE shipped → adapted", "best baseline", "adapted RMSE",
+                            "per-gene r shipped → adapted", "best baseline", "adapted r"], rows) + "\n"]
+
+
+def tuning_edge_lines(results: dict) -> list[str]:
+    """Whether each tuned baseline's chosen value is inside the grid it was tuned over."""
+    imputation = results.get("imputation") or {}
+    if "chosen" not in imputation:
+        return []
+    notes = []
+    for method, key in (("KNN", "KNN_k"), ("SoftImpute", "SoftImpute_penalty")):
+        scores = imputation.get("tuning", {}).get(method)
+        if scores:
+            note = edge_note(scores, imputation["chosen"][key])
+            notes.append(f"{method}: {note}." if note else f"{method}: {imputation['chosen'][key]} is interior to "
+                         f"the {len(scores)} values tried ({', '.join(scores)}).")
+    return (["Baseline tuning: " + " ".join(notes) + " The iterative imputer is not tuned (fixed rounds and 30 "
+             "nearest features).\n"] if notes else [])
 
 
 def _word(result: str, baseline: str, delta: float) -> str:

@@ -171,6 +171,7 @@ def _run_seed(imputers: _Imputers, entry: dict, scenario: str, seed: int, method
               center: np.ndarray, scale: np.ndarray) -> None:
     """One scenario's removal mask for one seed: every method's fill, its metrics and its time, added to `entry`."""
     mask, absent_columns = scenario_mask(scenario, imputers.truth, center, scale, np.random.default_rng([seed, 3]))
+    mask &= ~np.isnan(imputers.truth)  # a cohort's own missing cells: filled by every method, scored by none
     for method in methods:
         started = time.perf_counter()
         filled, coverage = imputers.fill(method, mask, absent_columns, seed)
@@ -235,8 +236,8 @@ def prepare_imputers(
     imputers = _Imputers(model, tokenizer, raw, tokenizer.normalize(raw.to_numpy(), list(raw_train.columns)),
                          fit_rows, reference, knn_k, soft_penalty, chunk, max_reference_rows, iterative_rounds,
                          soft_max_iter)
-    center = np.mean(work_train, axis=0)
-    scale = np.std(work_train, axis=0)
+    center = np.nanmean(work_train, axis=0)  # scattered missing cells in the cohort's train split
+    scale = np.nanstd(work_train, axis=0)
     scale = np.where(scale > 1e-8, scale, 1.0)
     header = {"n_test_rows": len(test_rows), "chosen": {"KNN_k": knn_k, "SoftImpute_penalty": soft_penalty},
               "tuning": tuning}

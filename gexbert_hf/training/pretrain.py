@@ -36,6 +36,7 @@ from ..tokenization_gexbert import TOKENIZER_ARRAYS_NAME, TOKENIZER_CONFIG_NAME,
 from .checkpoints import CONFIG_FILE, STAGING_PREFIX, latest_usable_checkpoint, list_checkpoints, save_final_model
 from .options import PretrainingOptions, TrainingArgumentError
 from .run_log import METRICS_FILE, TENSORBOARD_DIR, RunLog, truncate_metrics
+from .sample_hashes import training_sample_hashes
 from .train_state import (
     TrainingParts,
     checkpoint_files,
@@ -410,6 +411,9 @@ def pretrain(args: PretrainArguments) -> PretrainResult:
                             output_dir=output_dir, resume=args.resume)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if "sample" in train.column_names:  # so `gexbert evaluate` can warn when judged on these samples
+            result.model.config.training_samples_hash = training_sample_hashes(train["sample"])
+
         def write_final_model(folder: Path) -> None:
             result.model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
