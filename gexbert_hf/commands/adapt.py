@@ -62,6 +62,9 @@ class AdaptArguments:
     overwrite: bool = field(default=False, metadata={"help": "Replace an earlier `gexbert adapt` output in "
                                                              "--output (only the files it wrote)."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    scale_check: str = field(default="refuse", metadata={
+        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
+                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
 
     def recipe(self) -> AdaptationRecipe:
         return AdaptationRecipe(learning_rate=self.learning_rate, trainable=self.trainable,
@@ -133,6 +136,7 @@ def run_adapt(args: AdaptArguments) -> Path:
     print(f"adapting {args.model} on {which} of {args.data_dir} "
           + (f"for {args.steps} steps" if args.steps else f"within {args.minutes:g} min"), flush=True)
     result = adapt_model(model, tokenizer, frame, args.recipe(), minutes=args.minutes, steps=args.steps,
+                         scale_check=args.scale_check,
                          progress=args.progress, parent=args.model, source=str(args.data_dir))
     write_adapted(result, folder, output)
     record = result.record

@@ -31,11 +31,12 @@ from ..data.readers import apply_split, join_cohort, load_split, read_clinical, 
 from ..data.splits import stratified_split
 from ..errors import ExpressionInputError
 from ..inference import embed, restore_from_panel
+from ..input_scale import check_input_scale
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpoint
-from ..tokenization_gexbert import GexBertTokenizer
+from ..tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
 from ..training.adapt import AdaptationRecipe, adapt_model
 from ..training.sample_hashes import shared_samples
 from .benchmark import machine_record
@@ -86,6 +87,9 @@ class EvaluateArguments:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out (and of an .h5ad's split)."})
     progress: bool = field(default=True, metadata={"help": "Progress lines."})
+    scale_check: str = field(default="refuse", metadata={
+        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
+                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
     adapt_minutes: float = field(default=0.0, metadata={
         "help": "When > 0: also adapt the checkpoint on this cohort's train split (`gexbert adapt`, this many "
                 "minutes) and show it beside the checkpoint as given, on the same masks and baselines. The "
@@ -253,10 +257,10 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
     true value of each hidden entry), split into train (validation carved out) and test; and its record."""
     cohort, split, origin = read_cohort_input(args)
     expression = cohort.expression
-    unknown = [gene for gene in expression.columns if tokenizer.vocabulary_name(gene) is None]
-    with warnings.catch_warnings():  # the unknown genes are listed in the report instead
-        warnings.filterwarnings("ignore", message=".*unknown to the tokenizer vocabulary.*")
-        known = tokenizer.select_known(expression, source=str(args.data_dir))  # none known: the id-type error
+    known, unknown = tokenizer.match_genes(expression, source=str(args.data_dir))  # unknown: listed in the report
+    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), tokenizer.normalize(known.to_numpy(), known.columns),
+                      tokenizer.convert_genes_to_ids(list(known.columns)) - len(SPECIAL_TOKENS), str(args.data_dir),
+                      args.scale_check, warn_shift=args.adapt_minutes <= 0)
     used = split.index[split.isin(["train", "test"]).to_numpy()]
     measured_share = known.loc[used].notna().mean(axis=0)
     incomplete = list(known.columns[(measured_share < MIN_MEASURED_SHARE).to_numpy()])

@@ -27,9 +27,10 @@ import pandas as pd
 from ..data.samples import EncodedSamples
 from ..errors import GexBertError
 from ..expression_input_gexbert import as_expression_frame
+from ..input_scale import check_input_scale
 from ..levels_gexbert import fit_level_statistics
 from ..modeling_gexbert import GexBertForMaskedExpression
-from ..tokenization_gexbert import GexBertTokenizer
+from ..tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
 from .pretrain import PretrainingOptions, pretrain_model
 from .sample_hashes import training_sample_hashes
 
@@ -164,9 +165,15 @@ def planned_steps(recipe: AdaptationRecipe, minutes: float | None, steps: int | 
 # ----------------------------------------------------------------------------------------------------------------------
 # adaptation
 # ----------------------------------------------------------------------------------------------------------------------
-def cohort_frame(tokenizer: GexBertTokenizer, data, source: str = "cohort") -> pd.DataFrame:
-    """The cohort as a validated samples x vocabulary-genes frame (unknown genes dropped with one warning)."""
+def cohort_frame(tokenizer: GexBertTokenizer, data, source: str = "cohort", scale_check: str = "refuse"
+                 ) -> pd.DataFrame:
+    """The cohort as a validated samples x vocabulary-genes frame (unknown genes dropped with one warning), on the
+    checkpoint's scale: counts into a log model and the like are refused (`scale_check`); a milder shift is what
+    adaptation is for, so it passes without a word."""
     frame = tokenizer.select_known(as_expression_frame(data, source=source), source=source)
+    gene_index = tokenizer.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
+    check_input_scale(tokenizer, frame.to_numpy(dtype=np.float64), tokenizer.normalize(frame.to_numpy(), frame.columns),
+                      gene_index, source, scale_check, warn_shift=False)
     if frame.shape[1] < 2:
         raise AdaptationError(f"{source}: only {frame.shape[1]} gene of the model's vocabulary; adaptation restores "
                               "hidden genes from the others and needs at least 2")
@@ -180,7 +187,7 @@ def cohort_frame(tokenizer: GexBertTokenizer, data, source: str = "cohort") -> p
 
 def adapt_model(model: GexBertForMaskedExpression, tokenizer: GexBertTokenizer, data, recipe: AdaptationRecipe | None
                 = None, minutes: float | None = 5.0, steps: int | None = None, progress: bool = True,
-                parent: str | None = None, source: str = "cohort") -> AdaptationResult:
+                parent: str | None = None, source: str = "cohort", scale_check: str = "refuse") -> AdaptationResult:
     """Continue masked-expression pretraining of (a copy of) `model` on the unlabelled profiles `data` (samples x
     genes: a DataFrame, or an AnnData), with level statistics refitted on them. Bounded by `minutes` (the schedule
     is sized to the pace measured on the first batch, and training stops at the bound) or by `steps`.
@@ -197,7 +204,7 @@ def adapt_model(model: GexBertForMaskedExpression, tokenizer: GexBertTokenizer, 
     if not 0 < recipe.min_mask_fraction <= recipe.max_mask_fraction < 1:
         raise AdaptationError(f"mask rates must satisfy 0 < min <= max < 1, got {recipe.min_mask_fraction} and "
                               f"{recipe.max_mask_fraction}")
-    frame = cohort_frame(tokenizer, data, source)
+    frame = cohort_frame(tokenizer, data, source, scale_check)
     if len(frame) < 2:
         raise AdaptationError(f"{source}: {len(frame)} usable sample(s); adaptation needs at least 2")
     started = time.perf_counter()
