@@ -45,6 +45,7 @@ class ScaleVerdict:
     outside: float  # share of measured cells with |z| > OUTSIDE_Z
     spread: float  # median over genes of the input's robust SD / the training one (nan with few samples)
     genes: int  # genes compared
+    beyond_range: bool = False  # the top percentile far above anything the checkpoint decodes to (unlogged values)
 
     def numbers(self) -> str:
         spread = "" if np.isnan(self.spread) else f", spread x{self.spread:.2f} of training"
@@ -69,29 +70,34 @@ def assess_input_scale(tokenizer: GexBertTokenizer, normalized: np.ndarray, gene
         if len(z) >= MIN_SAMPLES_FOR_SPREAD:
             quartiles = np.nanquantile(z[:, compared], [0.25, 0.75], axis=0)
             spread = float(np.nanmedian((quartiles[1] - quartiles[0]) / 1.349))
-    if outside > REFUSE_OUTSIDE or shift > REFUSE_SHIFT or _beyond_training_range(tokenizer, normalized):
+    beyond_range = _beyond_training_range(tokenizer, normalized)
+    if outside > REFUSE_OUTSIDE or shift > REFUSE_SHIFT or beyond_range:
         status = "wrong_scale"
     elif outside > WARN_OUTSIDE or (not np.isnan(spread) and (  # shift and spread need enough samples to mean much
             shift > WARN_SHIFT or spread > WARN_SPREAD)):
         status = "shifted"
     else:
         status = "ok"
-    return ScaleVerdict(status, shift, outside, spread, int(compared.sum()))
+    return ScaleVerdict(status, shift, outside, spread, int(compared.sum()), beyond_range)
 
 
 def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: np.ndarray, gene_index: np.ndarray,
-                      source: str, scale_check: str = "refuse", warn_shift: bool = True) -> ScaleVerdict:
+                      source: str, scale_check: str = "refuse", for_adaptation: bool = False) -> ScaleVerdict:
     """`assess_input_scale`, then refuse (`InputScaleError`) or warn as `scale_check` says; `raw` are the values as
-    given (before the tokenizer's normalisation), which the message describes. `warn_shift=False` keeps a milder
-    shift quiet: for `adapt`, whose purpose is that shift."""
+    given (before the tokenizer's normalisation), which the message describes. `for_adaptation`: `adapt` refits
+    each gene's levels, which undoes a per-gene shift of any size, so only another kind of values is refused there
+    (unlogged values into a log model, z-scores into a log model or back) and a shift passes without a word."""
     if scale_check not in SCALE_CHECKS:
         raise ValueError(f"scale_check must be one of {SCALE_CHECKS}, got {scale_check!r}")
     if scale_check == "off":
         return ScaleVerdict("ok", float("nan"), float("nan"), float("nan"), 0)
     verdict = assess_input_scale(tokenizer, normalized, gene_index)
     looks, wants = describe_values(raw), expected_scale(tokenizer)
-    if looks.startswith("per-gene z-scores") != ("z-score" in wants) and not looks.startswith("log-scale"):
-        verdict = replace(verdict, status="wrong_scale")  # z-scores into a log model, or the other way round
+    other_kind = looks.startswith("per-gene z-scores") != ("z-score" in wants) and not looks.startswith("log-scale")
+    if other_kind or verdict.beyond_range:  # z-scores into a log model (or back); unlogged into a log model
+        verdict = replace(verdict, status="wrong_scale")
+    elif for_adaptation:
+        return replace(verdict, status="ok" if verdict.status == "ok" else "shifted")
     if verdict.status == "wrong_scale":
         message = (f"{source}: not on the checkpoint's scale: it expects {wants}; the input "
                    f"looks like {looks} ({verdict.numbers()}); "
@@ -99,7 +105,7 @@ def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: 
         if scale_check == "refuse":
             raise InputScaleError(message + " (to proceed anyway: --scale_check warn, or scale_check='warn')")
         warnings.warn(message, stacklevel=3)
-    elif verdict.status == "shifted" and warn_shift:
+    elif verdict.status == "shifted":
         warnings.warn(f"{source}: the input differs from the checkpoint's training data ({verdict.numbers()}); "
                       "a cohort from another platform or lab is best served by a checkpoint adapted to it: "
                       "gexbert adapt --model ... --data_dir YOUR_COHORT --output adapted/", stacklevel=3)

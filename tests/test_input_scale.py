@@ -132,3 +132,23 @@ def test_the_commands_refuse_the_wrong_scale_in_one_line_and_proceed_when_told(m
     with pytest.raises(SystemExit):
         main(["impute", "--help"])
     assert "tcga31-mirna expects log2(RPM + 1)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_adaptation_takes_any_per_gene_shift_but_not_another_kind_of_values(embedded_tokenizer, embedded_cohort):
+    """adapt refits each gene's levels, which undoes a shift of any size; unlogged values it refuses like the rest."""
+    frame = embedded_cohort.expression
+    far = frame * 1.3 + 3.0  # far beyond the training range, but still log-scale values
+    known = embedded_tokenizer.select_known(far)
+    encoded = embedded_tokenizer.encode_known(known)
+    args = (known.to_numpy(), encoded["normalized"], encoded["gene_ids"] - 2, "cohort")
+    with pytest.raises(InputScaleError):
+        check_input_scale(embedded_tokenizer, *args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_input_scale(embedded_tokenizer, *args, for_adaptation=True).status == "shifted"
+    counts = np.round(2 ** frame * 50)
+    known = embedded_tokenizer.select_known(counts)
+    encoded = embedded_tokenizer.encode_known(known)
+    with pytest.raises(InputScaleError, match="raw counts"):
+        check_input_scale(embedded_tokenizer, known.to_numpy(), encoded["normalized"], encoded["gene_ids"] - 2,
+                          "cohort", for_adaptation=True)

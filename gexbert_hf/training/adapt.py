@@ -173,7 +173,7 @@ def cohort_frame(tokenizer: GexBertTokenizer, data, source: str = "cohort", scal
     frame = tokenizer.select_known(as_expression_frame(data, source=source), source=source)
     gene_index = tokenizer.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
     check_input_scale(tokenizer, frame.to_numpy(dtype=np.float64), tokenizer.normalize(frame.to_numpy(), frame.columns),
-                      gene_index, source, scale_check, warn_shift=False)
+                      gene_index, source, scale_check, for_adaptation=True)
     if frame.shape[1] < 2:
         raise AdaptationError(f"{source}: only {frame.shape[1]} gene of the model's vocabulary; adaptation restores "
                               "hidden genes from the others and needs at least 2")
