@@ -137,7 +137,7 @@ def test_stock_trainer_fine_tunes_a_value_reading_head_started_from_the_probe(bu
     chosen = start_from_probe(model, tokenizer, ds["train"], ds["test"])
     assert chosen["probe_C"] > 0 and not torch.equal(model.feature_scale, torch.ones_like(model.feature_scale))
     probe = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(model, _stock_arguments(tmp_path, learning_rate=1e-4), train_dataset=ds["train"],
+    trainer = Trainer(model, _stock_arguments(tmp_path), train_dataset=ds["train"],
                       data_collator=DataCollatorForExpressionFinetuning(tokenizer))
     trainer.train()
     assert any(not torch.equal(a, b) for a, b in zip(probe, model.parameters()))
