@@ -40,6 +40,15 @@ class GexBertConfig(PretrainedConfig):
             forces sdpa onto its math kernel during training, which materialises the genes x genes weights and made
             a 1,024-gene training step 3x slower on CPU (reports/speed), with no measured gain in restoration.
         classifier_dropout (`float`): dropout before the classification and survival heads.
+        classifier_reads_values (`bool`): the classification head reads, beside the pooled embedding, one slot per
+            vocabulary gene: the standardised value of each measured input gene and, for MASK queries and MISSING
+            values, the expected level (share of the level range) restored by a decoder and level head carried
+            over from the masked-expression checkpoint: the linear probe's inputs (`panel + restored -> LR`), so
+            that `gexbert finetune` can start from the probe's solution. Off by default: the pooled embedding only,
+            as every classifier saved before it.
+        classifier_hidden_size (`int`): with `classifier_reads_values`, a one-hidden-layer MLP of this width on the
+            same standardised features whose logits add to the linear classifier's (its output layer starts at zero,
+            so the head starts as the linear probe); 0: the linear classifier alone.
         layer_norm_eps (`float`): epsilon of every LayerNorm.
         initializer_range (`float`): standard deviation of the normal weight initialisation.
         pooling (`str`): `"cls"` (the CLS token) or `"mean"` (mean over gene tokens) sample embedding.
@@ -85,6 +94,8 @@ class GexBertConfig(PretrainedConfig):
         hidden_dropout_prob: float = 0.1,
         attention_probs_dropout_prob: float = 0.0,
         classifier_dropout: float = 0.1,
+        classifier_reads_values: bool = False,
+        classifier_hidden_size: int = 0,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
         pooling: str = "mean",
@@ -129,6 +140,8 @@ class GexBertConfig(PretrainedConfig):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.classifier_dropout = classifier_dropout
+        self.classifier_reads_values = classifier_reads_values
+        self.classifier_hidden_size = classifier_hidden_size
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         self.pooling = pooling

@@ -26,7 +26,14 @@ from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .checkpoint_gexbert import complete_checkpoint, push_checkpoint
-from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, PAD_LEVEL_ID, GexBertConfig, shipped_checkpoint_folder
+from .configuration_gexbert import (
+    LEVEL_OFFSET,
+    MASK_LEVEL_ID,
+    MISSING_LEVEL_ID,
+    PAD_LEVEL_ID,
+    GexBertConfig,
+    shipped_checkpoint_folder,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -472,15 +479,66 @@ class GexBertForMaskedExpression(GexBertPreTrainedModel):
 
 
 class GexBertForSequenceClassification(GexBertPreTrainedModel):
-    """Pooled sample embedding -> classes (single-label, multi-label or regression, as BERT's head)."""
+    """Pooled sample embedding -> classes (single-label, multi-label or regression, as BERT's head).
+
+    With `config.classifier_reads_values` the head reads `classifier_features` instead: the pooled embedding and one
+    slot per vocabulary gene (measured value, or the expected level the restoration decoder gives a MASK query),
+    standardised by the `feature_shift` / `feature_scale` buffers, into the linear classifier plus, with
+    `config.classifier_hidden_size`, an MLP branch whose logits add to it; the decoder and level head keep the names
+    of `GexBertForMaskedExpression`'s, so `from_pretrained` of a masked-expression checkpoint fills them.
+    """
 
     def __init__(self, config: GexBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.gexbert = GexBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        width = config.hidden_size
+        if getattr(config, "classifier_reads_values", False):
+            self.decoder = GexBertEncoder(config, config.decoder_num_layers)
+            self.level_head = nn.Linear(config.hidden_size, config.num_levels)
+            width += config.vocab_size
+            self.register_buffer("feature_shift", torch.zeros(width))
+            self.register_buffer("feature_scale", torch.ones(width))
+        self.classifier = nn.Linear(width, config.num_labels)
+        hidden = getattr(config, "classifier_hidden_size", 0) if getattr(config, "classifier_reads_values", False) else 0
+        if hidden:  # a nonlinear branch beside the linear classifier (see the config)
+            self.classifier_mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
+                                                nn.Dropout(config.classifier_dropout),
+                                                nn.Linear(hidden, config.num_labels))
         self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' initialisation, and the identity standardisation where a checkpoint has none (a
+        masked-expression checkpoint loaded into this head)."""
+        super()._init_weights(module)
+        if module is self and hasattr(self, "feature_scale"):
+            self.feature_shift.zero_()
+            self.feature_scale.fill_(1.0)
+
+    def classifier_features(self, outputs: BaseModelOutputWithPooling, input_ids: torch.Tensor,
+                            level_ids: torch.Tensor, values: torch.Tensor | None,
+                            attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """What the classifier reads: the pooled embedding, and with `classifier_reads_values` one slot per
+        vocabulary gene: the input's standardised value for a measured gene, the expected level restored by the
+        decoder (as a share of the level range) for a MASK query or a MISSING value, 0 for genes absent from the
+        sample; standardised by the head's buffers."""
+        pooled = outputs.pooler_output
+        if not getattr(self.config, "classifier_reads_values", False):
+            return pooled
+        decoded = self.decoder(outputs.last_hidden_state, expand_attention_mask(attention_mask)).last_hidden_state
+        levels = torch.arange(self.config.num_levels, device=decoded.device, dtype=torch.float32)
+        restored = torch.softmax(self.level_head(decoded).float(), -1) @ levels / (self.config.num_levels - 1)
+        measured = torch.zeros_like(restored) if values is None else values.float()
+        slot = torch.where(level_ids >= LEVEL_OFFSET, measured, restored)
+        real = level_ids >= MISSING_LEVEL_ID  # gene tokens (CLS carries a level id below, as padding)
+        if attention_mask is not None:
+            real = real & attention_mask.bool()
+        genes = torch.zeros(slot.shape[0], self.config.vocab_size, device=slot.device, dtype=slot.dtype)
+        genes = genes.scatter_add(1, input_ids, torch.where(real, slot, torch.zeros_like(slot)))
+        features = torch.cat([pooled.float(), genes], dim=-1)
+        return ((features - self.feature_shift) / self.feature_scale).to(pooled.dtype)
 
     @can_return_tuple
     def forward(
@@ -490,7 +548,10 @@ class GexBertForSequenceClassification(GexBertPreTrainedModel):
     ) -> SequenceClassifierOutput:
         kwargs = forward_kwargs(self, kwargs)
         outputs = self.gexbert(input_ids, level_ids, values, attention_mask, return_dict=True, **kwargs)
-        logits = self.classifier(self.dropout(outputs.pooler_output))
+        features = self.classifier_features(outputs, input_ids, level_ids, values, attention_mask)
+        logits = self.classifier(self.dropout(features))
+        if hasattr(self, "classifier_mlp"):
+            logits = logits + self.classifier_mlp(features)
         loss = None if labels is None else self._classification_loss(logits, labels)
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

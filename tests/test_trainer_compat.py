@@ -121,3 +121,25 @@ def test_stock_trainer_pretrains_on_a_built_dataset(built, tmp_path):
                       data_collator=DataCollatorForMaskedExpression(tokenizer, mask_fraction=0.3))
     trainer.train()
     assert np.isfinite(trainer.evaluate()["eval_loss"])
+
+
+def test_stock_trainer_fine_tunes_a_value_reading_head_started_from_the_probe(built, tmp_path):
+    """The README recipe on the Trainer path: a masked-expression checkpoint loaded into the value-reading head
+    (its decoder carried over), the head fitted as the linear probe, then the stock Trainer."""
+    from gexbert_hf.training.probe_head import start_from_probe
+
+    ds, tokenizer = built
+    pretrained = _tiny(GexBertForMaskedExpression, tokenizer)
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    model = GexBertForSequenceClassification.from_pretrained(
+        tmp_path / "pretrained", classifier_reads_values=True, classifier_hidden_size=8, num_labels=2)
+    torch.testing.assert_close(model.level_head.weight, pretrained.level_head.weight)
+    chosen = start_from_probe(model, tokenizer, ds["train"], ds["test"])
+    assert chosen["probe_C"] > 0 and not torch.equal(model.feature_scale, torch.ones_like(model.feature_scale))
+    probe = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, _stock_arguments(tmp_path), train_dataset=ds["train"],
+                      data_collator=DataCollatorForExpressionFinetuning(tokenizer))
+    trainer.train()
+    assert any(not torch.equal(a, b) for a, b in zip(probe, model.parameters()))
+    output = trainer.predict(ds["test"])
+    assert output.predictions.shape == (ds["test"].num_rows, 2) and np.isfinite(output.metrics["test_loss"])

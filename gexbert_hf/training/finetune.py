@@ -45,7 +45,8 @@ from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
 from .pretrain import check_training_set
-from .trainer import build_trainer, train_best_epoch
+from .probe_head import fit_probe_head
+from .trainer import RowDataset, build_trainer, train_best_epoch
 
 FINETUNE_TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
@@ -60,19 +61,31 @@ class FinetuningOptions:
     query_unseen: bool = field(default=False, metadata={"help": "Append genes outside the panel as MASK queries."})
     max_queries: int | None = field(default=None, metadata={"help": "At most this many query genes (seeded)."})
     panel_seed: int = field(default=0, metadata={"help": "Seed of the random panel and of the query subsample."})
-    epochs: float = field(default=10, metadata={"help": "Maximum training epochs (early stopping may end sooner)."})
+    epochs: float = field(default=3, metadata={"help": "Maximum end-to-end epochs after the probe (early stopping "
+                                                       "may end sooner; 0: the probe and its MLP branch alone)."})
     batch_size: int = field(default=32, metadata={"help": "Samples per batch."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak AdamW learning rate (of the new head)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (of the head); small, "
+                                                                 "as the head starts from the fitted probe."})
     encoder_learning_rate_ratio: float = field(default=1.0, metadata={
         "help": "The pretrained encoder trains at learning_rate x this; below 1 keeps the fresh head's early, "
                 "noisy gradients from overwriting what pretraining learned."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
-    early_stopping_patience: int = field(default=3, metadata={"help": "Epochs without improvement before stopping."})
+    early_stopping_patience: int = field(default=1, metadata={"help": "Epochs without improvement before stopping."})
     seed: int = field(default=0, metadata={"help": "Seed of the head, data order and gene subsampling."})
     max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per training sample and step "
                                                                    "(default: the model's max_genes); evaluation "
                                                                    "uses this cap too, or every gene when unset."})
+    classifier_reads_values: bool = field(default=True, metadata={
+        "help": "Classification: the head reads the pooled embedding and every input gene's value, measured or "
+                "restored by the checkpoint's decoder (the linear probe's inputs); needs a masked-expression "
+                "checkpoint (its decoder), else the pooled embedding alone."})
+    classifier_hidden_size: int = field(default=256, metadata={
+        "help": "Classification with classifier_reads_values: width of an MLP branch beside the linear head, "
+                "trained on the frozen features after the probe (0: linear head only)."})
+    probe_init: bool = field(default=True, metadata={
+        "help": "Classification: start the head from logistic regression on the frozen model's features (LP-FT) "
+                "and keep that probe where no fine-tuned epoch beats it on validation."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
@@ -191,7 +204,20 @@ def load_head_model(model: str | Path | GexBertPreTrainedModel, head_class: type
     head = head_class(config)
     encoder = model if isinstance(model, GexBertModel) else model.gexbert
     head.gexbert.load_state_dict(encoder.state_dict())
+    for part in ("decoder", "level_head"):  # the restoration decoder a value-reading classifier carries over
+        if hasattr(head, part) and hasattr(model, part):
+            getattr(head, part).load_state_dict(getattr(model, part).state_dict())
     return head.to(next(model.parameters()).device)
+
+
+def has_restoration_decoder(model: str | Path | GexBertPreTrainedModel) -> bool:
+    """Whether `model` carries a trained restoration decoder (a masked-expression checkpoint, or a classifier that
+    reads restored values) for a value-reading classifier to start from."""
+    if isinstance(model, (str, Path)):
+        config = load_config(GexBertPreTrainedModel.config_class, Path(resolve_model(model)))
+        return ("GexBertForMaskedExpression" in (config.architectures or [])
+                or bool(getattr(config, "classifier_reads_values", False)))
+    return hasattr(model, "decoder") and hasattr(model, "level_head")
 
 
 def choose_panel(tokenizer: GexBertTokenizer, genes_file: str | None = None, panel_size: int | None = None,
@@ -249,7 +275,10 @@ def _finetune(model, tokenizer: GexBertTokenizer, train, validation, options: Fi
         label_names, metric, compute = TASK_TARGETS[task]
         trainer = build_trainer(head, tokenizer, train, validation, options, panel_genes, trainer_dir,
                                 label_names, metric, compute)
-        metrics, history = train_best_epoch(trainer, options.progress)
+        if task == "classify" and options.probe_init:
+            metrics, history = _train_from_probe(trainer, train, validation, options, metric)
+        else:
+            metrics, history = train_best_epoch(trainer, options.progress)
         best = trainer.model
         if output_dir is not None and trainer.args.should_save:
             def write_final_model(folder: Path) -> None:
@@ -259,6 +288,27 @@ def _finetune(model, tokenizer: GexBertTokenizer, train, validation, options: Fi
 
             save_final_model(Path(output_dir), write_final_model)  # staged, config.json moved in last
     return FinetuneResult(model=best, metrics=metrics, history=history)
+
+
+def _train_from_probe(trainer, train, validation, options: FinetuningOptions, metric: str
+                      ) -> tuple[dict[str, float], list[dict]]:
+    """LP-FT: the head fitted as a linear probe on frozen features, then fine-tuned end to end; the probe itself
+    stays the model where no epoch beats it on validation `metric`, so fine-tuning never ends below it there."""
+    head = trainer.model
+    probe = fit_probe_head(head, trainer.get_test_dataloader(RowDataset(train)),
+                           trainer.get_test_dataloader(RowDataset(validation)), seed=options.seed)
+    if options.epochs <= 0:  # the probe alone: its validation scores are known without another pass
+        return dict(probe["validation"]), [{"probe": probe, "kept_probe": True}]
+    started = {key.removeprefix("eval_"): float(value) for key, value in trainer.evaluate().items()
+               if isinstance(value, (int, float))}
+    probe_state = {key: value.detach().clone() for key, value in head.state_dict().items()}
+    metrics, history = train_best_epoch(trainer, options.progress)
+    if started[metric] >= metrics[metric]:
+        trainer.model.load_state_dict(probe_state)
+        metrics = started
+    history.insert(0, {"probe": {**probe, **{f"eval_{key}": value for key, value in started.items()}},
+                       "kept_probe": metrics is started})
+    return metrics, history
 
 
 def _claim_output(output_dir: Path, model, overwrite: bool) -> OutputFolder:
@@ -273,6 +323,10 @@ def _head(model, tokenizer: GexBertTokenizer, task: str, options: FinetuningOpti
           config_overrides: dict) -> GexBertPreTrainedModel:
     """The task's head on the pretrained encoder, its config recording the panel, queries and tokenizer."""
     head_class = GexBertForSequenceClassification if task == "classify" else GexBertForSurvival
+    if task == "classify":
+        reads_values = bool(options.classifier_reads_values and has_restoration_decoder(model))
+        config_overrides["classifier_reads_values"] = reads_values
+        config_overrides["classifier_hidden_size"] = options.classifier_hidden_size if reads_values else 0
     config_overrides = {**config_overrides, "panel_genes": list(panel_genes) if panel_genes is not None else None,
                         "query_unseen": bool(options.query_unseen and panel_genes is not None),
                         "max_queries": options.max_queries, "panel_seed": options.panel_seed}
@@ -415,5 +469,5 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
 
 __all__ = [
     "FinetuneArguments", "FinetuneResult", "FinetuningOptions", "choose_panel", "finetune", "finetune_classifier",
-    "finetune_survival", "load_finetune_data", "load_head_model",
+    "finetune_survival", "has_restoration_decoder", "load_finetune_data", "load_head_model",
 ]

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .finetune import FinetuningOptions
 
 
+# parameter name prefixes of what a head carries over from pretraining
+PRETRAINED_PARTS = ("gexbert.", "decoder.", "level_head.")
+
+
 class RowDataset(torch.utils.data.Dataset):
     """Index access to an `EncodedSamples` or a tokenized `datasets.Dataset`, one dict per sample, for `Trainer`."""
 
@@ -42,7 +46,8 @@ class PanelTrainer(Trainer):
         self.encoder_learning_rate_ratio = encoder_learning_rate_ratio
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        """Trainer's optimizer, with the pretrained encoder (`gexbert.*`) in its own groups at a scaled rate."""
+        """Trainer's optimizer, with the pretrained parts (encoder, and the restoration decoder a value-reading
+        classifier carries) in their own groups at a scaled rate."""
         if self.optimizer is not None or self.encoder_learning_rate_ratio == 1.0:
             return super().create_optimizer(model)
         model = self.model if model is None else model
@@ -52,7 +57,7 @@ class PanelTrainer(Trainer):
         for encoder in (True, False):
             for decayed in (True, False):
                 parameters = [parameter for name, parameter in model.named_parameters()
-                              if parameter.requires_grad and name.startswith("gexbert.") == encoder
+                              if parameter.requires_grad and name.startswith(PRETRAINED_PARTS) == encoder
                               and (name in decay) == decayed]
                 if parameters:
                     groups.append({"params": parameters, "weight_decay": self.args.weight_decay if decayed else 0.0,
