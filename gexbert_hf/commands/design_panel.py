@@ -1,0 +1,218 @@
+"""`gexbert design-panel`: choose the K genes worth measuring with a pretrained GexBERT, and judge the choice.
+
+The design (`gexbert_hf.panel_design.design_panel`) sees the train split only. With `--compare` (the default) the
+classical designs are drawn from the same train rows and candidates, and every panel is judged on the test split by
+the same readers (`gexbert_hf.study.panel_benchmark`). Writes panel.tsv (the GexBERT path, first column `gene`),
+panel_K.txt (one gene a line, per size, usable as `--must_include` or `--candidates`), results.json, report.md and
+plots into a folder it owns (`gexbert_hf.outputs`).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.gene_ids import read_gene_list
+from ..errors import ExpressionInputError
+from ..loading import load_model_and_tokenizer
+from ..modeling_gexbert import GexBertForMaskedExpression
+from ..outputs import claim_output_dir
+from ..panel_design import PanelDesign, PanelInputError, design_panel, resolve_request
+from ..pretrained import refuse_training_overlap, resolve_model
+from ..study.benchmark_data import FolderData, classification_gate
+from ..study.evaluate import load_evaluation_data
+from ..study.panel_benchmark import PanelBench, judge_panels
+from ..study.panel_report import DESIGN, write_panel_report
+from ..study.panel_selection import RANDOM_SEEDS, classical_rankings, random_panel
+from ..study.reports import atomic_write, write_json
+
+DESIGN_SHARE, CLASSICAL_SHARE = 0.35, 0.15  # of --minutes; judging the panels on test gets the rest
+
+
+@dataclass
+class DesignPanelArguments:
+    """Design a K-gene panel with a pretrained GexBERT on a cohort's train split; compare it on the test split."""
+
+    model: str = field(metadata={"help": "A shipped checkpoint (tcga31-mirna, tcga13-mrna) or a model folder with a "
+                                         "masked-expression head."})
+    data_dir: str = field(metadata={"help": "Data folder (expression.tsv.gz, clinical.tsv, split.tsv) or an .h5ad "
+                                            "file (obs: labels, optional `split` column)."})
+    output: str = field(metadata={"help": "Folder for panel.tsv, panel_K.txt, report.md, results.json, plots."})
+    size: str = field(default="16", metadata={"help": "Panel size K, or a list such as 8,16,32,64: the greedy path "
+                                                      "gives every smaller panel as a prefix of the largest."})
+    objective: str = field(default="auto", metadata={
+        "help": "classify (cancer-type accuracy), restore (per-gene r of the unmeasured genes) or both; auto: "
+                "classify where the data has usable type labels, else restore."})
+    label_column: str = field(default="cancer_type", metadata={"help": "Clinical (or obs) column of the class."})
+    candidates: str | None = field(default=None, metadata={"help": "File of genes an assay can measure (one a "
+                                                                    "line): the panel is chosen among them."})
+    must_include: str | None = field(default=None, metadata={"help": "File of genes already measured (one a line): "
+                                                                      "kept, first, in every panel."})
+    minutes: float = field(default=30.0, metadata={"help": "Wall-time budget of the whole run (design, classical "
+                                                           "designs, judging on test); the search adapts to it."})
+    compare: bool = field(default=True, metadata={"help": "Also draw the classical designs and judge every panel "
+                                                          "on the test split."})
+    eval_data_dir: str | None = field(default=None, metadata={"help": "Another cohort (folder or .h5ad) the same "
+                                                                       "panels are judged on (transfer)."})
+    quick: bool = field(default=False, metadata={"help": "Tiny settings (tests, smoke runs)."})
+    train_rows: int = field(default=2500, metadata={"help": "Train rows the test-split readers are fitted on."})
+    restore_rows: int = field(default=200, metadata={"help": "Test samples whose unmeasured genes are restored."})
+    seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out and every subsample."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier design-panel run in --output."})
+    progress: bool = field(default=True, metadata={"help": "Progress bar and lines."})
+    layer: str | None = field(default=None, metadata={"help": ".h5ad input: the layer to read instead of X."})
+    gene_column: str | None = field(default=None, metadata={"help": ".h5ad input: the var column naming genes."})
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] design-panel: {message}", flush=True)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in str(text).split(",") if part.strip()})
+    except ValueError:
+        raise PanelInputError(f"--size must be a number or a comma-separated list, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise PanelInputError(f"--size must be positive, got {text!r}")
+    return sizes
+
+
+def design_panel_from_arguments(args: DesignPanelArguments) -> int:
+    """The command: check everything, design, compare, write."""
+    started = time.perf_counter()
+    sizes = parse_sizes(args.size)
+    refuse_training_overlap(args.model, args.data_dir)
+    model_path = Path(resolve_model(args.model))
+    inputs = {"--model": model_path, "--data_dir": args.data_dir, "--candidates": args.candidates,
+              "--must_include": args.must_include, "--eval_data_dir": args.eval_data_dir}
+    folder = claim_output_dir(args.output, "design-panel", inputs, args.overwrite)
+    model, tokenizer = load_model_and_tokenizer(model_path)
+    if not isinstance(model, GexBertForMaskedExpression):
+        raise ExpressionInputError(f"{args.model}: panel design needs a pretrained masked-expression model, this "
+                                   f"folder holds a {type(model).__name__}")
+    data, record = load_evaluation_data(args, tokenizer)
+    labels = _labels(tokenizer, data, args)
+    candidates = read_gene_list(args.candidates) if args.candidates else None
+    must_include = read_gene_list(args.must_include) if args.must_include else None
+    genes = list(data.raw_train.columns)
+    pool, kept, sizes, objective = resolve_request(
+        genes, sizes, args.objective, labels is not None, candidates, must_include,
+        candidates_source=f"--candidates {args.candidates}", must_include_source=f"--must_include {args.must_include}")
+    results = {"arguments": asdict(args), "model": {"name": args.model, "path": str(model_path)}, "data": record,
+               "sizes": sizes, "minutes": args.minutes, "machine": _machine(), "timings": {}}
+    with folder.writing() as output:
+        budget = args.minutes * 60
+        share = DESIGN_SHARE if args.compare else 0.95
+        say(f"designing {objective} panels of {', '.join(map(str, sizes))} genes from {len(pool)} candidates "
+            f"({share * args.minutes:.1f} min) ...")
+        design = design_panel(model, tokenizer, data.raw_train, labels if objective != "restore" else None,
+                              data.validation, sizes, objective, pool, kept, minutes=share * args.minutes,
+                              seed=args.seed, progress=args.progress, **_design_settings(args.quick))
+        _write_design(output, design, sizes)
+        results["design"] = asdict(design) | {"pool_size": len(pool)}
+        results["rankings"] = {DESIGN: design.genes}
+        results["timings"]["design"] = design.seconds
+        write_json(output / "results.json", results)
+        if args.compare:
+            _compare(model, tokenizer, data, labels, objective, pool, kept, sizes, design, args, results, output,
+                     deadline=started + budget)
+        results["timings"]["total"] = time.perf_counter() - started
+        write_json(output / "results.json", results)
+        write_panel_report(results, output)
+    say(f"done in {results['timings']['total'] / 60:.1f} min: {Path(args.output) / 'panel.tsv'}, report.md")
+    return 0
+
+
+def _labels(tokenizer, data: FolderData, args: DesignPanelArguments) -> np.ndarray | None:
+    """Class labels of the train rows where the data has usable ones (the study's gate: not standardised within
+    type), else None."""
+    if data.label_column is None or args.objective == "restore":
+        return None
+    _, skipped = classification_gate(tokenizer, data, "on" if args.objective in ("classify", "both") else "auto")
+    if skipped is not None:
+        return None
+    labels = data.clinical_train[data.label_column].astype(str).to_numpy()
+    if len(set(labels)) < 2:
+        raise PanelInputError(f"{args.data_dir}: column {data.label_column!r} has fewer than two classes in train")
+    return labels
+
+
+def _design_settings(quick: bool) -> dict:
+    return ({"max_fit_rows": 60, "max_score_rows": 40, "max_queries": 16, "max_verified": 2, "prescreen": 30}
+            if quick else {"max_fit_rows": 800, "max_score_rows": 300, "max_queries": 64, "max_verified": 4})
+
+
+def _write_design(output: Path, design: PanelDesign, sizes: list[int]) -> None:
+    table = design.table()
+    atomic_write(output / "panel.tsv", table.to_csv(sep="\t", index=False, float_format="%.5g"))
+    for size in sizes:
+        atomic_write(output / f"panel_{size}.txt", "\n".join(design.panel(size)) + "\n")
+
+
+def _compare(model, tokenizer, data: FolderData, labels, objective: str, pool: list[str], kept: list[str],
+             sizes: list[int], design: PanelDesign, args: DesignPanelArguments, results: dict, output: Path,
+             deadline: float) -> None:
+    """Classical designs on the same train rows, then every panel judged on the test split while time lasts."""
+    genes = list(data.raw_train.columns)
+    index = {gene: i for i, gene in enumerate(genes)}
+    work = tokenizer.normalize(data.raw_train.to_numpy(), genes)
+    classical_deadline = time.perf_counter() + CLASSICAL_SHARE * args.minutes * 60
+    rankings, seconds = classical_rankings(work, labels if objective != "restore" else None, ~data.validation,
+                                           [index[g] for g in kept], [index[g] for g in pool], sizes[-1], objective,
+                                           max_rows=600 if args.quick else 2500, seed=args.seed,
+                                           deadline=classical_deadline, say=say)
+    results["rankings"].update({name: [genes[i] for i in order] for name, order in rankings.items()})
+    results["classical_seconds"] = seconds
+    results["random_seeds"] = RANDOM_SEEDS
+    panels = [(name, size, ranking[:size]) for name, ranking in results["rankings"].items() for size in sizes]
+    panels += [(f"random {seed}", size, [genes[i] for i in random_panel([index[g] for g in kept],
+                                                                        [index[g] for g in pool], size, seed)])
+               for seed in range(RANDOM_SEEDS) for size in sizes]
+    classify, restore = labels is not None and objective != "restore", True
+    results.update(classify_on_test=classify, restore_on_test=restore)
+    bench = _bench(model, tokenizer, data, labels, args)
+    results["evaluation_settings"] = {"train_rows": len(bench.train_rows), "restore_rows": len(bench.restore_rows)}
+    say(f"judging {len(panels)} panels on the test split ...")
+    results["evaluation"] = judge_panels(bench, panels, classify, restore, deadline - _transfer_reserve(args), say,
+                                         on_result=lambda _: write_json(output / "results.json", results))
+    if args.eval_data_dir:
+        _transfer(model, tokenizer, panels, classify, args, results, deadline)
+
+
+def _bench(model, tokenizer, data: FolderData, labels, args: DesignPanelArguments) -> PanelBench:
+    rng = np.random.default_rng([args.seed, 41])
+    train_rows = np.sort(rng.choice(len(data.raw_train), min(args.train_rows, len(data.raw_train)), replace=False))
+    restore_rows = np.sort(rng.choice(len(data.raw_test), min(args.restore_rows, len(data.raw_test)), replace=False))
+    labels_test = (data.clinical_test[data.label_column].astype(str).to_numpy() if labels is not None else None)
+    return PanelBench(model, tokenizer, data, train_rows, restore_rows,
+                      None if labels is None else labels[train_rows], labels_test,
+                      max_queries=16 if args.quick else 64, quick=args.quick)
+
+
+def _transfer_reserve(args: DesignPanelArguments) -> float:
+    return 0.2 * args.minutes * 60 if args.eval_data_dir else 0.0
+
+
+def _transfer(model, tokenizer, panels: list, classify: bool, args: DesignPanelArguments, results: dict,
+              deadline: float) -> None:
+    """The same panels judged on another cohort's own split (readers refitted there, panels not re-chosen)."""
+    other = DesignPanelArguments(**(asdict(args) | {"data_dir": args.eval_data_dir}))
+    data, record = load_evaluation_data(other, tokenizer)
+    present = set(data.raw_train.columns)
+    usable = [(m, k, p) for m, k, p in panels if set(p) <= present]
+    labels = _labels(tokenizer, data, other) if classify else None
+    bench = _bench(model, tokenizer, data, labels, other)
+    results["transfer"] = judge_panels(bench, usable, labels is not None, True, deadline, say)
+    results["transfer"].update(source=args.eval_data_dir, data=record,
+                               missing_genes=len(panels) - len(usable))
+    results["transfer_flags"] = {"classify_on_test": labels is not None, "restore_on_test": True}
+
+
+def _machine() -> str:
+    return f"{platform.machine()} CPU, torch threads {torch.get_num_threads()}"
