@@ -6,11 +6,12 @@ genes; for `classify`, the genes that best separate the classes. Which gene to a
 
 1. a score test ranks every remaining candidate cheaply: how strongly its measured value covaries with what the model
    still gets wrong given the current panel (the restoration residuals of the targets, or the class residuals
-   `one-hot - p` of a logistic regression on [panel, restored genes, pooled embedding]);
-2. the best few of that ranking are verified by measurement: the model reads panel + candidate, and the candidate
-   that most improves the validation score (mean per-gene r of the held-out targets, or the validation log-loss of
-   that logistic regression) is added. Its forward pass is the next step's starting point, so an unchanged panel is
-   never re-encoded.
+   `one-hot - p` of a logistic regression on [panel, restored genes]);
+2. the best few of that ranking are verified: for `restore` (and `both`) the model reads panel + candidate and the
+   candidate that most improves the mean per-gene r of the held-out targets is added; for `classify` the logistic
+   regression is refitted on [panel + candidate, the current restoration] and the candidate with the lowest
+   validation log-loss is added, then read by the model. The winner's forward pass is the next step's starting
+   point, so an unchanged panel is never re-encoded.
 
 How many candidates are verified per step follows the time budget; when the budget runs out the remaining genes
 follow the last score test, and the result says so. Everything is fitted and scored on the train split only
@@ -146,6 +147,8 @@ class _State:
     gene_r: dict[str, float]  # per-gene r of each restored query on the scoring rows
     residual: np.ndarray  # rows x outputs: what is still wrong (restoration error or class residual)
     residual_rows: slice
+    queries: list[str] = field(default_factory=list)
+    restored: np.ndarray | None = None  # standardised restored queries on every row (classification)
 
 
 class _Judge:
@@ -157,15 +160,15 @@ class _Judge:
         self.objective, self.queries, self.batch_size = objective, queries, batch_size
         self.center, self.scale = center, scale
         self.column = {gene: i for i, gene in enumerate(genes)}
-        self.forward_passes, self.forward_seconds = 0, []
+        self.forward_passes, self.forward_seconds, self.refit_seconds = 0, [], []
 
-    def _restore(self, panel: list[str], queries: list[str], rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    def _restore(self, panel: list[str], queries: list[str], rows: slice) -> np.ndarray:
         started = time.perf_counter()
-        restored, pooled = restore_from_panel(self.model, self.tokenizer, self.rows.raw.iloc[rows][panel], queries,
+        restored, _ = restore_from_panel(self.model, self.tokenizer, self.rows.raw.iloc[rows][panel], queries,
                                               batch_size=self.batch_size)
         self.forward_passes += 1
         self.forward_seconds.append(time.perf_counter() - started)
-        return restored, pooled
+        return restored
 
     def score(self, state: _State, scored: Sequence[str] | None = None) -> float:
         """The objective's validation score of `state` (higher is better); restoration over `scored` genes."""
@@ -180,29 +183,35 @@ class _Judge:
         queries = [gene for gene in self.queries if gene not in set(panel)]
         rows = self.rows.score if self.objective == "restore" else slice(None)
         if panel:
-            restored, pooled = self._restore(panel, queries, rows)
-        else:  # nothing measured: the train mean of every query, no embedding
+            restored = self._standardise(self._restore(panel, queries, rows), queries)
+        else:  # nothing measured: the train mean of every query
             restored = np.zeros((len(self.rows.work[rows]), len(queries)))
-            pooled = np.zeros((len(restored), 0))
-        restored = self._standardise(restored, queries)
         truth = self.rows.work[rows][:, [self.column[g] for g in queries]]
         on_score = slice(self.rows.n_fit, None) if rows == slice(None) else slice(None)
         gene_r = dict(zip(queries, per_gene_pearson(truth[on_score], restored[on_score]).tolist()))
         if self.objective == "restore":
             return _State(panel, math.nan, math.nan, gene_r, truth - restored, rows)
-        neg_log_loss, accuracy, residual = self._classification(panel, restored, pooled)
-        return _State(panel, neg_log_loss, accuracy, gene_r, residual, self.rows.fit)
+        neg_log_loss, accuracy, residual = self._classification(panel, restored)
+        return _State(panel, neg_log_loss, accuracy, gene_r, residual, self.rows.fit, queries, restored)
+
+    def refit_score(self, state: _State, gene: str) -> float:
+        """-validation log-loss of the reader on `state`'s panel plus `gene`, with the restoration of `state`
+        (the candidate's own restored column dropped): a refit, no forward pass."""
+        keep = [i for i, query in enumerate(state.queries) if query != gene]
+        started = time.perf_counter()
+        score = self._classification([*state.panel, gene], state.restored[:, keep])[0]
+        self.refit_seconds.append(time.perf_counter() - started)
+        return score
 
     def _standardise(self, restored: np.ndarray, queries: list[str]) -> np.ndarray:
         """The model's restored values on the same standardised scale as `rows.work`."""
         return (restored - self.center[[self.column[g] for g in queries]]) / self.scale[[self.column[g]
                                                                                           for g in queries]]
 
-    def _classification(self, panel: list[str], restored: np.ndarray, pooled: np.ndarray
-                        ) -> tuple[float, float, np.ndarray]:
+    def _classification(self, panel: list[str], restored: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(-validation log-loss, validation accuracy, class residuals on the fit rows) of the reader."""
         measured = self.rows.work[:, [self.column[g] for g in panel]]
-        features = np.hstack([measured, restored])  # the pooled embedding overfits a reader fitted on few rows
+        features = np.hstack([measured, restored])  # the pooled embedding overfitted the reader on few rows
         y, fit, score = self.rows.labels, self.rows.fit, self.rows.score
         classes = np.unique(y[fit])
         onehot = (y[fit][:, None] == classes[None, :]).astype(float)
@@ -263,7 +272,7 @@ def design_panel(model, tokenizer: GexBertTokenizer, raw_train: pd.DataFrame, la
                  validation: np.ndarray, sizes: Sequence[int], objective: str = "auto",
                  candidates: Sequence[str] | None = None, must_include: Sequence[str] | None = None,
                  minutes: float = 10.0, max_fit_rows: int = 600, max_score_rows: int = 300, max_queries: int = 64,
-                 max_verified: int = 4, prescreen: int = 120, batch_size: int = 128, seed: int = 0,
+                 max_verified: int = 4, max_refits: int = 12, prescreen: int = 120, batch_size: int = 128, seed: int = 0,
                  progress: bool = True) -> PanelDesign:
     """Grow a panel to `max(sizes)` genes from `raw_train` (samples x genes, the model's genes, train split only).
 
@@ -295,40 +304,77 @@ def design_panel(model, tokenizer: GexBertTokenizer, raw_train: pd.DataFrame, la
     steps = tqdm(total=sizes[-1], initial=len(kept), desc="designing panel", unit="gene", disable=not progress)
     while len(design.genes) < sizes[-1]:
         remaining = [gene for gene in pool if gene not in set(design.genes)]
-        ranking = np.argsort(-judge.score_test(state, remaining), kind="stable")
-        verify = _verified_count(judge, deadline, sizes[-1] - len(design.genes), max_verified)
+        ranking = [remaining[i] for i in np.argsort(-judge.score_test(state, remaining), kind="stable")]
+        verify, chunk = _plan_step(judge, deadline, sizes[-1] - len(design.genes), max_verified, max_refits)
         if verify == 0:
-            fill = [remaining[i] for i in ranking[: sizes[-1] - len(design.genes)]]
+            fill = ranking[: sizes[-1] - len(design.genes)]
             design.notes.append(f"time budget spent after {len(design.genes)} genes: the last {len(fill)} follow "
                                 "the last score test, without verification")
             for gene in fill:
                 _record(design, gene, math.nan, math.nan, math.nan, forced=False, verified=0)
             steps.update(len(fill))
             break
-        shortlist = [remaining[i] for i in ranking[:verify]]
-        # restoration is compared on the targets outside the panel and outside every candidate of this step
-        scored = [gene for gene in queries if gene not in set(design.genes) | set(shortlist)]
-        trials = [judge.state([*design.genes, gene]) for gene in shortlist]
-        scores = [judge.score(trial, scored) for trial in trials]
-        best = int(np.argmax(scores))
-        _record(design, shortlist[best], scores[best], trials[best].accuracy, scores[best] - judge.score(state, scored),
-                forced=False, verified=len(shortlist))
-        state = trials[best]
+        if chunk > 1:  # short of time: the score test's leaders join together, read in one forward pass
+            state = _add_group(design, judge, state, ranking[:chunk])
+            steps.update(chunk)
+            continue
+        shortlist = ranking[:verify]
+        if objective == "classify":  # refits with the current restoration; the winner is then read by the model
+            best = shortlist[int(np.argmax([judge.refit_score(state, gene) for gene in shortlist]))]
+            trial = judge.state([*design.genes, best])
+            _record(design, best, judge.score(trial), trial.accuracy, judge.score(trial) - judge.score(state),
+                    forced=False, verified=len(shortlist))
+            state = trial
+        else:  # each candidate read by the model, restoration compared on targets outside every candidate
+            scored = [gene for gene in queries if gene not in set(design.genes) | set(shortlist)]
+            trials = [judge.state([*design.genes, gene]) for gene in shortlist]
+            scores = [judge.score(trial, scored) for trial in trials]
+            best = int(np.argmax(scores))
+            _record(design, shortlist[best], scores[best], trials[best].accuracy,
+                    scores[best] - judge.score(state, scored), forced=False, verified=len(shortlist))
+            state = trials[best]
         steps.update(1)
     steps.close()
     design.seconds, design.forward_passes = time.perf_counter() - started, judge.forward_passes
     return design
 
 
-def _verified_count(judge: _Judge, deadline: float, steps_left: int, max_verified: int) -> int:
-    """Candidates to verify this step so that every remaining step fits the deadline (0: none fits any more)."""
+def _plan_step(judge: _Judge, deadline: float, steps_left: int, max_verified: int, max_refits: int
+               ) -> tuple[int, int]:
+    """(candidates verified, genes added) for this step so that the remaining steps fit the deadline: verification
+    shrinks first, then genes are added in groups (one forward pass each); (0, 0) once not even one pass fits."""
     left = deadline - time.perf_counter()
     if left <= 0:
-        return 0
+        return 0, 0
     if not judge.forward_seconds:
-        return max_verified
+        return (max_refits if judge.objective == "classify" else max_verified), 1
     per_forward = float(np.mean(judge.forward_seconds[-8:])) * 1.15  # panels grow: a little headroom
-    return int(max(0, min(max_verified, left / (steps_left * per_forward))))
+    if judge.objective == "classify":
+        per_step = per_forward + max_refits * float(np.mean(judge.refit_seconds[-24:] or [0.0]))
+        if steps_left * per_step <= left:
+            return max_refits, 1
+        affordable = left / (steps_left * per_forward)
+        if affordable >= 1:
+            return max(1, int((left / steps_left - per_forward) / max(per_step - per_forward, 1e-9) * max_refits)), 1
+    else:
+        affordable = left / (steps_left * per_forward)
+        if affordable >= 1:
+            return min(max_verified, int(affordable)), 1
+    if left < per_forward:
+        return 0, 0
+    return 1, min(steps_left, math.ceil(1 / affordable))
+
+
+def _add_group(design: PanelDesign, judge: _Judge, state: _State, group: list[str]) -> _State:
+    """Add `group` at once; the gain of the group is recorded on its last gene."""
+    trial = judge.state([*design.genes, *group])
+    for position, gene in enumerate(group):
+        last = position == len(group) - 1
+        _record(design, gene, judge.score(trial) if last else math.nan, trial.accuracy if last else math.nan,
+                judge.score(trial) - judge.score(state) if last else math.nan, forced=False, verified=1)
+    design.notes.append(f"short of time: genes {len(design.genes) - len(group) + 1}-{len(design.genes)} were added "
+                        "together (score-test leaders, one forward pass)")
+    return trial
 
 
 def _record(design: PanelDesign, gene: str, score: float, accuracy: float, gain: float, forced: bool,

@@ -120,7 +120,7 @@ def pivoted_qr_ranking(work: np.ndarray, kept: list[int], pool: list[int], size:
         basis, _ = np.linalg.qr(x[:, kept])
         x = x - basis @ (basis.T @ x)
     candidates = [i for i in pool if i not in set(kept)]
-    _, _, pivots = qr(x[:, candidates], mode="r", pivoting=True)
+    _, pivots = qr(x[:, candidates], mode="r", pivoting=True)
     return _rest([candidates[i] for i in pivots], kept, pool, size)
 
 
