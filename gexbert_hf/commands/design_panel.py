@@ -32,6 +32,7 @@ from ..study.panel_selection import RANDOM_SEEDS, classical_rankings, random_pan
 from ..study.reports import atomic_write, write_json
 
 DESIGN_SHARE, CLASSICAL_SHARE = 0.35, 0.15  # of --minutes; judging the panels on test gets the rest
+SIZE_PRIORITY = (16, 8, 32, 64)  # judged first: the target size, then the moonshot pairs
 
 
 @dataclass
@@ -166,14 +167,15 @@ def _compare(model, tokenizer, data: FolderData, labels, objective: str, pool: l
     rankings, seconds = classical_rankings(work, labels if objective != "restore" else None, ~data.validation,
                                            [index[g] for g in kept], [index[g] for g in pool], sizes[-1], objective,
                                            max_rows=600 if args.quick else 2500, seed=args.seed,
-                                           deadline=classical_deadline, say=say)
+                                           deadline=classical_deadline, say=say, notes=results["design"]["notes"])
     results["rankings"].update({name: [genes[i] for i in order] for name, order in rankings.items()})
     results["classical_seconds"] = seconds
     results["random_seeds"] = RANDOM_SEEDS
-    panels = [(name, size, ranking[:size]) for name, ranking in results["rankings"].items() for size in sizes]
+    order = sorted(sizes, key=lambda size: (SIZE_PRIORITY.index(size) if size in SIZE_PRIORITY else 99, size))
+    panels = [(name, size, ranking[:size]) for size in order for name, ranking in results["rankings"].items()]
     panels += [(f"random {seed}", size, [genes[i] for i in random_panel([index[g] for g in kept],
                                                                         [index[g] for g in pool], size, seed)])
-               for seed in range(RANDOM_SEEDS) for size in sizes]
+               for seed in range(RANDOM_SEEDS) for size in order]
     classify, restore = labels is not None and objective != "restore", True
     results.update(classify_on_test=classify, restore_on_test=restore)
     bench = _bench(model, tokenizer, data, labels, args)

@@ -136,9 +136,11 @@ def judge_panels(bench: PanelBench, panels: list[tuple[str, int, list[str]]], cl
                  ) -> dict:
     """Every (method, size, panel) in the given order while the deadline allows; results per method and size."""
     results: dict = {"per_panel": [], "skipped": []}
-    longest = 0.0
+    seconds: dict[int, list[float]] = {}
     for method, size, panel in panels:
-        if time.perf_counter() + longest > deadline:
+        expected = float(np.median(seconds[size])) if size in seconds else max(
+            (max(values) for values in seconds.values()), default=0.0)
+        if time.perf_counter() + expected > deadline:
             results["skipped"].append({"method": method, "size": size})
             continue
         started = time.perf_counter()
@@ -150,7 +152,7 @@ def judge_panels(bench: PanelBench, panels: list[tuple[str, int, list[str]]], cl
             if restore:
                 entry["restoration"] = bench.restore(panel)
         entry["seconds"] = time.perf_counter() - started
-        longest = max(longest, entry["seconds"] if method.startswith("random") else 0.0)
+        seconds.setdefault(size, []).append(entry["seconds"])
         results["per_panel"].append(entry)
         say(f"judged {method} K={size} in {entry['seconds']:.0f} s")
         if on_result is not None:

@@ -75,10 +75,11 @@ def l1_ranking(work: np.ndarray, labels: np.ndarray, kept: list[int], pool: list
 
 
 def greedy_lr_ranking(work: np.ndarray, labels: np.ndarray, fit: np.ndarray, kept: list[int], pool: list[int],
-                      size: int, verified: int = 12, prescreen: int = 120, c: float = 1.0) -> list[int]:
-    """Greedy forward selection by logistic regression on the raw panel: MI-free ANOVA prescreen to `prescreen`
-    genes, then per step the `verified` best by the multinomial score test, each refitted, the lowest validation
-    log-loss (rows outside `fit`) added."""
+                      size: int, verified: int = 12, prescreen: int = 120, c: float = 1.0,
+                      deadline: float | None = None, notes: list[str] | None = None) -> list[int]:
+    """Greedy forward selection by logistic regression on the raw panel: ANOVA prescreen to `prescreen` genes, then
+    per step the `verified` best by the multinomial score test, each refitted, the lowest validation log-loss (rows
+    outside `fit`) added. Past `deadline` the rest follow the last score test (said in `notes`)."""
     score_rows = ~fit
     candidates = [i for i in pool if i not in set(kept)]
     separation, _ = f_classif(work[fit][:, candidates], labels[fit])
@@ -94,6 +95,12 @@ def greedy_lr_ranking(work: np.ndarray, labels: np.ndarray, fit: np.ndarray, kep
         if not left:
             break
         test = ((x[fit][:, left].T @ (residual - residual.mean(0)) / fit.sum()) ** 2).sum(1)
+        if deadline is not None and time.perf_counter() > deadline:
+            rest = [left[j] for j in np.argsort(-test)[: size - len(chosen)]]
+            if notes is not None:
+                notes.append(f"greedy LR: time budget spent after {len(chosen)} genes; the last {len(rest)} follow "
+                             "the last score test")
+            return chosen + rest
         trials = []
         for i in [left[j] for j in np.argsort(-test)[:verified]]:
             model = _fit_lr(x[fit][:, chosen + [i]], labels[fit], c)
@@ -132,7 +139,8 @@ def random_panel(kept: list[int], pool: list[int], size: int, seed: int) -> list
 
 def classical_rankings(work: np.ndarray, labels: np.ndarray | None, fit: np.ndarray, kept: list[int],
                        pool: list[int], size: int, objective: str, max_rows: int = 2500, seed: int = 0,
-                       deadline: float | None = None, say: Callable[[str], None] = print) -> tuple[dict, dict]:
+                       deadline: float | None = None, say: Callable[[str], None] = print,
+                       notes: list[str] | None = None) -> tuple[dict, dict]:
     """method -> ranking of `size` genes (gene indices), and method -> seconds it took; the supervised selectors
     on at most `max_rows` seeded train rows. A selector that would start past `deadline` is skipped."""
     rows = np.sort(np.random.default_rng([seed, 37]).choice(len(work), min(max_rows, len(work)), replace=False))
@@ -144,7 +152,8 @@ def classical_rankings(work: np.ndarray, labels: np.ndarray | None, fit: np.ndar
     if objective in ("classify", "both"):
         selectors["mRMR"] = lambda: mrmr_ranking(sub[sub_fit], sub_labels[sub_fit], kept, pool, size, seed)
         selectors["L1 LR"] = lambda: l1_ranking(sub[sub_fit], sub_labels[sub_fit], kept, pool, size)
-        selectors["greedy LR"] = lambda: greedy_lr_ranking(sub, sub_labels, sub_fit, kept, pool, size)
+        selectors["greedy LR"] = lambda: greedy_lr_ranking(sub, sub_labels, sub_fit, kept, pool, size,
+                                                           deadline=deadline, notes=notes)
     rankings, seconds = {}, {}
     for name, select in selectors.items():
         if deadline is not None and time.perf_counter() > deadline:
