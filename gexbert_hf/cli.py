@@ -28,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("gexbert_hf.files", "PredictArguments", "predict_file"),
     "export": ("gexbert_hf.files", "ExportArguments", "export_model"),
     "demo": ("gexbert_hf.study.demo", "DemoArguments", "demo_from_arguments"),
-    "design-panel": ("gexbert_hf.commands.design_panel", "DesignPanelArguments", "design_panel_from_arguments"),
+    "design-panel": ("gexbert_hf.study.panel_run", "DesignPanelArguments", "design_panel_from_arguments"),
 }
 # subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`
 POSITIONAL: dict[str, str] = {"finetune": "--task"}

@@ -12,7 +12,7 @@ PACKAGE = Path(gexbert_hf.__file__).parent
 LAYERS = [
     {"configuration_gexbert"}, {"modeling_gexbert", "errors_gexbert"},
     {"expression_input_gexbert"}, {"levels_gexbert"}, {"tokenization_gexbert"}, {"errors"},
-    {"threads", "outputs", "checks", "metrics", "pretrained"}, {"data"}, {"inference"}, {"hub"}, {"training"}, {"files"}, {"cli"},
+    {"threads", "outputs", "checks", "metrics", "pretrained"}, {"data"}, {"inference"}, {"panel_design"}, {"hub"}, {"training"}, {"files"}, {"commands"}, {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 NOT_LIBRARY = {"study", "tasks", "benchmarks", "reports"}  # the paper's study, wherever it lives
