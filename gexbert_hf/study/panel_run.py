@@ -128,7 +128,8 @@ def _compare(model, tokenizer, data: FolderData, labels, objective: str, pool: l
     results["evaluation_settings"] = {"train_rows": len(bench.train_rows), "restore_rows": len(bench.restore_rows)}
     say(f"judging {len(panels)} panels on the test split ...")
     results["evaluation"] = judge_panels(bench, panels, classify, restore, deadline - _transfer_reserve(args), say,
-                                         on_result=lambda _: write_json(output / "results.json", results))
+                                         on_result=lambda partial: write_json(output / "results.json",
+                                                                              results | {"evaluation": partial}))
     if args.eval_data_dir:
         _transfer(model, tokenizer, panels, classify, args, results, deadline)
 
