@@ -35,10 +35,17 @@ def er_folder(embedded_cohort, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def quick_run(model_dir, er_folder, tmp_path_factory):
+def other_folder(embedded_cohort, tmp_path_factory) -> Path:
+    """The same cohort under another split: the transfer target."""
+    clinical = pd.DataFrame({"cancer_type": "ER_" + embedded_cohort.clinical["er"].astype(str)})
+    return write_folder(tmp_path_factory.mktemp("data") / "tiny_er_other", embedded_cohort.expression, clinical, seed=1)
+
+
+@pytest.fixture(scope="module")
+def quick_run(model_dir, er_folder, other_folder, tmp_path_factory):
     output = tmp_path_factory.mktemp("design") / "panel"
     code = main(["design-panel", "--model", str(model_dir), "--data_dir", str(er_folder), "--output", str(output),
-                 "--size", "2,4", "--quick", "--minutes", "1", "--no_progress"])
+                 "--size", "2,4", "--quick", "--minutes", "1", "--no_progress", "--eval_data_dir", str(other_folder)])
     assert code == 0
     return output, json.loads((output / "results.json").read_text())
 
@@ -67,6 +74,9 @@ def test_report_puts_the_method_table_first_and_names_the_genes(quick_run):
     assert first_section.startswith("Test split") and "| GexBERT design | 2 |" in first_section
     assert results["rankings"]["GexBERT design"][0] in first_section
     assert "## Targets" in report and (output / "accuracy_by_size.png").is_file()
+    # the transfer cohort: judged (or skipped for time) under its own split, said in the report
+    assert results["transfer"]["source"].endswith("tiny_er_other") and "## Transfer" in report
+    assert results["transfer"]["data"]["n_test"] != results["data"]["n_test"]
 
 
 def test_output_is_not_replaced_without_overwrite(quick_run, model_dir, er_folder, capsys):
