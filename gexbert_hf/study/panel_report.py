@@ -97,7 +97,27 @@ def verdicts(results: dict, summary: dict) -> list[str]:
                 word = "at or above" if ours >= best else "below"
                 lines.append(f"- Moonshot, restoration: GexBERT design K={size} ({fmt(ours)}) is {word} the best "
                              f"classical design at K={2 * size} ({fmt(best)})")
+    lines += _random_floor(results, summary)
     return lines or ["- no targets could be judged (nothing was evaluated on test)"]
+
+
+def _random_floor(results: dict, summary: dict) -> list[str]:
+    """Every design against the mean of the random panels of its size, read the same way: a design below the floor
+    is a loss whatever the classical rivals did."""
+    lines = []
+    if "random" not in summary:
+        return lines
+    key = f"{GEXBERT_READER}|accuracy" if results["classify_on_test"] else "GexBERT|mean_gene_r"
+    what = "accuracy by GexBERT→LR" if results["classify_on_test"] else "per-gene r restored by GexBERT"
+    for size in results["sizes"]:
+        floor = _cell(summary, "random", size, key)
+        for family in summary:
+            value = _cell(summary, family, size, key)
+            if family != "random" and np.isfinite(value) and np.isfinite(floor):
+                word = "above" if value > floor else "**below**"
+                lines.append(f"- Random floor K={size}: {family} {fmt(value)} is {word} the random panels' mean "
+                             f"{fmt(floor)} ({what})")
+    return lines
 
 
 def write_panel_report(results: dict, output: Path) -> Path:
