@@ -57,7 +57,9 @@ def method_table(results: dict, summary: dict) -> str:
             genes = results["rankings"].get(family, [])[:size]
             shown = ", ".join(genes[:SHOWN_GENES]) + (f" … (+{size - SHOWN_GENES}, see Panels)" if size > SHOWN_GENES
                                                       else "")
-            row.append(shown if family != "random" else f"mean of {results['random_seeds']} seeded draws")
+            draws = sum(1 for entry in results["evaluation_entries"] if entry["method"].startswith("random")
+                        and entry["size"] == size)
+            row.append(shown if family != "random" else f"mean of {draws} seeded draws")
             rows.append(row)
     return markdown_table(header, rows)
 
@@ -124,6 +126,7 @@ def write_panel_report(results: dict, output: Path) -> Path:
     """report.md and the plots from `results` (the command's results.json content)."""
     evaluation = results.get("evaluation") or {"per_panel": [], "skipped": []}
     summary = summary_rows(evaluation)
+    results = results | {"evaluation_entries": evaluation["per_panel"]}
     design = results["design"]
     lines = [f"# Panel design: {results['data']['folder']} with {results['model']['name']}", "",
              f"Objective `{design['objective']}`, sizes {', '.join(map(str, results['sizes']))}; "
@@ -151,7 +154,8 @@ def write_panel_report(results: dict, output: Path) -> Path:
     lines += ["", "## The GexBERT search", "", *_search_lines(results), ""]
     if results.get("transfer"):
         lines += ["## Transfer", "", f"Same panels judged on {results['transfer']['source']} (its own train/test "
-                  "split; panels not re-chosen).", "", method_table(results | results["transfer_flags"],
+                  "split; panels not re-chosen).", "", method_table(results | results["transfer_flags"] | {
+                      "evaluation_entries": results["transfer"]["per_panel"]},
                                                                    summary_rows(results["transfer"])), ""]
     return atomic_write(output / "report.md", "\n".join(lines))
 
