@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("gexbert_hf.commands.export", "ExportArguments", "export_model"),
     "demo": ("gexbert_hf.study.demo", "DemoArguments", "demo_from_arguments"),
     "adapt": ("gexbert_hf.commands.adapt", "AdaptArguments", "run_adapt"),
+    "design-panel": ("gexbert_hf.study.panel_run", "DesignPanelArguments", "design_panel_from_arguments"),
 }
 # what `gexbert --help` says of each, in order of use; a subcommand missing here is described by its module docstring
 SUMMARIES: dict[str, str] = {
@@ -44,6 +45,8 @@ SUMMARIES: dict[str, str] = {
     "benchmark": "the paper's tasks on one data folder, GexBERT against its baselines",
     "bench-speed": "training and inference speed of GexBERT against the baselines",
     "demo": "the whole story on the embedded cohort in a few CPU minutes",
+    "adapt": "adapt a checkpoint to your own cohort (level refit + continued masked pretraining, minutes on CPU)",
+    "design-panel": "choose the K genes worth measuring, GexBERT-designed beside classical selections",
 }
 # subcommands whose first bare word is an argument: `gexbert finetune classify ...` == `--task classify`
 POSITIONAL: dict[str, str] = {"finetune": "--task"}
