@@ -27,7 +27,7 @@ from .stage_budget import StageBudget
 from .training_runs import pretrain_in_memory
 
 if TYPE_CHECKING:
-    from .benchmark import BenchmarkArguments
+    from .benchmark_arguments import BenchmarkArguments
 
 
 def say(message: str) -> None:

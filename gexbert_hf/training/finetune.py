@@ -44,6 +44,7 @@ from ..pretrained import resolve_model
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model
+from .options import FinetuningOptions
 from .pretrain import check_training_set
 from .probe_head import fit_probe_head
 from .trainer import RowDataset, build_trainer, train_best_epoch
@@ -51,43 +52,6 @@ from .trainer import RowDataset, build_trainer, train_best_epoch
 FINETUNE_TASKS = ("classify", "survival")
 TRAINER_DIR = "checkpoints"
 HISTORY_FILE = "finetune_history.json"
-
-
-@dataclass(kw_only=True)
-class FinetuningOptions:
-    """How to fine-tune: queries beside a panel, epochs, batches, optimiser, early stopping, precision. Plain values
-    that a script or the study sets directly; `FinetuneArguments` adds the files and switches of `gexbert finetune`."""
-
-    query_unseen: bool = field(default=False, metadata={"help": "Append genes outside the panel as MASK queries."})
-    max_queries: int | None = field(default=None, metadata={"help": "At most this many query genes (seeded)."})
-    panel_seed: int = field(default=0, metadata={"help": "Seed of the random panel and of the query subsample."})
-    epochs: float = field(default=3, metadata={"help": "Maximum end-to-end epochs after the probe (early stopping "
-                                                       "may end sooner; 0: the probe and its MLP branch alone)."})
-    batch_size: int = field(default=32, metadata={"help": "Samples per batch."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (of the head); small, "
-                                                                 "as the head starts from the fitted probe."})
-    encoder_learning_rate_ratio: float = field(default=1.0, metadata={
-        "help": "The pretrained encoder trains at learning_rate x this; below 1 keeps the fresh head's early, "
-                "noisy gradients from overwriting what pretraining learned."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
-    early_stopping_patience: int = field(default=1, metadata={"help": "Epochs without improvement before stopping."})
-    seed: int = field(default=0, metadata={"help": "Seed of the head, data order and gene subsampling."})
-    max_genes: int | None = field(default=None, metadata={"help": "Genes sampled per training sample and step "
-                                                                   "(default: the model's max_genes); evaluation "
-                                                                   "uses this cap too, or every gene when unset."})
-    classifier_reads_values: bool = field(default=True, metadata={
-        "help": "Classification: the head reads the pooled embedding and every input gene's value, measured or "
-                "restored by the checkpoint's decoder (the linear probe's inputs); needs a masked-expression "
-                "checkpoint (its decoder), else the pooled embedding alone."})
-    classifier_hidden_size: int = field(default=256, metadata={
-        "help": "Classification with classifier_reads_values: width of an MLP branch beside the linear head, "
-                "trained on the frozen features after the probe (0: linear head only)."})
-    probe_init: bool = field(default=True, metadata={
-        "help": "Classification: start the head from logistic regression on the frozen model's features (LP-FT) "
-                "and keep that probe where no fine-tuned epoch beats it on validation."})
-    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
@@ -14,10 +13,7 @@ from transformers.utils import logging as hf_logging
 from ..data.collator import DataCollatorForExpressionFinetuning, panel_ids_and_queries
 from ..data.samples import fetch_rows
 from ..tokenization_gexbert import GexBertTokenizer
-
-if TYPE_CHECKING:
-    from .finetune import FinetuningOptions
-
+from .options import FinetuningOptions
 
 # parameter name prefixes of what a head carries over from pretraining
 PRETRAINED_PARTS = ("gexbert.", "decoder.", "level_head.")
