@@ -96,6 +96,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         # a fine-tuned head's inputs (its panel and query genes), set by `use_inputs_of` from the model's config
         self.panel_ids: np.ndarray | None = None
         self.query_ids: np.ndarray | None = None
+        self.unfitted_genes: list[str] = []  # set by `fit`: training genes without a measured value, left out
 
     # ------------------------------------------------------------------------------------------------------------------
     # vocabulary
@@ -143,6 +144,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         value_clip: float = 8.0,
         layer: str | None = None,
         gene_column: str | None = None,
+        quiet: bool = False,
     ) -> GexBertTokenizer:
         """Fit vocabulary, per-gene quantile level edges and value scaling on training samples (samples x genes).
 
@@ -150,30 +152,10 @@ class GexBertTokenizer(FeatureExtractionMixin):
         values, none when any is negative or all are below 50); the fitted tokenizer records the one chosen.
         Quantile edges make the levels robust to extreme outliers: a value of 3.7e4 only lands in the top level,
         and the top and bottom levels decode to their median, not their mean, so it does not move what they decode to.
-        Genes with no measured value in the training samples cannot be fitted and are dropped with a warning.
+        Genes with no measured value in the training samples cannot be fitted and are dropped with a warning (none
+        with `quiet=True`, for a caller that fits in parts and reports once); `unfitted_genes` lists them.
         Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
-        tokenizer, unfitted = cls.fit_and_report(data, genes, normalization, num_levels, aggregate, value_clip, layer,
-                                                 gene_column)
-        if unfitted:
-            warnings.warn(f"{len(unfitted)} genes have no measured value in the training samples and are left out of "
-                          f"the vocabulary: {preview(unfitted)}", stacklevel=2)
-        return tokenizer
-
-    @classmethod
-    def fit_and_report(
-        cls,
-        data: pd.DataFrame | np.ndarray,
-        genes: Sequence[str] | None = None,
-        normalization: str = AUTO_NORMALIZATION,
-        num_levels: int = 32,
-        aggregate: str | None = None,
-        value_clip: float = 8.0,
-        layer: str | None = None,
-        gene_column: str | None = None,
-    ) -> tuple[GexBertTokenizer, list[str]]:
-        """`fit`, returning the genes left out for want of a measured value instead of warning about them: for a
-        caller that fits in parts and reports once."""
         if normalization not in (*NORMALIZATIONS, AUTO_NORMALIZATION):
             raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, "
                              f"got {normalization!r}")
@@ -185,7 +167,11 @@ class GexBertTokenizer(FeatureExtractionMixin):
         never_measured = np.isnan(values).all(axis=0)
         tokenizer = cls(genes=list(frame.columns[~never_measured]), normalization=normalization, value_clip=value_clip,
                         **fit_level_statistics(values[:, ~never_measured], num_levels))
-        return tokenizer, [str(gene) for gene in frame.columns[never_measured]]
+        tokenizer.unfitted_genes = [str(gene) for gene in frame.columns[never_measured]]
+        if tokenizer.unfitted_genes and not quiet:
+            warnings.warn(f"{len(tokenizer.unfitted_genes)} genes have no measured value in the training samples and "
+                          f"are left out of the vocabulary: {preview(tokenizer.unfitted_genes)}", stacklevel=2)
+        return tokenizer
 
     # ------------------------------------------------------------------------------------------------------------------
     # encoding

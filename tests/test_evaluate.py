@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from folders import write_folder
 
 from gexbert_hf.cli import main
 from gexbert_hf.study.evaluate_plan import plan_for
@@ -18,18 +19,6 @@ from gexbert_hf.study.stage_budget import EVALUATE_RESERVE, EVALUATE_SHARES, Run
 RATES = ["MCAR 30%", "MCAR 50%", "MCAR 70%", "MCAR 90%"]
 IMPUTERS = {"GexBERT", "column mean", "KNN", "Iterative", "SoftImpute"}
 UNKNOWN = ["NOTAGENE1", "NOTAGENE2"]
-
-
-def write_folder(folder: Path, expression: pd.DataFrame, clinical: pd.DataFrame | None, seed: int = 0) -> Path:
-    """A data folder in the shared layout: genes x samples expression.tsv.gz, clinical.tsv, split.tsv (25% test)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    expression.T.rename_axis("sample").to_csv(folder / "expression.tsv.gz", sep="\t")
-    if clinical is not None:
-        clinical.rename_axis("sample").reset_index().to_csv(folder / "clinical.tsv", sep="\t", index=False)
-    test = np.random.default_rng(seed).random(len(expression)) < 0.25
-    pd.DataFrame({"sample": expression.index, "split": np.where(test, "test", "train")}).to_csv(
-        folder / "split.tsv", sep="\t", index=False)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,10 @@ import sys
 import textwrap
 
 import torch
+from remote_code import BLOCK_GEXBERT
 
 from gexbert_hf import GexBertForSequenceClassification, GexBertForSurvival
 from gexbert_hf.checkpoint_gexbert import AUTO_MAP, REMOTE_CODE_FILES
-
-BLOCK_GEXBERT = """
-import importlib.abc, sys
-class BlockGexbert(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "gexbert_hf" or name.startswith("gexbert_hf."):
-            raise ModuleNotFoundError(f"blocked: {name}")
-sys.meta_path.insert(0, BlockGexbert())
-"""
 
 
 def _classifier(config):

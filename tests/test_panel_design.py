@@ -9,22 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from folders import write_folder
 
 from gexbert_hf.cli import main
 from gexbert_hf.loading import load_model_and_tokenizer
 from gexbert_hf.panel_design import PanelInputError, design_panel
 from gexbert_hf.study.panel_selection import greedy_lr_ranking, mrmr_ranking, pivoted_qr_ranking, random_panel
-
-
-def write_folder(folder: Path, expression: pd.DataFrame, clinical: pd.DataFrame, seed: int = 0) -> Path:
-    """A data folder in the shared layout (genes x samples expression, clinical.tsv, split.tsv with 25% test)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    expression.T.rename_axis("sample").to_csv(folder / "expression.tsv.gz", sep="\t")
-    clinical.rename_axis("sample").reset_index().to_csv(folder / "clinical.tsv", sep="\t", index=False)
-    test = np.random.default_rng(seed).random(len(expression)) < 0.25
-    pd.DataFrame({"sample": expression.index, "split": np.where(test, "test", "train")}).to_csv(
-        folder / "split.tsv", sep="\t", index=False)
-    return folder
 
 
 @pytest.fixture(scope="module")

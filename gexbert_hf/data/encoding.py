@@ -46,10 +46,10 @@ def fit_tokenizer(
         if len(chunk) == 0:
             dropped += list(genes)
             continue
-        part, unfitted = GexBertTokenizer.fit_and_report(chunk, genes=list(genes), normalization=normalization,
-                                                         num_levels=num_levels)
+        part = GexBertTokenizer.fit(chunk, genes=list(genes), normalization=normalization, num_levels=num_levels,
+                                    quiet=True)
         parts.append(part)
-        dropped += unfitted
+        dropped += part.unfitted_genes
     if dropped:
         warnings.warn(f"{len(dropped)} genes have no measured value in the training samples and are left out of the "
                       f"vocabulary: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", stacklevel=2)
