@@ -291,3 +291,22 @@ def test_tuning_extends_a_grid_whose_best_value_is_at_its_edge():
     assert best < 0.2 and len(scores) > 2  # the grid grew below its edge
     assert edge_note({"1": 1.0, "2": 0.5, "3": 0.7}, 2) is None
     assert "largest" in edge_note({"1": 1.0, "2": 0.5}, 2)
+
+
+def test_a_designed_panel_is_scored_beside_the_random_ones(model_dir, labelled_folder, embedded_cohort, tmp_path):
+    """`--panel` takes design-panel's panel.tsv (first column `gene`) and scores it with the same classifiers;
+    a gene the cohort does not measure is refused by name."""
+    designed = list(embedded_cohort.expression.columns[[3, 11, 19, 27, 40, 52, 60, 70]])
+    pd.DataFrame({"gene": designed, "gain": np.linspace(0.1, 0.01, 8)}).to_csv(tmp_path / "panel.tsv", sep="\t",
+                                                                                index=False)
+    output = tmp_path / "out"
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output", str(output),
+                 "--quick", "--seeds", "1", "--panel_sizes", "8", "--panel", str(tmp_path / "panel.tsv"),
+                 "--no_progress"]) == 0
+    per_panel = json.loads((output / "results.json").read_text())["classification"]["per_panel"]
+    assert per_panel["8 designed"]["genes"] == designed and "8" in per_panel
+    assert set(per_panel["8 designed"]["methods"]) >= {"LR", "GexBERT panel+restored→LR"}
+    assert "8 designed" in (output / "report.md").read_text()
+    (tmp_path / "bad.txt").write_text("NOT_A_GENE\n" + "\n".join(designed[:3]) + "\n")
+    assert main(["evaluate", "--model", str(model_dir), "--data_dir", str(labelled_folder), "--output",
+                 str(tmp_path / "out2"), "--quick", "--seeds", "1", "--panel", str(tmp_path / "bad.txt")]) == 2

@@ -27,9 +27,10 @@ import pandas as pd
 import torch
 
 from ..data.cohorts import Cohort
+from ..data.gene_ids import read_gene_list
 from ..data.readers import apply_split, join_cohort, load_split, read_clinical, read_expression
 from ..data.splits import stratified_split
-from ..errors import ExpressionInputError
+from ..errors import ExpressionInputError, preview
 from ..inference import embed, restore_from_panel
 from ..input_scale import check_input_scale
 from ..loading import load_model_and_tokenizer
@@ -73,6 +74,9 @@ class EvaluateArguments:
         "help": "Wall time of the whole run: each stage stops its remaining seeds when its share is spent."})
     missing_rates: str = field(default="30,50,70,90", metadata={"help": "MCAR missing rates (%) of the test split."})
     panel_sizes: str = field(default="16,32,64", metadata={"help": "Classification panel sizes (random genes)."})
+    panel: str | None = field(default=None, metadata={
+        "help": "A designed panel to score beside the random ones (gexbert design-panel's panel.tsv, first column "
+                "`gene`, or a panel_K.txt, one gene a line), read by the same classifiers."})
     classification: str = field(default="auto", metadata={
         "help": "auto: only with type labels that are not standardised within each type (such values leak the "
                 "type through their distribution shapes); on; off."})
@@ -119,6 +123,8 @@ def run_evaluation(args: EvaluateArguments) -> int:
         raise ExpressionInputError(f"{args.model}: evaluation needs a pretrained masked-expression model, this "
                                    f"folder holds a {type(model).__name__}")
     data, data_record = load_evaluation_data(args, tokenizer)
+    if args.panel:
+        read_panel_file(args.panel, list(data.raw_train.columns))  # refused before anything runs
     data_record["training_overlap"] = training_overlap(model, data)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     results: dict = {"arguments": asdict(args), "model": _model_record(args.model, model_path, model, tokenizer),
@@ -351,8 +357,31 @@ def classification_stage(model, tokenizer: GexBertTokenizer, data: FolderData, a
         if seed not in results["seeds"]:
             results["seeds"].append(seed)
     results["per_panel"] = {str(k): entries[k] for k in sizes if entries[k]["methods"]}
+    if args.panel:  # one unit, scored whatever the budget: the user asked for this panel by name
+        designed = read_panel_file(args.panel, genes)
+        entry = {"n_features": len(designed), "genes": designed, "methods": {}, "chosen": {}, "seconds": {}}
+        _run_panel(task, designed, 0, {}, entry, args.mlp_baseline)
+        results["per_panel"][f"{len(designed)} designed"] = entry
     results["panel_sizes"] = list(results["per_panel"])
     return results
+
+
+def read_panel_file(path: str | Path, genes: list[str]) -> list[str]:
+    """The genes of a designed panel, in its order: `panel.tsv` (first column `gene`) or one gene a line; refused
+    naming the genes the cohort does not measure (or the model does not know)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExpressionInputError(f"{path}: panel file does not exist")
+    lines = path.read_text().splitlines()
+    if lines and lines[0].split("\t")[0].strip() == "gene":
+        panel = list(dict.fromkeys(line.split("\t")[0].strip() for line in lines[1:] if line.strip()))
+    else:
+        panel = read_gene_list(path)
+    absent = [gene for gene in panel if gene not in set(genes)]
+    if absent or not panel:
+        raise ExpressionInputError(f"{path}: {len(absent)} of its {len(panel)} genes are not among the cohort's "
+                                   f"measured model genes: {preview(absent)}" if panel else f"{path}: no gene in it")
+    return panel
 
 
 def _panel_task(model, tokenizer: GexBertTokenizer, data: FolderData, args: EvaluateArguments
