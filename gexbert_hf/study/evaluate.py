@@ -266,7 +266,7 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
     known, unknown = tokenizer.match_genes(expression, source=str(args.data_dir))  # unknown: listed in the report
     check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), tokenizer.normalize(known.to_numpy(), known.columns),
                       tokenizer.convert_genes_to_ids(list(known.columns)) - len(SPECIAL_TOKENS), str(args.data_dir),
-                      args.scale_check, for_adaptation=args.adapt_minutes > 0)
+                      args.scale_check, for_adaptation=getattr(args, "adapt_minutes", 0) > 0)
     used = split.index[split.isin(["train", "test"]).to_numpy()]
     measured_share = known.loc[used].notna().mean(axis=0)
     incomplete = list(known.columns[(measured_share < MIN_MEASURED_SHARE).to_numpy()])
