@@ -8,7 +8,7 @@ from .configuration_gexbert import GexBertConfig
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
-from .inference import embed, impute, predict, predict_classes, predict_distribution, predict_risk
+from .inference import embed, impute, predict, predict_distribution
 from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
@@ -60,9 +60,7 @@ __all__ = [
     "embed",
     "impute",
     "predict",
-    "predict_classes",
     "predict_distribution",
-    "predict_risk",
     "PRETRAINED_MODELS",
     "pretrained_path",
     "resolve_model",

@@ -2,7 +2,7 @@
 
 `forward_batches` holds what every use shares: eval mode, no gradients, the model's device, batches, a progress bar,
 and the training flag given back as found. On it sit restoration (`predict_distribution`, `impute`,
-`restore_from_panel`), sample embeddings (`embed`), fine-tuned predictions (`predict_classes`, `predict_risk`) and
+`restore_from_panel`), sample embeddings (`embed`), fine-tuned predictions (`predict`: classes or risk) and
 attention (`attention_received`). A matrix is validated once at the edge (`as_expression_frame`, or the reader that
 produced it), encoded and normalised once (`GexBertTokenizer.encode_known`), then travels as arrays.
 """
@@ -286,39 +286,42 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(-1, keepdims=True)
 
 
-def predict_classes(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                    query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities `(samples, classes)` of an `EncodedSamples` or tokenized dataset; `panel_genes=None` uses
-    the panel the model was fine-tuned on."""
-    return softmax(_head_outputs(model, tokenizer, samples, panel_genes, query_unseen, batch_size, "logits"))
-
-
-def predict_risk(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None = None,
-                 query_unseen: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Cox risk scores (log hazard ratios, higher = earlier event); panel as in `predict_classes`."""
-    return _head_outputs(model, tokenizer, samples, panel_genes, query_unseen, batch_size, "risk")
-
-
-def _head_outputs(model, tokenizer: GexBertTokenizer, samples, panel_genes: list[str] | None, query_unseen: bool,
-                  batch_size: int, output: str) -> np.ndarray:
-    """The head's `output` for every sample, with the panel, query cap and query seed stored in the model config."""
-    config = model.config
-    panel_genes = config.panel_genes if panel_genes is None else panel_genes
-    panel_ids, query_ids = panel_ids_and_queries(tokenizer, panel_genes, query_unseen, config.max_queries,
-                                                 config.panel_seed)
-    collator = DataCollatorForExpressionFinetuning(tokenizer, panel_ids=panel_ids, query_ids=query_ids, seed=1)
-    return np.concatenate(forward_batches(model, len(samples), batch_size,
-                                          lambda rows: collator(fetch_rows(samples, rows)),
-                                          lambda outputs, batch: getattr(outputs, output).float().cpu().numpy()))
-
-
 def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, source: str = "input",
             scale_check: str = "refuse") -> pd.DataFrame:
-    """Predictions of a fine-tuned head for every sample of `data` (a samples x genes DataFrame or an AnnData), from
-    the panel and queries the model was fine-tuned with: `predicted` + `probability_<label>` columns, or `risk`.
-    Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed)."""
+    """Predictions of a fine-tuned head for every sample of `data`, from the panel and queries the model was
+    fine-tuned with (its config): `predicted` + `probability_<label>` columns, or `risk` (Cox log hazard ratio).
+
+    `data` is a samples x genes DataFrame or an AnnData (validated, gene names mapped and its scale checked:
+    `scale_check="warn"` or `"off"` to proceed on another scale), or samples encoded already (an `EncodedSamples`
+    or a tokenized `datasets.Dataset`), which are read as they are."""
     head = require_head(model, "prediction")
     check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
+    samples = data if _is_encoded(data) else _encoded_panel_input(model, tokenizer, data, source, scale_check)
+    outputs = _head_outputs(model, tokenizer, samples, batch_size, "logits" if head == "classification" else "risk")
+    names = getattr(samples, "samples", None) or (samples["sample"] if "sample" in getattr(samples, "column_names",
+                                                                                              []) else None)
+    index = pd.Index(names if names is not None else range(len(samples)), name="sample")
+    check_finite_output(outputs, list(index), model)
+    if head == "survival":
+        return pd.DataFrame({"risk": outputs}, index=index)
+    probabilities = softmax(outputs)
+    labels = [model.config.id2label[i] for i in range(probabilities.shape[1])]
+    table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{label}" for label in labels])
+    table.insert(0, "predicted", [labels[i] for i in probabilities.argmax(1)])
+    return table
+
+
+def class_probabilities(predictions: pd.DataFrame) -> np.ndarray:
+    """`(samples, classes)` probabilities of a `predict` table, in the model's label order."""
+    return predictions.drop(columns="predicted").to_numpy()
+
+
+def _is_encoded(data) -> bool:
+    return isinstance(data, EncodedSamples) or hasattr(data, "column_names")
+
+
+def _encoded_panel_input(model, tokenizer: GexBertTokenizer, data, source: str, scale_check: str) -> EncodedSamples:
+    """A raw matrix, validated and encoded once, its scale checked; warns when the model's panel is partly absent."""
     frame = as_expression_frame(data, source=source)
     panel = model.config.panel_genes
     if panel is not None:
@@ -330,24 +333,23 @@ def predict(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, sour
                                        f"{describe_ids(list(frame.columns))}")
         if absent:
             warnings.warn(f"{source}: {len(absent)} of the model's {len(panel)} panel genes are absent and count as "
-                          f"missing: {preview(absent)}", stacklevel=2)
+                          f"missing: {preview(absent)}", stacklevel=3)
     known = tokenizer.select_known(frame, source=source)
     encoded = tokenizer.encode_known(known)
     check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
                       encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
-    samples = EncodedSamples(encoded)
-    query = model.config.query_unseen
-    index = pd.Index(samples.samples, name="sample")
-    if head == "classification":
-        probabilities = predict_classes(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
-        check_finite_output(probabilities, samples.samples, model)
-        names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
-        table = pd.DataFrame(probabilities, index=index, columns=[f"probability_{name}" for name in names])
-        table.insert(0, "predicted", [names[i] for i in probabilities.argmax(1)])
-        return table
-    risk = predict_risk(model, tokenizer, samples, query_unseen=query, batch_size=batch_size)
-    check_finite_output(risk, samples.samples, model)
-    return pd.DataFrame({"risk": risk}, index=index)
+    return EncodedSamples(encoded)
+
+
+def _head_outputs(model, tokenizer: GexBertTokenizer, samples, batch_size: int, output: str) -> np.ndarray:
+    """The head's `output` for every sample, built from the panel, queries, query cap and seed in the model config."""
+    config = model.config
+    panel_ids, query_ids = panel_ids_and_queries(tokenizer, config.panel_genes, config.query_unseen,
+                                                 config.max_queries, config.panel_seed)
+    collator = DataCollatorForExpressionFinetuning(tokenizer, panel_ids=panel_ids, query_ids=query_ids, seed=1)
+    return np.concatenate(forward_batches(model, len(samples), batch_size,
+                                          lambda rows: collator(fetch_rows(samples, rows)),
+                                          lambda outputs, batch: getattr(outputs, output).float().cpu().numpy()))
 
 
 def describe_needed_genes(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame,
@@ -393,6 +395,6 @@ def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
 
 __all__ = [
     "OBSM_KEY", "RestoredDistribution", "attention_received", "embed", "forward_batches", "impute",
-    "impute_frame", "predict", "predict_classes", "describe_needed_genes", "predict_distribution", "predict_risk", "restore_distribution",
+    "impute_frame", "predict", "class_probabilities", "describe_needed_genes", "predict_distribution", "restore_distribution",
     "restore_from_panel", "softmax",
 ]

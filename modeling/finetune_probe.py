@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.inference import predict_classes
+from gexbert_hf.inference import class_probabilities, predict
 from gexbert_hf.loading import load_model_and_tokenizer
 from gexbert_hf.study.benchmark_data import load_folder
 from gexbert_hf.training.finetune import FinetuningOptions, finetune_classifier
@@ -96,7 +96,7 @@ def main() -> None:
             started = time.perf_counter()
             result = finetune_classifier(model, tokenizer, train, stop, names, FinetuningOptions(**settings),
                                          panel_genes=panel)
-            probabilities = predict_classes(result.model, tokenizer, score, panel_genes=panel, query_unseen=True)
+            probabilities = class_probabilities(predict(result.model, tokenizer, score))  # the config's panel
             kept = result.history[0].get("kept_probe") if result.history and "probe" in result.history[0] else None
             epochs = [entry["epoch"] for entry in result.history if "eval_loss" in entry and "epoch" in entry]
             print(f"panel {panel_seed} ({options.panel_size}) [{text}]: "

@@ -12,7 +12,7 @@ from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassificat
 from gexbert_hf.cli import main
 from gexbert_hf.data.collator import panel_ids_and_queries
 from gexbert_hf.data.samples import EncodedSamples
-from gexbert_hf.inference import predict_classes, predict_risk
+from gexbert_hf.inference import class_probabilities, predict
 from gexbert_hf.training.finetune import (
     FinetuningOptions,
     choose_panel,
@@ -60,11 +60,11 @@ def test_classification_from_a_panel_with_queries_reports_metrics_and_saves_the_
     assert saved.config.panel_genes == panel and saved.config.query_unseen and saved.config.max_queries == 20
     assert saved.config.id2label == {0: "negative", 1: "positive"}
     assert not (tmp_path / "checkpoints").exists()
-    probabilities = predict_classes(saved, embedded_tokenizer, validation, query_unseen=True)
+    probabilities = class_probabilities(predict(saved, embedded_tokenizer, validation))
     assert probabilities.shape == (len(validation), 2)
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(probabilities, predict_classes(result.model, embedded_tokenizer, validation,
-                                                              query_unseen=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities, class_probabilities(predict(result.model, embedded_tokenizer, validation)),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_encoder_learning_rate_ratio_scales_only_the_pretrained_encoder(
@@ -94,7 +94,7 @@ def test_survival_fine_tuning_reports_a_c_index(pretrained, embedded_tokenizer, 
                          for rows in (range(0, 130), range(130, 198)))
     result = finetune_survival(pretrained, embedded_tokenizer, train, validation, _options(), output_dir=tmp_path)
     assert 0.0 <= result.metrics["c_index"] <= 1.0
-    risk = predict_risk(GexBertForSurvival.from_pretrained(tmp_path), embedded_tokenizer, validation)
+    risk = predict(GexBertForSurvival.from_pretrained(tmp_path), embedded_tokenizer, validation)["risk"].to_numpy()
     assert risk.shape == (len(validation),) and np.isfinite(risk).all()
 
 
@@ -187,7 +187,7 @@ def test_the_head_started_from_the_probe_predicts_as_the_linear_probe_does(
     probe = LogisticRegression(C=result.history[0]["probe"]["probe_C"], max_iter=2000)
     probe.fit((x_train - mean) / std, train.sample_fields["label"])
     expected = probe.predict_proba((x_validation - mean) / std)
-    head = predict_classes(result.model, embedded_tokenizer, validation, query_unseen=True)
+    head = class_probabilities(predict(result.model, embedded_tokenizer, validation))
     np.testing.assert_allclose(head, expected, atol=2e-3)
     assert result.metrics["macro_f1"] == pytest.approx(result.history[0]["probe"]["validation"]["macro_f1"])
 
@@ -265,6 +265,6 @@ def test_a_value_reading_classifier_round_trips_with_its_standardisation(
     assert saved.config.classifier_reads_values
     torch.testing.assert_close(saved.feature_scale, result.model.feature_scale)
     assert not torch.equal(saved.feature_scale, torch.ones_like(saved.feature_scale))
-    np.testing.assert_allclose(predict_classes(saved, embedded_tokenizer, validation, query_unseen=True),
-                               predict_classes(result.model, embedded_tokenizer, validation, query_unseen=True),
+    np.testing.assert_allclose(class_probabilities(predict(saved, embedded_tokenizer, validation)),
+                               class_probabilities(predict(result.model, embedded_tokenizer, validation)),
                                rtol=1e-5, atol=1e-6)

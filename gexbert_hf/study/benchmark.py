@@ -25,7 +25,7 @@ import torch
 
 from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
-from ..inference import predict_classes, predict_risk
+from ..inference import class_probabilities, predict
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..tokenization_gexbert import GexBertTokenizer
@@ -292,8 +292,7 @@ def _classification_finetuner(model, tokenizer, data: FolderData, y_train, raw_t
 
     def run(panel: list[str], seed: int) -> np.ndarray:
         result = _finetune(model.to(device), tokenizer, train, validation, panel, seed, args, class_names)
-        probabilities = predict_classes(result.model.to(device), tokenizer, test, panel_genes=panel,
-                                        query_unseen=True)
+        probabilities = class_probabilities(predict(result.model.to(device), tokenizer, test))  # its config: panel
         model.cpu()
         return probabilities
 
@@ -322,8 +321,8 @@ def _survival_finetuner(model, tokenizer, data: FolderData, args, device):
                                                 {key: value[part] for key, value in fields.items()})
                       for part in (~validation, validation))
         result = _finetune(model.to(device), tokenizer, train, val, panel, seed, args)
-        risk = predict_risk(result.model.to(device), tokenizer, EncodedSamples.from_frame(tokenizer,
-                            data.raw_test[test_rows]), panel_genes=panel, query_unseen=True)
+        risk = predict(result.model.to(device), tokenizer, EncodedSamples.from_frame(tokenizer,
+                       data.raw_test[test_rows]))["risk"].to_numpy()
         model.cpu()
         return risk
 

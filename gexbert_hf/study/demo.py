@@ -24,7 +24,7 @@ from ..data.cohorts import Cohort, load_embedded_cohort
 from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError
-from ..inference import predict_classes, predict_distribution
+from ..inference import class_probabilities, predict, predict_distribution
 from ..levels_gexbert import auto_normalization
 from ..metrics import concordance_index
 from ..modeling_gexbert import GexBertForMaskedExpression
@@ -274,7 +274,7 @@ def _classification(model, data: _DemoData, panel_index: np.ndarray, setting: _S
                                                                        data.train_rows, data.test_rows))
     panel = [data.genes[i] for i in panel_index]
     tuned = _finetune(model, data, fit_c, val_c, panel, setting, args.seed)
-    gexbert = predict_classes(tuned.model, data.tokenizer, data.samples(test_c, labelled=True), query_unseen=True)
+    gexbert = class_probabilities(predict(tuned.model, data.tokenizer, data.samples(test_c, labelled=True)))
     logistic = _logistic_probabilities(data, train_c, test_c, panel_index)
     label_column = data.cohort.label_column
     classification = {

@@ -30,7 +30,7 @@ from ..data.gene_ids import read_gene_list
 from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
-from ..inference import predict_classes, predict_risk, softmax
+from ..inference import class_probabilities, predict, softmax
 from ..loading import load_config, load_weights
 from ..metrics import concordance_index
 from ..modeling_gexbert import (
@@ -414,13 +414,12 @@ def finetune(args: FinetuneArguments) -> FinetuneResult:
         result = finetune_survival(str(model_dir), tokenizer, train, validation, args, panel, **output)
     summary = {"validation": dict(result.metrics)}  # a copy: the test scores added to result.metrics stay out of it
     if test is not None and len(test):
-        query = result.model.config.query_unseen
         if args.task == "classify":
-            probabilities = predict_classes(result.model, tokenizer, test, query_unseen=query)
+            probabilities = class_probabilities(predict(result.model, tokenizer, test))
             summary["test"] = ClassificationMetric().compute(predictions=probabilities,
                                                              references=np.asarray(test["labels"]))
         else:
-            risk = predict_risk(result.model, tokenizer, test, query_unseen=query)
+            risk = predict(result.model, tokenizer, test)["risk"].to_numpy()
             summary["test"] = ConcordanceMetric().compute(predictions=risk, references=np.asarray(test["survival_time"]),
                                                           events=np.asarray(test["event"]))
         result.metrics.update({f"test_{key}": value for key, value in summary["test"].items()})
