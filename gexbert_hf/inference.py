@@ -25,10 +25,10 @@ from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForM
 from .data.samples import EncodedSamples, fetch_rows
 from .errors import ExpressionInputError, preview
 from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
-from .input_scale import check_input_scale
+from .input_scale import check_frame_scale
 from .inputs_gexbert import build_model_inputs
 from .threads import configure_threads
-from .tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
+from .tokenization_gexbert import GexBertTokenizer
 
 IMPUTATION_INPUT = "imputation input"
 EMBEDDING_INPUT = "embedding input"
@@ -119,8 +119,7 @@ def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame
     tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
     absent = [gene for gene in requested if gene not in known.columns]
     encoded = tokenizer.encode_known(known)
-    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
-                      encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
+    check_frame_scale(tokenizer, known, source, scale_check, normalized=encoded["normalized"])
     gene_ids = np.concatenate([encoded["gene_ids"], tokenizer.convert_genes_to_ids(absent)])
     observed = _with_columns(encoded["normalized"], len(absent), np.nan)
     level_ids = _with_columns(encoded["level_ids"], len(absent), MISSING_LEVEL_ID)
@@ -255,8 +254,7 @@ def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, poolin
         raise ExpressionInputError(f"{EMBEDDING_INPUT}: no samples")
     known = tokenizer.select_known(as_expression_frame(data, source=EMBEDDING_INPUT), source=EMBEDDING_INPUT)
     encoded = tokenizer.encode_known(known)
-    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
-                      encoded["gene_ids"] - len(SPECIAL_TOKENS), EMBEDDING_INPUT, scale_check)
+    check_frame_scale(tokenizer, known, EMBEDDING_INPUT, scale_check, normalized=encoded["normalized"])
     samples = EncodedSamples(encoded)
     collator = DataCollatorForMaskedExpression(tokenizer, max_genes=max_genes, mask_fraction=0.0, seed=EMBEDDING_SEED)
     encoder = model.base_model
@@ -336,8 +334,7 @@ def _encoded_panel_input(model, tokenizer: GexBertTokenizer, data, source: str, 
                           f"missing: {preview(absent)}", stacklevel=3)
     known = tokenizer.select_known(frame, source=source)
     encoded = tokenizer.encode_known(known)
-    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), encoded["normalized"],
-                      encoded["gene_ids"] - len(SPECIAL_TOKENS), source, scale_check)
+    check_frame_scale(tokenizer, known, source, scale_check, normalized=encoded["normalized"])
     return EncodedSamples(encoded)
 
 

@@ -17,9 +17,10 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from .errors import GexBertError
-from .tokenization_gexbert import GexBertTokenizer
+from .tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
 
 SCALE_CHECKS = ("refuse", "warn", "off")
 OUTSIDE_Z = 4.0  # robust z beyond which a cell lies outside the gene's training range
@@ -112,6 +113,17 @@ def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: 
     return verdict
 
 
+def check_frame_scale(tokenizer: GexBertTokenizer, known: pd.DataFrame, source: str, scale_check: str = "refuse",
+                      for_adaptation: bool = False, normalized: np.ndarray | None = None) -> ScaleVerdict:
+    """`check_input_scale` of a matrix whose columns are vocabulary genes (`Tokenizer.match_genes`); `normalized`,
+    its working-scale values where the caller has them already (`encode_known`), spares normalising it again."""
+    if normalized is None:
+        normalized = tokenizer.normalize(known.to_numpy(), known.columns)
+    gene_index = tokenizer.convert_genes_to_ids(list(known.columns)) - len(SPECIAL_TOKENS)
+    return check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), normalized, gene_index, source,
+                             scale_check, for_adaptation)
+
+
 def expected_input(tokenizer: GexBertTokenizer) -> str:
     """The input a checkpoint expects, in one line: scale, id type, value range (model cards, `gexbert impute
     --help`, the scale check's messages all say the same)."""
@@ -192,5 +204,5 @@ def _looks_standardised(centers: np.ndarray, scales: np.ndarray, lows: np.ndarra
                     and np.nanmedian(lows) < -0.5)
 
 
-__all__ = ["InputScaleError", "SCALE_CHECKS", "ScaleVerdict", "assess_input_scale", "check_input_scale",
+__all__ = ["InputScaleError", "SCALE_CHECKS", "ScaleVerdict", "assess_input_scale", "check_frame_scale", "check_input_scale",
            "describe_values", "expected_input", "expected_scale", "suggest_transform"]

@@ -32,12 +32,12 @@ from ..data.readers import apply_split, join_cohort, load_split, read_clinical, 
 from ..data.splits import stratified_split
 from ..errors import ExpressionInputError, preview
 from ..inference import embed, restore_from_panel
-from ..input_scale import check_input_scale
+from ..input_scale import check_frame_scale
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpoint
-from ..tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
+from ..tokenization_gexbert import GexBertTokenizer
 from ..training.adapt import AdaptationRecipe, adapt_model
 from ..training.sample_hashes import shared_samples
 from .benchmark import machine_record
@@ -264,9 +264,8 @@ def load_evaluation_data(args: EvaluateArguments, tokenizer: GexBertTokenizer) -
     cohort, split, origin = read_cohort_input(args)
     expression = cohort.expression
     known, unknown = tokenizer.match_genes(expression, source=str(args.data_dir))  # unknown: listed in the report
-    check_input_scale(tokenizer, known.to_numpy(dtype=np.float64), tokenizer.normalize(known.to_numpy(), known.columns),
-                      tokenizer.convert_genes_to_ids(list(known.columns)) - len(SPECIAL_TOKENS), str(args.data_dir),
-                      args.scale_check, for_adaptation=getattr(args, "adapt_minutes", 0) > 0)
+    check_frame_scale(tokenizer, known, str(args.data_dir), args.scale_check,
+                      for_adaptation=getattr(args, "adapt_minutes", 0) > 0)
     used = split.index[split.isin(["train", "test"]).to_numpy()]
     measured_share = known.loc[used].notna().mean(axis=0)
     incomplete = list(known.columns[(measured_share < MIN_MEASURED_SHARE).to_numpy()])

@@ -27,10 +27,10 @@ import pandas as pd
 from ..data.samples import EncodedSamples
 from ..errors import GexBertError
 from ..expression_input_gexbert import as_expression_frame
-from ..input_scale import check_input_scale
+from ..input_scale import check_frame_scale
 from ..levels_gexbert import fit_level_statistics
 from ..modeling_gexbert import GexBertForMaskedExpression
-from ..tokenization_gexbert import SPECIAL_TOKENS, GexBertTokenizer
+from ..tokenization_gexbert import GexBertTokenizer
 from .pretrain import PretrainingOptions, pretrain_model
 from .sample_hashes import training_sample_hashes
 
@@ -171,9 +171,7 @@ def cohort_frame(tokenizer: GexBertTokenizer, data, source: str = "cohort", scal
     checkpoint's scale: counts into a log model and the like are refused (`scale_check`); a milder shift is what
     adaptation is for, so it passes without a word."""
     frame = tokenizer.select_known(as_expression_frame(data, source=source), source=source)
-    gene_index = tokenizer.convert_genes_to_ids(list(frame.columns)) - len(SPECIAL_TOKENS)
-    check_input_scale(tokenizer, frame.to_numpy(dtype=np.float64), tokenizer.normalize(frame.to_numpy(), frame.columns),
-                      gene_index, source, scale_check, for_adaptation=True)
+    check_frame_scale(tokenizer, frame, source, scale_check, for_adaptation=True)
     if frame.shape[1] < 2:
         raise AdaptationError(f"{source}: only {frame.shape[1]} gene of the model's vocabulary; adaptation restores "
                               "hidden genes from the others and needs at least 2")
