@@ -323,13 +323,18 @@ class GexBertTokenizer(FeatureExtractionMixin):
         and its query genes (`query_unseen`, `max_queries`, `panel_seed`) are appended as MASK tokens. A config
         (object or dict) without a panel leaves every gene in. Returns the tokenizer itself."""
         get = config.get if isinstance(config, dict) else (lambda key, default=None: getattr(config, key, default))
-        panel = get("panel_genes")
-        if panel is not None:
-            self.convert_genes_to_ids(list(panel))  # raises naming genes outside this vocabulary
-        self.panel_ids, self.query_ids = panel_and_query_ids(
-            self.genes, panel, bool(get("query_unseen", False)), get("max_queries"), int(get("panel_seed", 0) or 0),
-            offset=len(SPECIAL_TOKENS))
+        self.panel_ids, self.query_ids = self.panel_and_query_ids(
+            get("panel_genes"), bool(get("query_unseen", False)), get("max_queries"), int(get("panel_seed", 0) or 0))
         return self
+
+    def panel_and_query_ids(self, panel_genes: Sequence[str] | None, query_unseen: bool = False,
+                            max_queries: int | None = None, seed: int = 0
+                            ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Vocabulary ids of a fine-tuned panel and of its query genes (`inputs_gexbert.panel_and_query_ids`); a panel
+        gene outside this vocabulary is refused by name."""
+        if panel_genes is not None:
+            self.convert_genes_to_ids(list(panel_genes))
+        return panel_and_query_ids(self.genes, panel_genes, query_unseen, max_queries, seed, offset=len(SPECIAL_TOKENS))
 
     # ------------------------------------------------------------------------------------------------------------------
     # decoding

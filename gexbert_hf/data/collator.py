@@ -17,7 +17,7 @@ import numpy as np
 from transformers import BatchEncoding
 
 from ..configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID
-from ..inputs_gexbert import append_queries, pad_tokens, panel_and_query_ids, select_tokens
+from ..inputs_gexbert import append_queries, pad_tokens, select_tokens
 from ..tokenization_gexbert import GexBertTokenizer
 
 
@@ -157,10 +157,7 @@ def panel_ids_and_queries(
     max_queries: int | None = None, seed: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Vocabulary ids of the panel, and of the query genes (vocabulary genes outside it, at most `max_queries`)."""
-    if panel_genes is not None:
-        tokenizer.convert_genes_to_ids(list(panel_genes))  # raises naming genes outside the vocabulary
-    return panel_and_query_ids(tokenizer.genes, panel_genes, query_unseen, max_queries, seed,
-                               offset=tokenizer.cls_token_id + 1)
+    return tokenizer.panel_and_query_ids(panel_genes, query_unseen, max_queries, seed)
 
 
 def _token_ids(sample: dict):
