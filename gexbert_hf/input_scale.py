@@ -14,7 +14,7 @@ gene's training distribution (a robust centre and scale), so the input's measure
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,13 @@ def check_input_scale(tokenizer: GexBertTokenizer, raw: np.ndarray, normalized: 
     return verdict
 
 
+def scale_check_field():
+    """The `--scale_check` flag, one help text for every command that reads a cohort with a checkpoint."""
+    return field(default="refuse", metadata={
+        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
+                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
+
+
 def check_frame_scale(tokenizer: GexBertTokenizer, known: pd.DataFrame, source: str, scale_check: str = "refuse",
                       for_adaptation: bool = False, normalized: np.ndarray | None = None) -> ScaleVerdict:
     """`check_input_scale` of a matrix whose columns are vocabulary genes (`Tokenizer.match_genes`); `normalized`,
@@ -205,4 +212,4 @@ def _looks_standardised(centers: np.ndarray, scales: np.ndarray, lows: np.ndarra
 
 
 __all__ = ["InputScaleError", "SCALE_CHECKS", "ScaleVerdict", "assess_input_scale", "check_frame_scale", "check_input_scale",
-           "describe_values", "expected_input", "expected_scale", "suggest_transform"]
+           "describe_values", "expected_input", "expected_scale", "scale_check_field", "suggest_transform"]

@@ -20,6 +20,7 @@ import torch
 from ..data.readers import read_clinical, read_expression, read_split
 from ..errors import ExpressionInputError, ModelFileError
 from ..hub import render_model_card
+from ..input_scale import scale_check_field
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
@@ -62,9 +63,7 @@ class AdaptArguments:
     overwrite: bool = field(default=False, metadata={"help": "Replace an earlier `gexbert adapt` output in "
                                                              "--output (only the files it wrote)."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
-    scale_check: str = field(default="refuse", metadata={
-        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
-                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
+    scale_check: str = scale_check_field()
 
     def recipe(self) -> AdaptationRecipe:
         return AdaptationRecipe(learning_rate=self.learning_rate, trainable=self.trainable,

@@ -17,6 +17,7 @@ import torch
 
 from ..data.readers import read_expression, read_gene_map, table_orientation
 from ..errors import DeviceError, OutputFormatError
+from ..input_scale import scale_check_field
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertPreTrainedModel
 from ..outputs import check_output_file, replace_with_umask
@@ -67,9 +68,7 @@ class InputArguments(RunArguments):
     gene_map: str | None = field(default=None, metadata={"help": "Gene-id mapping: a two-column table with a header "
                                                                   "line, the input's ids then the model's (e.g. "
                                                                   "Ensembl -> symbol)."})
-    scale_check: str = field(default="refuse", metadata={
-        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
-                "model): refuse (exit 2, naming the transform to apply) | warn | off. A milder shift only warns."})
+    scale_check: str = scale_check_field()
 
 
 def shipped_inputs_help() -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..input_scale import scale_check_field
 from ..panel_design import PanelDesign, PanelInputError
 
 
@@ -51,9 +52,7 @@ class DesignPanelArguments:
     restore_rows: int = field(default=200, metadata={"help": "Test samples whose unmeasured genes are restored."})
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out and every subsample."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an earlier design-panel run in --output."})
-    scale_check: str = field(default="refuse", metadata={
-        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
-                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
+    scale_check: str = scale_check_field()
     progress: bool = field(default=True, metadata={"help": "Progress bar and lines."})
     layer: str | None = field(default=None, metadata={"help": ".h5ad input: the layer to read instead of X."})
     gene_column: str | None = field(default=None, metadata={"help": ".h5ad input: the var column naming genes."})

@@ -32,7 +32,7 @@ from ..data.readers import apply_split, join_cohort, load_split, read_clinical, 
 from ..data.splits import stratified_split
 from ..errors import ExpressionInputError, preview
 from ..inference import embed, restore_from_panel
-from ..input_scale import check_frame_scale
+from ..input_scale import check_frame_scale, scale_check_field
 from ..loading import load_model_and_tokenizer
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
@@ -91,9 +91,7 @@ class EvaluateArguments:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
     seed: int = field(default=0, metadata={"help": "Seed of the validation carve-out (and of an .h5ad's split)."})
     progress: bool = field(default=True, metadata={"help": "Progress lines."})
-    scale_check: str = field(default="refuse", metadata={
-        "help": "Input on another scale than the checkpoint's (counts into a log model, log values into a z-score "
-                "model): refuse (exit 2, naming the transform to apply) | warn | off."})
+    scale_check: str = scale_check_field()
     adapt_minutes: float = field(default=0.0, metadata={
         "help": "When > 0: also adapt the checkpoint on this cohort's train split (`gexbert adapt`, this many "
                 "minutes) and show it beside the checkpoint as given, on the same masks and baselines. The "
