@@ -9,6 +9,7 @@ from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForM
 from .errors import ClinicalInputError, ExpressionInputError, GexBertError, OutputExistsError
 from .hub import register_auto_classes
 from .inference import embed, impute, predict, predict_distribution
+from .loading import PRETRAINED_MODELS, pretrained_path, resolve_model
 from .metrics import concordance_index
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
@@ -20,7 +21,6 @@ from .modeling_gexbert import (
     SurvivalOutput,
     cox_partial_log_likelihood_loss,
 )
-from .pretrained import PRETRAINED_MODELS, pretrained_path, resolve_model
 from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 

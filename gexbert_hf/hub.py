@@ -37,12 +37,12 @@ from .checkpoint_gexbert import (
 )
 from .checkpoint_gexbert import render_model_card as render_card_of
 from .configuration_gexbert import GexBertConfig
+from .loading import pretrained_path, shipped_name_of_fingerprint
 from .modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertModel,
 )
-from .pretrained import pretrained_path, shipped_name_of_fingerprint
 from .tokenization_gexbert import AUTO_CLASS as TOKENIZER_AUTO_CLASS
 from .tokenization_gexbert import GexBertTokenizer
 

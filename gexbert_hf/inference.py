@@ -19,14 +19,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BatchEncoding
 
-from .checks import check_finite_output, check_tokenizer_matches, model_name, require_head
 from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
-from .errors import ExpressionInputError, preview
+from .errors import ExpressionInputError, NonFiniteOutputError, preview
 from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
 from .input_scale import check_frame_scale
 from .inputs_gexbert import build_model_inputs
+from .loading import check_tokenizer_matches, model_name, require_head
 from .threads import configure_threads
 from .tokenization_gexbert import GexBertTokenizer
 
@@ -61,6 +61,17 @@ def forward_batches(model: torch.nn.Module, n_samples: int, batch_size: int,
     finally:
         model.train(was_training)
     return results
+
+
+def check_finite_output(values: np.ndarray, samples: Sequence, model) -> None:
+    """Raise `NonFiniteOutputError` naming the model and samples when `values` (one row per sample) hold NaN or inf."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64).reshape(len(samples), -1)).all(axis=1)
+    if bad.any():
+        raise NonFiniteOutputError(
+            f"{model_name(model)}: the model outputs NaN or infinite values for {int(bad.sum())} of {len(samples)} "
+            f"samples ({preview([samples[i] for i in np.flatnonzero(bad)])}); its weights are corrupt or diverged, and "
+            "nothing is returned or written from them"
+        )
 
 
 def query_positions(batch: BatchEncoding, n_queries: int) -> torch.Tensor:

@@ -117,7 +117,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         """Short hash of what a model's embeddings depend on: the ordered genes, the level count, the normalisation.
 
         `GexBertConfig.from_tokenizer` stores it as `config.tokenizer_fingerprint`;
-        `gexbert_hf.checks.check_tokenizer_matches` compares the two wherever a model meets a tokenizer."""
+        `gexbert_hf.loading.check_tokenizer_matches` compares the two wherever a model meets a tokenizer."""
         return fingerprint_of(self.genes, self.num_levels, self.normalization)
 
     def convert_genes_to_ids(self, genes: Sequence[str]) -> np.ndarray:

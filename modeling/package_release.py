@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from gexbert_hf import GexBertForMaskedExpression, GexBertTokenizer, impute
-from gexbert_hf.checks import check_tokenizer_matches
 from gexbert_hf.input_scale import expected_input
-from gexbert_hf.pretrained import PRETRAINED_MODELS, pretrained_path
+from gexbert_hf.loading import PRETRAINED_MODELS, check_tokenizer_matches, pretrained_path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "gexbert_hf" / "pretrained"
 PROVENANCE = {

@@ -114,7 +114,7 @@ def test_unlabelled_folder_gets_no_classification(model_dir, embedded_cohort, tm
 
 
 def test_tcga13_checkpoint_is_refused_on_tcga3(tmp_path, capsys):
-    from gexbert_hf.pretrained import pretrained_path
+    from gexbert_hf.loading import pretrained_path
 
     folder = tmp_path / "tcga3_xena_log2tpm"  # the name decides; refused before anything is read
     folder.mkdir()

@@ -60,9 +60,9 @@ def test_each_use_refuses_a_model_without_its_head_by_name(tiny_config, embedded
     import pytest
 
     from gexbert_hf import GexBertForMaskedExpression, GexBertForSequenceClassification, GexBertModel
-    from gexbert_hf.checks import head_of
     from gexbert_hf.errors import ModelHeadError
     from gexbert_hf.inference import impute, predict
+    from gexbert_hf.loading import head_of
 
     frame = embedded_cohort.expression.iloc[:4]
     tiny_config.num_labels = 2

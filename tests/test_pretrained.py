@@ -18,7 +18,7 @@ from gexbert_hf import (
     resolve_model,
 )
 from gexbert_hf.cli import main as gexbert
-from gexbert_hf.pretrained import UnknownPretrainedModelError
+from gexbert_hf.loading import UnknownPretrainedModelError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDERS = {"tcga31-mirna": "tcga31_mirna_log2rpm", "tcga13-mrna": "tcga13_cbioportal_zscore"}
@@ -112,7 +112,7 @@ def test_shipped_checkpoint_pushes_like_any_other(monkeypatch):
 
 
 def test_shipped_checkpoints_are_recognised_and_kept_off_the_folders_they_trained_on(model_dir, tmp_path):
-    from gexbert_hf.pretrained import MUST_NOT_JUDGE, TrainingOverlapError, refuse_training_overlap, shipped_checkpoint
+    from gexbert_hf.loading import MUST_NOT_JUDGE, TrainingOverlapError, refuse_training_overlap, shipped_checkpoint
 
     assert {name: shipped_checkpoint(name) for name in PRETRAINED_MODELS} == {name: name for name in PRETRAINED_MODELS}
     assert shipped_checkpoint(pretrained_path("tcga13-mrna")) == "tcga13-mrna"

@@ -203,8 +203,8 @@ def test_no_tcga13_gene_decodes_above_its_99th_percentile(shared_data_dir):
 
 def test_config_records_the_tokenizer_fingerprint_and_a_mismatch_is_refused_by_name(counts):
     from gexbert_hf import GexBertConfig
-    from gexbert_hf.checks import check_tokenizer_matches
     from gexbert_hf.errors import TokenizerMismatchError
+    from gexbert_hf.loading import check_tokenizer_matches
 
     tokenizer = GexBertTokenizer.fit(counts, normalization="log1p", num_levels=8)
     config = GexBertConfig.from_tokenizer(tokenizer, hidden_size=16, num_attention_heads=2)

@@ -21,10 +21,9 @@ from ..data.readers import read_clinical, read_expression, read_split
 from ..errors import ExpressionInputError, ModelFileError
 from ..hub import render_model_card
 from ..input_scale import scale_check_field
-from ..loading import load_model_and_tokenizer
+from ..loading import load_model_and_tokenizer, resolve_model
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
-from ..pretrained import resolve_model
 from ..threads import configure_threads
 from ..training.adapt import AdaptationRecipe, AdaptationResult, adapt_model, adapted_card_section
 

@@ -18,7 +18,7 @@ import torch
 from ..data.readers import read_expression, read_gene_map, table_orientation
 from ..errors import DeviceError, OutputFormatError
 from ..input_scale import scale_check_field
-from ..loading import load_model_and_tokenizer
+from ..loading import PRETRAINED_MODELS, load_model_and_tokenizer, pretrained_path
 from ..modeling_gexbert import GexBertPreTrainedModel
 from ..outputs import check_output_file, replace_with_umask
 from ..threads import configure_threads
@@ -74,7 +74,6 @@ class InputArguments(RunArguments):
 def shipped_inputs_help() -> str:
     """What each shipped checkpoint expects (scale, id type, value range), for a command's --help."""
     from ..input_scale import expected_input
-    from ..pretrained import PRETRAINED_MODELS, pretrained_path
     from ..tokenization_gexbert import GexBertTokenizer
 
     return " ".join(f"{name} expects {expected_input(GexBertTokenizer.from_pretrained(pretrained_path(name)))}."

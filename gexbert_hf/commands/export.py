@@ -15,9 +15,8 @@ from pathlib import Path
 
 from ..errors import preview
 from ..hub import FINETUNE_METRICS_NAME, REMOTE_CODE_FILES, read_finetune_metrics, render_model_card
-from ..loading import load_model_and_tokenizer
+from ..loading import load_model_and_tokenizer, refuse_missing_model, resolve_model
 from ..outputs import claim_output_dir
-from ..pretrained import refuse_missing_model, resolve_model
 from ..tokenization_gexbert import FEATURE_EXTRACTOR_NAME, TOKENIZER_ARRAYS_NAME, TOKENIZER_CONFIG_NAME
 from .common import OutputArguments
 

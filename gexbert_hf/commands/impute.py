@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..checks import require_head
 from ..data.gene_ids import read_gene_list
 from ..inference import impute_frame
+from ..loading import require_head
 from .common import (
     InputArguments,
     check_outputs,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import require_head
 from ..inference import describe_needed_genes, predict
+from ..loading import require_head
 from .common import InputArguments, check_outputs, is_h5ad, load_on_device, read_input, source_anndata, write_table
 
 OBS_PREFIX = "gexbert_"

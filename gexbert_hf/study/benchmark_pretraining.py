@@ -16,8 +16,8 @@ import torch
 from ..data.samples import EncodedSamples
 from ..errors import ExpressionInputError
 from ..inference import restore_from_panel
+from ..loading import resolve_model
 from ..modeling_gexbert import GexBertForMaskedExpression
-from ..pretrained import resolve_model
 from ..tokenization_gexbert import GexBertTokenizer
 from ..training.presets import build_config
 from .baselines import mcar_mask

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pretrained import PRETRAINED_MODELS
+from ..loading import PRETRAINED_MODELS
 from .benchmark_verdicts import (
     classification_verdicts,
     imputation_verdicts,

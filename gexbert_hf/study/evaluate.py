@@ -33,10 +33,9 @@ from ..data.splits import stratified_split
 from ..errors import ExpressionInputError, preview
 from ..inference import embed, restore_from_panel
 from ..input_scale import check_frame_scale, scale_check_field
-from ..loading import load_model_and_tokenizer
+from ..loading import load_model_and_tokenizer, refuse_training_overlap, resolve_model, shipped_checkpoint
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
-from ..pretrained import refuse_training_overlap, resolve_model, shipped_checkpoint
 from ..tokenization_gexbert import GexBertTokenizer
 from ..training.adapt import AdaptationRecipe, adapt_model
 from ..training.sample_hashes import shared_samples

@@ -20,11 +20,10 @@ from ..commands.design_panel import (
 )
 from ..data.gene_ids import read_gene_list
 from ..errors import ExpressionInputError
-from ..loading import load_model_and_tokenizer
+from ..loading import load_model_and_tokenizer, refuse_training_overlap, resolve_model
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..panel_design import PanelDesign, PanelInputError, design_panel, resolve_request
-from ..pretrained import refuse_training_overlap, resolve_model
 from .benchmark_data import FolderData, classification_gate
 from .evaluate import load_evaluation_data
 from .panel_benchmark import PanelBench, judge_panels

@@ -24,14 +24,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from transformers import set_seed
 
-from ..checks import check_tokenizer_matches
 from ..data.encoding import with_model_column_names
 from ..data.gene_ids import read_gene_list
 from ..data.samples import EncodedSamples
 from ..data.splits import split_validation
 from ..errors import ClinicalInputError, ExpressionInputError, OutputExistsError, preview
 from ..inference import class_probabilities, predict, softmax
-from ..loading import load_config, load_weights
+from ..loading import check_tokenizer_matches, load_config, load_weights, resolve_model
 from ..metrics import concordance_index
 from ..modeling_gexbert import (
     GexBertForSequenceClassification,
@@ -40,7 +39,6 @@ from ..modeling_gexbert import (
     GexBertPreTrainedModel,
 )
 from ..outputs import OutputFolder, claim_output_dir, refuse_overlap, take_deprecated_overwrite
-from ..pretrained import resolve_model
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 from .checkpoints import save_final_model

@@ -56,9 +56,8 @@ def fast_impute_file(model_name: str, source: str, variant: str, output: str) ->
 def synthetic_profile(genes: int, variant: str) -> dict:
     from ...configuration_gexbert import GexBertConfig
     from ...data.cohorts import make_synthetic_cohort
-    from ...loading import load_config
+    from ...loading import load_config, resolve_model
     from ...modeling_gexbert import GexBertForMaskedExpression
-    from ...pretrained import resolve_model
     from ...tokenization_gexbert import GexBertTokenizer
 
     cohort = make_synthetic_cohort(n_samples=40, n_genes=genes, seed=0).expression

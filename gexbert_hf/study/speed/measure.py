@@ -214,7 +214,7 @@ ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", 
 def _imputation_model(plan: Plan, args: SpeedBenchmarkArguments, train, normalization: str):
     """(model, tokenizer, checkpoint name or None): the `--model` checkpoint with its own tokenizer, or (quick mode,
     or no `--model`) an untrained model of the plan's shape on a tokenizer fitted on `train`."""
-    from ...pretrained import resolve_model
+    from ...loading import resolve_model
     from ...tokenization_gexbert import GexBertTokenizer
 
     if args.model and not args.quick:
