@@ -31,6 +31,7 @@ except ImportError:  # remote code on a machine without pandas
     pd = _PandasMissing()
 
 AGGREGATIONS = ("mean", "median", "max", "sum", "first")
+VALIDATED = "gexbert_validated"  # the `attrs` mark of a frame `as_expression_frame` returned
 MAX_ABS_VALUE = 1e300  # larger finite values are refused: the fitting arithmetic on them would overflow
 
 
@@ -105,7 +106,30 @@ def as_expression_frame(
     if frame.shape[1] == 0 or len(empty):
         named = preview(empty) if len(empty) else "every sample"
         raise ExpressionInputError(f"{source}: no measured gene in sample(s) {named}")
+    frame.attrs[VALIDATED] = True
     return frame
+
+
+def is_validated_frame(data) -> bool:
+    """True for a frame `as_expression_frame` returned (a reader's output, say) that still holds what it held then:
+    its mark (pandas carries `attrs` through `drop`, slicing and arithmetic), float64 cells without inf or
+    overflow, unique labels and no empty sample. Rechecking that is cheap; a frame failing it is validated again."""
+    if not (isinstance(data, pd.DataFrame) and data.attrs.get(VALIDATED) and data.shape[0] and data.shape[1]):
+        return False
+    if not (all(dtype == np.float64 for dtype in data.dtypes) and data.index.is_unique and data.columns.is_unique):
+        return False
+    values = data.to_numpy()
+    with np.errstate(invalid="ignore"):
+        in_range = not (np.abs(values) > MAX_ABS_VALUE).any()
+    return in_range and not np.isinf(values).any() and not np.isnan(values).all(axis=1).any()
+
+
+def validated_frame(data, source: str = "expression matrix", layer: str | None = None,
+                    gene_column: str | None = None) -> pd.DataFrame:
+    """`data` validated once: returned as it is when `is_validated_frame`, else through `as_expression_frame`."""
+    if is_validated_frame(data):
+        return data
+    return as_expression_frame(data, source=source, layer=layer, gene_column=gene_column)
 
 
 def _unvalidated_frame(data, genes, samples, source: str, layer: str | None, gene_column: str | None) -> pd.DataFrame:

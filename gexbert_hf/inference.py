@@ -4,7 +4,8 @@
 and the training flag given back as found. On it sit restoration (`predict_distribution`, `impute`,
 `restore_from_panel`), sample embeddings (`embed`), fine-tuned predictions (`predict`: classes or risk) and
 attention (`attention_received`). A matrix is validated once at the edge (`as_expression_frame`, or the reader that
-produced it), encoded and normalised once (`GexBertTokenizer.encode_known`), then travels as arrays.
+produced it: `validated_frame` does not validate a validated frame again), encoded and normalised once
+(`GexBertTokenizer.encode_known`), then travels as arrays.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .configuration_gexbert import LEVEL_OFFSET, MISSING_LEVEL_ID, POOLINGS
 from .data.collator import DataCollatorForExpressionFinetuning, DataCollatorForMaskedExpression, panel_ids_and_queries
 from .data.samples import EncodedSamples, fetch_rows
 from .errors import ExpressionInputError, NonFiniteOutputError, preview
-from .expression_input_gexbert import as_expression_frame, describe_ids, is_anndata
+from .expression_input_gexbert import describe_ids, is_anndata, validated_frame
 from .input_scale import check_frame_scale
 from .inputs_gexbert import build_model_inputs
 from .loading import check_tokenizer_matches, model_name, require_head
@@ -104,28 +105,21 @@ class RestoredDistribution:
 
 def predict_distribution(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None,
                          batch_size: int = 64, coverage: float = 0.8, progress: bool = False,
-                         layer: str | None = None, gene_column: str | None = None, scale_check: str = "refuse"
-                         ) -> RestoredDistribution:
+                         layer: str | None = None, gene_column: str | None = None, scale_check: str = "refuse",
+                         source: str = IMPUTATION_INPUT) -> RestoredDistribution:
     """Predict every missing value of `data` and every gene of `genes` absent from it (working scale).
 
-    `data` is a samples x genes DataFrame or an AnnData (`layer`, `gene_column`); the input's genes keep their
-    names in the result even where they match the vocabulary only without an Ensembl version suffix.
-    `scale_check`: input on another scale than the checkpoint's is refused (`"refuse"`), or only warned about
-    (`"warn"`), or not checked (`"off"`); see `gexbert_hf.input_scale`.
+    `data` is a samples x genes DataFrame, a validated frame (a reader's output) or an AnnData (`layer`,
+    `gene_column`); it is validated, encoded and normalised once. Every NaN and every requested absent gene enters as
+    a MASK query beside the measured genes of its sample. The input's genes keep their names in the result even
+    where they match the vocabulary only without an Ensembl version suffix. `scale_check`: input on another scale
+    than the checkpoint's is refused (`"refuse"`), or only warned about (`"warn"`), or not checked (`"off"`); see
+    `gexbert_hf.input_scale`. `source` names the input in errors (a file path, say).
     """
-    frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
-    return restore_distribution(model, tokenizer, frame, genes, batch_size, coverage, progress, scale_check)
-
-
-def restore_distribution(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
-                         batch_size: int = 64, coverage: float = 0.8, progress: bool = False,
-                         scale_check: str = "refuse", source: str = IMPUTATION_INPUT) -> RestoredDistribution:
-    """`predict_distribution` of a matrix validated already (`as_expression_frame`, or a reader's output): it is
-    encoded and normalised once. Every NaN and every requested absent gene enters as a MASK query beside the
-    measured genes of its sample."""
+    frame = validated_frame(data, source=source, layer=layer, gene_column=gene_column)
     require_head(model, "imputation")
     check_tokenizer_matches(tokenizer, model.config, source=model_name(model))
-    known = tokenizer.select_known(frame, source=IMPUTATION_INPUT)
+    known = tokenizer.select_known(frame, source=source)
     requested = list(dict.fromkeys(genes or []))
     tokenizer.convert_genes_to_ids(requested)  # raises naming genes the model cannot restore
     absent = [gene for gene in requested if gene not in known.columns]
@@ -166,7 +160,7 @@ def _level_distributions(model, tokenizer: GexBertTokenizer, gene_ids: np.ndarra
 
 def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None = None, batch_size: int = 64,
            progress: bool = False, layer: str | None = None, gene_column: str | None = None,
-           scale_check: str = "refuse") -> tuple[pd.DataFrame, pd.DataFrame]:
+           scale_check: str = "refuse", source: str = IMPUTATION_INPUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return `(filled, uncertainty)`, DataFrames shaped like the input plus any requested absent genes.
 
     `data` is a samples x genes DataFrame or an AnnData (obs x var; `layer` instead of `X`, `gene_column` a var
@@ -179,25 +173,17 @@ def impute(model, tokenizer: GexBertTokenizer, data, genes: Sequence[str] | None
     Input on another scale than the checkpoint's is refused (`scale_check="warn"` or `"off"` to proceed).
     """
     if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
-        raise ExpressionInputError(f"{IMPUTATION_INPUT}: no samples")
-    frame = as_expression_frame(data, source=IMPUTATION_INPUT, layer=layer, gene_column=gene_column)
-    filled, uncertainty = impute_frame(model, tokenizer, frame, genes, batch_size, progress, scale_check)
+        raise ExpressionInputError(f"{source}: no samples")
+    restored = predict_distribution(model, tokenizer, data, genes, batch_size, progress=progress, layer=layer,
+                                    gene_column=gene_column, scale_check=scale_check, source=source)
+    measured = ~np.isnan(restored.raw)
+    index, columns = pd.Index(restored.samples, name="sample"), pd.Index(restored.genes)
+    filled = pd.DataFrame(np.where(measured, restored.raw, tokenizer.denormalize(restored.mean)), index, columns)
+    uncertainty = pd.DataFrame(np.where(measured, 0.0, restored.std), index, columns)
     if not isinstance(data, pd.DataFrame):
         return filled, uncertainty
     index, columns = _caller_labels(data, filled)
     return filled.set_axis(index).set_axis(columns, axis=1), uncertainty.set_axis(index).set_axis(columns, axis=1)
-
-
-def impute_frame(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, genes: Sequence[str] | None = None,
-                 batch_size: int = 64, progress: bool = False, scale_check: str = "refuse",
-                 source: str = IMPUTATION_INPUT) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`impute` of a matrix validated already (a reader's output), indexed by its sample ids."""
-    restored = restore_distribution(model, tokenizer, frame, genes, batch_size, progress=progress,
-                                    scale_check=scale_check, source=source)
-    measured = ~np.isnan(restored.raw)
-    index, columns = pd.Index(restored.samples, name="sample"), pd.Index(restored.genes)
-    return (pd.DataFrame(np.where(measured, restored.raw, tokenizer.denormalize(restored.mean)), index, columns),
-            pd.DataFrame(np.where(measured, 0.0, restored.std), index, columns))
 
 
 def _caller_labels(data: pd.DataFrame, filled: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
@@ -263,7 +249,7 @@ def embed(model, tokenizer: GexBertTokenizer, data, batch_size: int = 64, poolin
                                    f"{type(data).__name__}")
     if isinstance(data, pd.DataFrame) and data.shape[0] == 0:
         raise ExpressionInputError(f"{EMBEDDING_INPUT}: no samples")
-    known = tokenizer.select_known(as_expression_frame(data, source=EMBEDDING_INPUT), source=EMBEDDING_INPUT)
+    known = tokenizer.select_known(validated_frame(data, source=EMBEDDING_INPUT), source=EMBEDDING_INPUT)
     encoded = tokenizer.encode_known(known)
     check_frame_scale(tokenizer, known, EMBEDDING_INPUT, scale_check, normalized=encoded["normalized"])
     samples = EncodedSamples(encoded)
@@ -331,7 +317,7 @@ def _is_encoded(data) -> bool:
 
 def _encoded_panel_input(model, tokenizer: GexBertTokenizer, data, source: str, scale_check: str) -> EncodedSamples:
     """A raw matrix, validated and encoded once, its scale checked; warns when the model's panel is partly absent."""
-    frame = as_expression_frame(data, source=source)
+    frame = validated_frame(data, source=source)
     panel = model.config.panel_genes
     if panel is not None:
         measured = {tokenizer.vocabulary_name(gene) for gene in frame.columns}
@@ -403,6 +389,6 @@ def attention_received(model, tokenizer: GexBertTokenizer, frame: pd.DataFrame, 
 
 __all__ = [
     "OBSM_KEY", "RestoredDistribution", "attention_received", "embed", "forward_batches", "impute",
-    "impute_frame", "predict", "class_probabilities", "describe_needed_genes", "predict_distribution", "restore_distribution",
+    "predict", "class_probabilities", "describe_needed_genes", "predict_distribution",
     "restore_from_panel", "softmax",
 ]

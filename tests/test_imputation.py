@@ -209,7 +209,8 @@ def validation_counts(monkeypatch):
         return match(self, *args, **kwargs)
 
     for module in (tokenization, expression_input, inference, readers):
-        monkeypatch.setattr(module, "as_expression_frame", counting_validate)
+        if hasattr(module, "as_expression_frame"):
+            monkeypatch.setattr(module, "as_expression_frame", counting_validate)
     monkeypatch.setattr(GexBertTokenizer, "select_known", counting_match)
     return counts
 
@@ -229,3 +230,20 @@ def test_imputation_validates_and_matches_the_matrix_once(model, embedded_tokeni
     assert main(["impute", "--model", str(folder), "--input", str(source), "--output", str(tmp_path / "out.csv"),
                  "--progress", "false"]) == 0
     assert validation_counts == {"validated": 1, "matched": 1}  # the reader's validation is the only one
+
+
+def test_a_validated_frame_edited_into_bad_values_is_validated_again(model, embedded_tokenizer, embedded_cohort,
+                                                                    validation_counts):
+    from gexbert_hf.expression_input_gexbert import as_expression_frame, is_validated_frame
+
+    frame = as_expression_frame(embedded_cohort.expression.iloc[:4])
+    assert is_validated_frame(frame) and is_validated_frame(frame.drop(columns=frame.columns[:3]))
+    validation_counts.update(validated=0)
+    impute(model, embedded_tokenizer, frame.mask(np.eye(4, 76, dtype=bool)), batch_size=2)
+    assert validation_counts["validated"] == 0  # the mark travels through mask(); nothing to check again
+    edited = frame.copy()
+    edited.iloc[1, 2] = np.inf
+    assert not is_validated_frame(edited)
+    with pytest.raises(ExpressionInputError, match="infinite value for gene"):
+        impute(model, embedded_tokenizer, edited)
+    assert validation_counts["validated"] == 1

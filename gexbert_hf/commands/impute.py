@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.gene_ids import read_gene_list
-from ..inference import impute_frame
+from ..inference import impute
 from ..loading import require_head
 from .common import (
     InputArguments,
@@ -61,9 +61,9 @@ def impute_file(args: ImputeArguments) -> tuple[Path, Path | None]:
     requested = read_gene_list(args.genes) if args.genes else None
     if requested is None and not args.only_input_genes:
         requested = [gene for gene in tokenizer.genes if gene not in set(known.columns)]
-    filled, uncertainty = impute_frame(model, tokenizer, frame.drop(columns=unknown), genes=requested,
-                                       batch_size=args.batch_size, progress=args.progress,
-                                       scale_check=args.scale_check, source=str(input_path))
+    filled, uncertainty = impute(model, tokenizer, frame.drop(columns=unknown), genes=requested,
+                                 batch_size=args.batch_size, progress=args.progress, scale_check=args.scale_check,
+                                 source=str(input_path))
     if unknown:  # genes the model does not know are passed through untouched (NaN stays NaN)
         filled = filled.join(frame[unknown])
         uncertainty = uncertainty.join(pd.DataFrame(np.nan, index=frame.index, columns=unknown))
