@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -111,3 +112,17 @@ def model_dirs(embedded_tokenizer, tmp_path_factory):
         embedded_tokenizer.save_pretrained(directory)
         dirs[name] = directory
     return dirs
+
+
+@pytest.fixture()
+def expression_csv(embedded_cohort, tmp_path):
+    """`make(samples, genes, holes)`: the first samples x genes of the embedded cohort with NaN at the `holes`
+    (row, [columns]) written as `input.csv` (samples x genes, first column `sample`); returns (frame, path)."""
+
+    def make(samples: int, genes: int, holes: tuple[int, list[int]]):
+        frame = embedded_cohort.expression.iloc[:samples, :genes].copy()
+        frame.iloc[holes[0], holes[1]] = np.nan
+        frame.rename_axis("sample").to_csv(tmp_path / "input.csv")
+        return frame, tmp_path / "input.csv"
+
+    return make

@@ -26,12 +26,8 @@ COMMON_FLAGS = ["--batch_size", "8", "--device", "cpu", "--no_progress", "--thre
 
 
 @pytest.fixture()
-def input_csv(embedded_cohort, tmp_path):
-    frame = embedded_cohort.expression.iloc[:10, :25].copy()
-    frame.iloc[1, [2, 4]] = np.nan
-    path = tmp_path / "input.csv"
-    frame.rename_axis("sample").to_csv(path)
-    return path
+def input_csv(expression_csv):
+    return expression_csv(10, 25, (1, [2, 4]))[1]
 
 
 @pytest.fixture()

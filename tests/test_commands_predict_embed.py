@@ -14,12 +14,9 @@ anndata = pytest.importorskip("anndata")
 
 
 @pytest.fixture()
-def inputs(embedded_cohort, tmp_path):
+def inputs(expression_csv, tmp_path):
     """The same 9 profiles as a CSV table and as an `.h5ad` (with an obs column of its own that must survive)."""
-    frame = embedded_cohort.expression.iloc[:9, :30].copy()
-    frame.iloc[2, [0, 5]] = np.nan
-    table = tmp_path / "input.csv"
-    frame.rename_axis("sample").to_csv(table)
+    frame, table = expression_csv(9, 30, (2, [0, 5]))
     adata = anndata.AnnData(frame.to_numpy(), obs=pd.DataFrame({"site": list("abcabcabc")}, index=frame.index),
                             var=pd.DataFrame(index=frame.columns))
     h5ad = tmp_path / "input.h5ad"

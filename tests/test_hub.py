@@ -12,12 +12,11 @@ import torch
 from remote_code import run_without_package
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-from gexbert_hf import (
-    GexBertConfig,
+from gexbert_hf import GexBertConfig, GexBertModel
+from gexbert_hf.modeling_gexbert import (
     GexBertForMaskedExpression,
     GexBertForSequenceClassification,
     GexBertForSurvival,
-    GexBertModel,
 )
 
 
