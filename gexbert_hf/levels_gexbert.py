@@ -29,12 +29,19 @@ def auto_normalization(values: pd.DataFrame | np.ndarray) -> str:
     return "none" if np.nanmin(values) < 0 or np.nanmax(values) < LOG1P_MIN_MAXIMUM else "log1p"
 
 
+def check_normalization(normalization: str, fitting: bool = False) -> str:
+    """`normalization` if it names a rule (`auto` too when `fitting`: a fitted tokenizer holds a resolved one), else
+    a `ValueError` listing the choices: the one check of the name, wherever one is given."""
+    allowed = (*NORMALIZATIONS, AUTO_NORMALIZATION) if fitting else NORMALIZATIONS
+    if normalization not in allowed:
+        raise ValueError(f"normalization must be one of {allowed}, got {normalization!r}")
+    return normalization
+
+
 def resolve_normalization(normalization: str, values: pd.DataFrame | np.ndarray) -> str:
     """`auto` -> the normalisation `values` call for; an explicit choice is checked and kept."""
-    if normalization == AUTO_NORMALIZATION:
+    if check_normalization(normalization, fitting=True) == AUTO_NORMALIZATION:
         return auto_normalization(values)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, got {normalization!r}")
     return normalization
 
 
@@ -109,5 +116,5 @@ def _level_values(values: np.ndarray, edges: np.ndarray, fallback: np.ndarray) -
     return decoded
 
 
-__all__ = ["AUTO_NORMALIZATION", "NORMALIZATIONS", "auto_normalization", "fit_level_statistics", "level_index",
+__all__ = ["AUTO_NORMALIZATION", "NORMALIZATIONS", "auto_normalization", "check_normalization", "fit_level_statistics", "level_index",
            "normalize_frame", "resolve_normalization"]

@@ -42,7 +42,7 @@ from .expression_input_gexbert import (
 from .inputs_gexbert import CLS_TOKEN_ID, PAD_TOKEN_ID, build_model_inputs, pad_tokens, panel_and_query_ids
 from .levels_gexbert import (
     AUTO_NORMALIZATION,
-    NORMALIZATIONS,
+    check_normalization,
     fit_level_statistics,
     level_index,
     normalize_frame,
@@ -79,8 +79,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         value_clip: float = 8.0,
         expression_scale: str | None = None,
     ):
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        check_normalization(normalization)
         self.genes = [str(gene) for gene in genes]
         self.normalization = normalization
         self.level_edges = np.asarray(level_edges, dtype=np.float64)
@@ -156,9 +155,7 @@ class GexBertTokenizer(FeatureExtractionMixin):
         with `quiet=True`, for a caller that fits in parts and reports once); `unfitted_genes` lists them.
         Ensembl ids lose their version suffix (`ENSG00000141510.16` -> `ENSG00000141510`), so any release matches.
         """
-        if normalization not in (*NORMALIZATIONS, AUTO_NORMALIZATION):
-            raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, AUTO_NORMALIZATION)}, "
-                             f"got {normalization!r}")
+        check_normalization(normalization, fitting=True)
         if num_levels < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}")
         frame = training_frame(data, genes, aggregate, layer, gene_column)

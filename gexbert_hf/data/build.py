@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import ClinicalInputError, ExpressionInputError
 from ..expression_input_gexbert import as_expression_frame, is_anndata
-from ..levels_gexbert import NORMALIZATIONS, auto_normalization
+from ..levels_gexbert import AUTO_NORMALIZATION, auto_normalization, check_normalization
 from ..outputs import claim_output_dir
 from .cohorts import Cohort
 from .encoding import encode_to_dataset, fit_tokenizer, token_features
@@ -109,8 +109,7 @@ def build_dataset(
     inputs = {label: value for label, value in (("--expression", expression), ("--clinical", clinical),
                                                 ("--split", split)) if isinstance(value, (str, Path))}
     folder = claim_output_dir(output, "build-dataset", inputs, overwrite, flag="--overwrite")
-    if normalization not in (*NORMALIZATIONS, "auto"):
-        raise ValueError(f"normalization must be one of {(*NORMALIZATIONS, 'auto')}, got {normalization!r}")
+    check_normalization(normalization, fitting=True)
 
     reading = {"aggregate": aggregate, "orientation": orientation, "layer": layer, "gene_column": gene_column,
                "gene_map": read_gene_map(gene_map) if isinstance(gene_map, (str, Path)) else gene_map}
@@ -156,7 +155,7 @@ def build_dataset(
 def _resolved_normalization(normalization: str, cohort: Cohort, split: pd.Series, expression) -> str:
     """`auto` decided on the training samples' values (one rule everywhere: test samples never shape the tokenizer),
     `log1p` checked for negative values naming the sample."""
-    if normalization == "auto":
+    if normalization == AUTO_NORMALIZATION:
         return auto_normalization(cohort.expression[(split.reindex(cohort.expression.index) == "train").to_numpy()])
     if normalization == "log1p":
         source = str(expression) if isinstance(expression, (str, Path)) else cohort.name
