@@ -67,7 +67,8 @@ class BenchmarkArguments:
     num_hidden_layers: int = field(default=3, metadata={"help": "Encoder depth."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
     num_levels: int = field(default=32, metadata={"help": "Expression levels of the tokenizer."})
-    max_queries: int = field(default=128, metadata={"help": "Unseen genes restored per sample for classification."})
+    max_queries: int = field(default=128, metadata={"help": "Unseen genes restored per sample for classification "
+                                                                      "(also caps finetuning.max_queries)."})
     finetune: bool = field(default=True, metadata={"help": "Also fine-tune GexBERT end to end on some panels."})
     finetune_panels: str = field(default="16,64", metadata={"help": "Panel sizes that get end-to-end fine-tuning."})
     survival_finetune_types: int = field(default=4, metadata={
@@ -116,4 +117,4 @@ class BenchmarkArguments:
             raise ArgumentsError("pretraining.max_genes: the benchmark's model needs a number of genes per step")
 
 
-__all__ = ["BENCHMARK_TASKS", "BenchmarkArguments"]
+__all__ = ["BENCHMARK_TASKS", "SET_BY_THE_RUN", "BenchmarkArguments", "benchmark_finetuning", "benchmark_pretraining"]
