@@ -1,7 +1,9 @@
 """The `gexbert` command: argument parsing only, one library call per subcommand.
 
 Each subcommand is an arguments dataclass parsed by `HfArgumentParser` (from flags, or from a single JSON file
-argument) and handed to one library function, so the CLI, scripts and Python API cannot drift apart.
+argument) and handed to one library function, so the CLI, scripts and Python API cannot drift apart. A dataclass that
+nests option dataclasses (`gexbert benchmark`'s `pretraining` and `finetuning`) is parsed by `NestedArgumentParser`:
+dotted flags (`--pretraining.learning_rate 5e-4`) or nested JSON objects.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from transformers import HfArgumentParser
 
 from .errors import GexBertError
+from .nested_arguments import NestedArgumentParser, nested_fields
 from .threads import configure_threads
 
 # subcommand -> (module, arguments dataclass, function taking that dataclass; an int it returns is the exit code)
@@ -54,9 +57,12 @@ POSITIONAL: dict[str, str] = {"finetune": "--task"}
 
 def make_parser(arguments_class: type, name: str) -> HfArgumentParser:
     """The subcommand's parser, its help made safe to print and its `--no_X` switches described."""
-    parser = HfArgumentParser(arguments_class, prog=f"gexbert {name}", description=SUMMARIES.get(name))
+    parser_class = NestedArgumentParser if nested_fields(arguments_class) else HfArgumentParser
+    parser = parser_class(arguments_class, prog=f"gexbert {name}", description=SUMMARIES.get(name))
     for action in parser._actions:
-        if action.help and action.help is not argparse.SUPPRESS:
+        if action.help is argparse.SUPPRESS:
+            continue
+        if action.help:
             # help strings are plain text in the dataclasses ("90% missing"); argparse reads `%` as a format code
             action.help = action.help.replace("%", "%%")
         if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
@@ -113,14 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest = argv[1:]
     if argv[0] in POSITIONAL and rest and not rest[0].startswith("-") and not rest[0].endswith(".json"):
         rest = [POSITIONAL[argv[0]], *rest]
-    if len(rest) == 1 and rest[0].endswith(".json"):
-        (arguments,) = parser.parse_json_file(rest[0])
-    else:
-        (arguments,) = parser.parse_args_into_dataclasses(rest)
-    configure_threads()  # a thread count and wait policy that degrade gracefully on a busy machine
     try:
+        if len(rest) == 1 and rest[0].endswith(".json"):
+            (arguments,) = parser.parse_json_file(rest[0])
+        else:
+            (arguments,) = parser.parse_args_into_dataclasses(rest)
+        configure_threads()  # a thread count and wait policy that degrade gracefully on a busy machine
         result = getattr(module, function_name)(arguments)
-    except GexBertError as error:  # bad input: a clear message, not a traceback
+    except GexBertError as error:  # bad input or arguments: a clear message, not a traceback
         print(f"gexbert {argv[0]}: error: {error}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0

@@ -133,10 +133,12 @@ def previous_record(commit: str, folder: str) -> dict:
     """How the previous release was pretrained, from its benchmark run's results.json at `commit`."""
     results = git_json(commit, f"reports/benchmark/{folder}/release/results.json")
     pretraining, arguments = results["pretraining"], results["arguments"]
+    # a record written since the benchmark nests its options keeps them under "pretraining"; `commit` may be older
+    trained = arguments["pretraining"] if "pretraining" in arguments else arguments
     return {"commit": commit, "source": f"reports/benchmark/{folder}/release/results.json",
             "device": results["machine"]["device"], "torch_threads": results["machine"]["torch_threads"],
             "steps": pretraining["steps"], "train_seconds": pretraining["seconds"],
-            "batch_size": arguments["batch_size"], "max_genes": arguments["max_genes"],
+            "batch_size": trained["batch_size"], "max_genes": trained["max_genes"],
             "mask_fraction": pretraining["mask_fraction"], "final_loss": pretraining["final_loss"],
             "pretrained_rows": results["data"]["n_train"], "validation_rows_in_pretraining": True,
             "knn_k": results["imputation"]["chosen"]["KNN_k"]}

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gexbert_hf.data.samples import EncodedSamples
+from gexbert_hf.nested_arguments import arguments_from_dict
 from gexbert_hf.study.benchmark import BenchmarkArguments, report_from_json
 from gexbert_hf.study.benchmark_data import load_folder
 from gexbert_hf.study.benchmark_pretraining import pretrain, validation_scores
@@ -27,7 +28,7 @@ def main(folder: str, steps: list[int]) -> None:
     torch.set_num_threads(1)
     output = Path(folder)
     results = json.loads((output / "results.json").read_text())
-    arguments = BenchmarkArguments(**{**results["arguments"], "progress": False})
+    arguments = arguments_from_dict(BenchmarkArguments, {**results["arguments"], "progress": False})
     data = load_folder(arguments.data_dir, seed=arguments.seed)
     tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization,
                                      num_levels=arguments.num_levels)
@@ -41,7 +42,7 @@ def main(folder: str, steps: list[int]) -> None:
         started = time.perf_counter()
         model, record = pretrain(tokenizer, samples, arguments, embedding, mask, count, "cpu")
         runs.append({"steps": record["steps"], "seconds": record["seconds"], "final_loss": record["final_loss"],
-                     "validation": validation_scores(model, tokenizer, data, chunk=2 * arguments.max_genes),
+                     "validation": validation_scores(model, tokenizer, data, chunk=2 * arguments.pretraining.max_genes),
                      "source": "modeling/pretraining_length.py"})
         print(f"{count} steps: {runs[-1]['validation']} ({time.perf_counter() - started:.0f} s)", flush=True)
     results["pretraining_length"] = {"value_embedding": embedding, "mask_fraction": mask, "runs": runs}

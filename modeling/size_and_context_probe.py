@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from gexbert_hf.data.samples import EncodedSamples
 from gexbert_hf.study.baselines import impute_knn, mcar_mask
 from gexbert_hf.study.benchmark import BenchmarkArguments
+from gexbert_hf.study.benchmark_arguments import benchmark_pretraining
 from gexbert_hf.study.benchmark_data import load_folder
 from gexbert_hf.study.benchmark_pretraining import pretrain
 from gexbert_hf.study.imputation_benchmark import chunked_distribution
@@ -51,7 +53,8 @@ def main() -> None:
     tokenizer = GexBertTokenizer.fit(data.raw_train, normalization=data.normalization, num_levels=32)
     samples = EncodedSamples.from_frame(tokenizer, data.raw_train)
     arguments = BenchmarkArguments(data_dir="", output="", progress=False, hidden_size=options.hidden_size,
-                                   num_hidden_layers=options.num_hidden_layers, max_genes=options.max_genes)
+                                   num_hidden_layers=options.num_hidden_layers,
+                                   pretraining=replace(benchmark_pretraining(), max_genes=options.max_genes))
     started = time.perf_counter()
     model, record = pretrain(tokenizer, samples, arguments, options.value_embedding, options.mask_fraction,
                              options.steps, "cpu")

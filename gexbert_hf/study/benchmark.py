@@ -15,7 +15,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -228,7 +228,7 @@ def _classification(model, tokenizer, data: FolderData, args: BenchmarkArguments
         model, tokenizer, data.raw_train, y_train, data.validation, raw_test, y_test, class_names, sizes,
         list(range(args.seeds)),
         heavy_baselines_max_panel=64 if len(y_train) * len(class_names) > 20000 else 10**9,
-        gexbert_max_panel=4 * args.max_genes, max_queries=args.max_queries, quick=args.quick, finetune=finetune,
+        gexbert_max_panel=4 * args.pretraining.max_genes, max_queries=args.max_queries, quick=args.quick, finetune=finetune,
         finetune_panels=[int(k) for k in args.finetune_panels.split(",") if k], progress=args.progress,
         budget=budget, checkpoint=checkpoint)
 
@@ -272,13 +272,15 @@ def _imputation_scenarios(text: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------------
 def _finetune(model, tokenizer, train: EncodedSamples, validation: EncodedSamples, panel: list[str], seed: int,
               args: BenchmarkArguments, class_names: list[str] | None = None):
-    """The benchmark's fine-tuning settings (a classifier when `class_names` is given, else a Cox risk model)."""
-    return finetune_in_memory(model, tokenizer, train, validation, panel, class_names=class_names,
-                              epochs=1 if args.quick else args.finetune_epochs,
-                              batch_size=32 if class_names is not None else 64,
-                              learning_rate=args.finetune_learning_rate,
-                              encoder_learning_rate_ratio=args.finetune_encoder_lr_ratio, seed=seed, panel_seed=seed,
-                              max_queries=min(args.max_queries, 64), early_stopping_patience=2)
+    """`args.finetuning` on one panel and seed (a classifier when `class_names` is given, else a Cox risk model,
+    whose partial likelihood wants twice the batch for enough events in each); quick mode trains one epoch, and
+    no more queries than the classification task restores."""
+    options = args.finetuning
+    caps = [cap for cap in (args.max_queries, options.max_queries) if cap is not None]
+    options = replace(options, seed=seed, panel_seed=seed, max_queries=min(caps) if caps else None,
+                      epochs=1 if args.quick else options.epochs,
+                      batch_size=options.batch_size if class_names is not None else 2 * options.batch_size)
+    return finetune_in_memory(model, tokenizer, train, validation, panel, options, class_names=class_names)
 
 
 def _classification_finetuner(model, tokenizer, data: FolderData, y_train, raw_test, class_names, args, device):

@@ -4,10 +4,39 @@ tasks) can read them without importing the orchestration back."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..nested_arguments import ArgumentsError, default_of
+from ..training.options import FinetuningOptions, PretrainingOptions
 from .imputation_benchmark import IMPUTATION_SCENARIOS
 
 BENCHMARK_TASKS = ("classification", "survival", "imputation", "attention")
+# the nested options the run itself decides, and what the user sets instead (a value given there would be overwritten)
+SET_BY_THE_RUN = {
+    "pretraining.max_steps": "from the time budget (set pretrain_minutes or ablation_seconds)",
+    "pretraining.mask_fraction": "by the ablation (set mask_fraction to fix it)",
+    "pretraining.seed": "from seed", "pretraining.progress": "from progress",
+    "pretraining.logging_steps": "to a twentieth of each run's steps",
+    "pretraining.eval_steps": "unused: scored on the validation part after each run",
+    "pretraining.save_steps": "unused: no checkpoints, the model is kept with keep_model",
+    "pretraining.save_total_limit": "unused: no checkpoints, the model is kept with keep_model",
+    "finetuning.seed": "from each panel's seed", "finetuning.panel_seed": "from each panel's seed",
+    "finetuning.query_unseen": "on: unseen genes are MASK queries",
+    "finetuning.progress": "off (fine-tuning runs inside the benchmark's bars)",
+}
+
+
+def benchmark_pretraining() -> PretrainingOptions:
+    """The benchmark's pretraining defaults (a small model, 128 genes a step; steps come from the time budget)."""
+    return PretrainingOptions(batch_size=32, learning_rate=1e-3, max_genes=128)
+
+
+def benchmark_finetuning() -> FinetuningOptions:
+    """The benchmark's fine-tuning defaults: every unseen gene a MASK query (at most 64), a high peak rate as the
+    model is small, early stopping after two flat epochs."""
+    return FinetuningOptions(query_unseen=True, max_queries=64, epochs=4, batch_size=32, learning_rate=1e-3,
+                             encoder_learning_rate_ratio=1.0, early_stopping_patience=2, progress=False)
+
 
 @dataclass
 class BenchmarkArguments:
@@ -29,24 +58,19 @@ class BenchmarkArguments:
     panel_sizes: str = field(default="8,16,32,64,128,256,all", metadata={"help": "Classification panel sizes."})
     survival_panel_sizes: str = field(default="32,64", metadata={"help": "Survival panel sizes K."})
     value_embedding: str = field(default="auto", metadata={"help": "auto (measured), level, continuous or both."})
-    mask_fraction: float | None = field(default=None, metadata={"help": "Pretraining mask rate (None = measured)."})
+    mask_fraction: float | None = field(default=None, metadata={"help": "Pretraining mask rate (None: measured by "
+                                                                          "the ablation)."})
     pretrain_minutes: float | None = field(default=None, metadata={"help": "Main pretraining length (None: "
                                                                            "from the time budget)."})
     ablation_seconds: float | None = field(default=None, metadata={"help": "Length of each ablation pretraining."})
     hidden_size: int = field(default=64, metadata={"help": "Model width."})
     num_hidden_layers: int = field(default=3, metadata={"help": "Encoder depth."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    max_genes: int = field(default=128, metadata={"help": "Genes per sample and pretraining step."})
     num_levels: int = field(default=32, metadata={"help": "Expression levels of the tokenizer."})
-    batch_size: int = field(default=32, metadata={"help": "Pretraining batch size."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Pretraining peak learning rate."})
-    max_queries: int = field(default=128, metadata={"help": "Unseen genes restored per sample for classification."})
+    max_queries: int = field(default=128, metadata={"help": "Unseen genes restored per sample for classification "
+                                                                      "(also caps finetuning.max_queries)."})
     finetune: bool = field(default=True, metadata={"help": "Also fine-tune GexBERT end to end on some panels."})
     finetune_panels: str = field(default="16,64", metadata={"help": "Panel sizes that get end-to-end fine-tuning."})
-    finetune_epochs: float = field(default=4, metadata={"help": "Fine-tuning epochs (early stopping may end sooner)."})
-    finetune_learning_rate: float = field(default=1e-3, metadata={"help": "Fine-tuning peak learning rate."})
-    finetune_encoder_lr_ratio: float = field(default=1.0, metadata={
-        "help": "The pretrained encoder's fine-tuning rate relative to the new head's."})
     survival_finetune_types: int = field(default=4, metadata={
         "help": "Fine-tune GexBertForSurvival on the largest-K panels of this many types (most events first)."})
     max_survival_types: int | None = field(default=None, metadata={"help": "At most this many cancer types."})
@@ -70,6 +94,27 @@ class BenchmarkArguments:
     overwrite: bool = field(default=False, metadata={"help": "Replace an earlier benchmark report in --output (only "
                                                              "the files it wrote; never a folder holding "
                                                              "--pretrained_model or --data_dir)."})
+    pretraining: PretrainingOptions = field(default_factory=benchmark_pretraining, metadata={
+        "help": "How the ablation runs and the main pretraining train (their steps come from the time budget)."})
+    finetuning: FinetuningOptions = field(default_factory=benchmark_finetuning, metadata={
+        "help": "How end-to-end fine-tuning trains (quick mode: one epoch; survival: twice the batch size)."})
+
+    set_by_the_run: ClassVar[dict[str, str]] = SET_BY_THE_RUN
+    # old flat keys and where they went: refused with this pointer (by the parser), never silently mapped
+    moved_fields: ClassVar[dict[str, str]] = {
+        "batch_size": "pretraining.batch_size", "learning_rate": "pretraining.learning_rate",
+        "max_genes": "pretraining.max_genes", "finetune_epochs": "finetuning.epochs",
+        "finetune_learning_rate": "finetuning.learning_rate",
+        "finetune_encoder_lr_ratio": "finetuning.encoder_learning_rate_ratio"}
+
+    def __post_init__(self):
+        for path, how in self.set_by_the_run.items():
+            group, name = path.split(".")
+            if getattr(getattr(self, group), name) != getattr(default_of(type(self), group), name):
+                raise ArgumentsError(f"{path} is set by the benchmark ({how}); leave it out (in Python, start "
+                                     f"from benchmark_{group}() and replace what you change)")
+        if self.pretraining.max_genes is None:
+            raise ArgumentsError("pretraining.max_genes: the benchmark's model needs a number of genes per step")
 
 
-__all__ = ["BENCHMARK_TASKS", "BenchmarkArguments"]
+__all__ = ["BENCHMARK_TASKS", "SET_BY_THE_RUN", "BenchmarkArguments", "benchmark_finetuning", "benchmark_pretraining"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,14 +40,13 @@ def pretrain(tokenizer: GexBertTokenizer, samples: EncodedSamples, args: Benchma
              mask_fraction: float, steps: int, device: str) -> tuple[GexBertForMaskedExpression, dict]:
     """Pretrain one masked-expression GexBERT for `steps` steps; returns the model and its run record."""
     config = build_config(tokenizer, "small", hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers,
-                          num_attention_heads=args.num_attention_heads, max_genes=args.max_genes,
+                          num_attention_heads=args.num_attention_heads, max_genes=args.pretraining.max_genes,
                           value_embedding=value_embedding)
     torch.manual_seed(args.seed)
     model = GexBertForMaskedExpression(config).to(device)
-    result = pretrain_in_memory(model, tokenizer, samples, steps, batch_size=args.batch_size,
-                                learning_rate=args.learning_rate, mask_fraction=mask_fraction,
-                                max_genes=args.max_genes, seed=args.seed, logging_steps=max(1, steps // 20),
-                                progress=args.progress)
+    options = replace(args.pretraining, max_steps=steps, mask_fraction=mask_fraction, seed=args.seed,
+                      logging_steps=max(1, steps // 20), progress=args.progress)
+    result = pretrain_in_memory(model, tokenizer, samples, options)
     record = {"value_embedding": value_embedding, "mask_fraction": mask_fraction, "steps": result.steps,
               "seconds": result.seconds, "final_loss": result.final_loss,
               "loss_curve": [(h["step"], h["loss"]) for h in result.history]}
@@ -92,7 +92,7 @@ def _scored_run(tokenizer, samples, data: FolderData, args: BenchmarkArguments, 
                 steps: int, device: str) -> tuple[GexBertForMaskedExpression, dict]:
     """One pretraining run and its record, scored on the validation part."""
     model, record = pretrain(tokenizer, samples, args, embedding, mask_fraction, steps, device)
-    record["validation"] = validation_scores(model, tokenizer, data, chunk=2 * args.max_genes)
+    record["validation"] = validation_scores(model, tokenizer, data, chunk=2 * args.pretraining.max_genes)
     return model, record
 
 

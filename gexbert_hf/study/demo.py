@@ -30,6 +30,7 @@ from ..metrics import concordance_index
 from ..modeling_gexbert import GexBertForMaskedExpression
 from ..outputs import claim_output_dir
 from ..tokenization_gexbert import GexBertTokenizer
+from ..training.options import FinetuningOptions, PretrainingOptions
 from ..training.presets import build_config
 from .baselines import (
     COX_PENALTIES,
@@ -178,12 +179,12 @@ def _pretrain(data: _DemoData, setting: _Setting, args: DemoArguments, output: P
     torch.manual_seed(args.seed)
     model = GexBertForMaskedExpression(config)
     steps = args.pretrain_steps or setting.pretrain_steps
-    pretrained = pretrain_in_memory(
-        model, data.tokenizer, data.samples(data.fit_rows), steps, batch_size=min(32, len(data.fit_rows)),
-        learning_rate=2e-3 if not args.quick else 1e-3, warmup_ratio=0.05, mask_fraction=0.5,
-        max_genes=min(config.max_genes, len(data.genes)), logging_steps=max(1, steps // 20),
-        eval_steps=max(1, steps // 10), seed=args.seed, progress=args.progress,
-        eval_samples=data.samples(data.validation_rows))
+    options = PretrainingOptions(
+        max_steps=steps, batch_size=min(32, len(data.fit_rows)), learning_rate=2e-3 if not args.quick else 1e-3,
+        warmup_ratio=0.05, mask_fraction=0.5, max_genes=min(config.max_genes, len(data.genes)),
+        logging_steps=max(1, steps // 20), eval_steps=max(1, steps // 10), seed=args.seed, progress=args.progress)
+    pretrained = pretrain_in_memory(model, data.tokenizer, data.samples(data.fit_rows), options,
+                                    eval_samples=data.samples(data.validation_rows))
     model = pretrained.model.eval()
     history = pretrained.history
     evaluated = [record for record in history if "eval_loss" in record]
@@ -246,10 +247,10 @@ def _classification_summary(labels: np.ndarray, probabilities: np.ndarray, boots
 def _finetune(model, data: _DemoData, train: np.ndarray, validation: np.ndarray, panel: list[str],
               setting: _Setting, seed: int):
     """The demo's fine-tuning settings: a classifier of `data.class_names` on the panel."""
+    options = FinetuningOptions(epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
+                                early_stopping_patience=8, seed=seed, max_queries=64)
     return finetune_in_memory(model, data.tokenizer, data.samples(train, labelled=True),
-                              data.samples(validation, labelled=True), panel, class_names=data.class_names,
-                              epochs=setting.finetune_epochs, batch_size=16, learning_rate=5e-4, warmup_ratio=0.1,
-                              early_stopping_patience=8, seed=seed, max_queries=64)
+                              data.samples(validation, labelled=True), panel, options, class_names=data.class_names)
 
 
 def _logistic_probabilities(data: _DemoData, train: np.ndarray, test: np.ndarray, panel_index: np.ndarray
