@@ -193,6 +193,7 @@ class OnnxMaskedExpression(_RestorationHead):
         # inference reads the device of the first parameter; ORT takes its inputs from the CPU
         self.device_anchor = torch.nn.Parameter(torch.empty(0), requires_grad=False)
         self._session, self._threads = None, 0
+        self.eval()  # inference only: ORT has no training mode
         self.session()  # an unreadable file is refused here, not at the first batch
 
     @classmethod
