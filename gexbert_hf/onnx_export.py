@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AttentionInterface
 
 from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID, GexBertConfig
 from .errors import GexBertError
@@ -50,6 +51,50 @@ def _onnxruntime():
     except ImportError as error:
         raise OnnxExportError(f"ONNX Runtime is not installed: {INSTALL_HINT}") from error
     return onnxruntime
+
+
+class _MultiHeadAttention(torch.autograd.Function):
+    """Attention as ONNX Runtime's fused `com.microsoft::MultiHeadAttention` (query, key, value `(batch, tokens,
+    hidden)`, key padding mask `(batch, tokens)` int32): in torch, the same sum through sdpa, for the tracer."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, key_padding_mask, num_heads: int, scale: float):
+        def heads(tensor):
+            return tensor.view(tensor.shape[0], tensor.shape[1], num_heads, -1).transpose(1, 2)
+
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            heads(query), heads(key), heads(value), attn_mask=key_padding_mask.bool()[:, None, None, :], scale=scale)
+        return attended.transpose(1, 2).reshape(query.shape)
+
+    @staticmethod
+    def symbolic(g, query, key, value, key_padding_mask, num_heads, scale):
+        from torch.onnx import symbolic_helper
+
+        no_bias = symbolic_helper._optional_input_placeholder_tensor(g)
+        attended = g.op("com.microsoft::MultiHeadAttention", query, key, value, no_bias, key_padding_mask,
+                        num_heads_i=num_heads, scale_f=scale)
+        attended.setType(query.type())  # shaped like the query: the exporter's shape inference reads it
+        return attended
+
+
+def _fused_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """A transformers attention function (`config._attn_implementation`) that traces to ORT's fused op; query,
+    key and value arrive `(batch, heads, tokens, head_dim)`, the output leaves `(batch, tokens, heads, head_dim)`.
+    The head count and scale are the module's plain ints (a traced shape cannot be an ONNX attribute)."""
+    batch, heads, tokens, width = query.shape
+
+    def merged(tensor):
+        return tensor.transpose(1, 2).reshape(batch, tensor.shape[2], heads * width)
+
+    mask = (torch.ones(batch, key.shape[2], dtype=torch.int32) if attention_mask is None
+            else attention_mask[:, 0, 0, :].to(torch.int32))
+    attended = _MultiHeadAttention.apply(merged(query), merged(key), merged(value), mask, int(module.num_heads),
+                                         float(module.scaling))
+    return attended.view(batch, tokens, heads, width), None
+
+
+FUSED_ATTENTION = "gexbert_onnx_fused"
+AttentionInterface.register(FUSED_ATTENTION, _fused_attention)
 
 
 class _Traced(torch.nn.Module):
@@ -84,8 +129,13 @@ def example_inputs(config: GexBertConfig, rows: int, tokens: int, seed: int = 0)
     return {"input_ids": input_ids, "level_ids": level_ids, "values": values, "attention_mask": attention_mask}
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOLERANCE) -> Path:
+def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOLERANCE, fused_attention: bool = True
+                ) -> Path:
     """Write `model` (a restoration head) as ONNX to `path`, checked against torch fp32 before it is moved in.
+
+    `fused_attention`: attention as ORT's `MultiHeadAttention` contrib op (ORT only; as fast as torch's sdpa on
+    the dev CPU), else standard ONNX ops, portable to other runtimes but about 2x slower in ORT (the attention
+    matrix is masked element by element: reports/speed_release/levers/).
 
     Tracing records one path through the model: a config whose forward branches on the data (the asymmetric
     `encoder_skips_queries` layout) is refused; the check on a batch of another shape catches any other."""
@@ -100,15 +150,19 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model keeps its device, dtype and flag
+    attention = model.config._attn_implementation
+    if fused_attention:
+        model.config._attn_implementation = FUSED_ATTENTION  # the copy's own config
     try:
         traced = _Traced(model).eval()
         inputs = example_inputs(model.config, rows=2, tokens=16)
         with warnings.catch_warnings():  # the tracer's notes on shape checks and the legacy exporter's notice
             warnings.simplefilter("ignore")
             torch.onnx.export(traced, tuple(inputs.values()), temporary, dynamo=False, opset_version=OPSET,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), custom_opsets={"com.microsoft": 1} if fused_attention else None,
                               dynamic_axes={name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES + OUTPUT_NAMES})
         traced.eval()  # export gives the wrapper back its training flag (True), which reaches the model
+        model.config._attn_implementation = attention  # the check compares with the model's own attention
         difference = max_abs_difference(model, temporary)
         if not difference <= tolerance:
             raise OnnxExportError(f"{path}: ONNX Runtime's output differs from torch fp32 by {difference:.2e} "
