@@ -159,7 +159,8 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
         with warnings.catch_warnings():  # the tracer's notes on shape checks and the legacy exporter's notice
             warnings.simplefilter("ignore")
             torch.onnx.export(traced, tuple(inputs.values()), temporary, dynamo=False, opset_version=OPSET,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), custom_opsets={"com.microsoft": 1} if fused_attention else None,
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              custom_opsets={"com.microsoft": 1} if fused_attention else None,
                               dynamic_axes={name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES + OUTPUT_NAMES})
         traced.eval()  # export gives the wrapper back its training flag (True), which reaches the model
         model.config._attn_implementation = attention  # the check compares with the model's own attention

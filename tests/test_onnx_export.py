@@ -10,6 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 from gexbert_hf import impute  # noqa: E402
 from gexbert_hf.cli import main  # noqa: E402
@@ -55,9 +56,14 @@ def holed(checkpoint):
     return frame.mask(holes), holes
 
 
-def test_ort_level_logits_match_torch_fp32_on_another_shape(checkpoint, exported):
+def test_ort_level_logits_match_torch_fp32_on_another_shape(checkpoint, exported, tmp_path):
     model, _ = checkpoint
     assert max_abs_difference(model, exported / ONNX_NAME, rows=5, tokens=300) < TOLERANCE
+    fused = {node.op_type for node in onnx.load(exported / ONNX_NAME).graph.node}
+    assert "MultiHeadAttention" in fused and model.config._attn_implementation == "sdpa"  # the copy was switched
+    portable = export_onnx(model, tmp_path / "portable.onnx", fused_attention=False)
+    assert "MultiHeadAttention" not in {node.op_type for node in onnx.load(portable).graph.node}
+    assert max_abs_difference(model, portable, rows=5, tokens=300) < TOLERANCE
 
 
 def test_imputation_through_ort_matches_torch_fp32(checkpoint, exported, holed):
