@@ -133,9 +133,9 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
                 ) -> Path:
     """Write `model` (a restoration head) as ONNX to `path`, checked against torch fp32 before it is moved in.
 
-    `fused_attention`: attention as ORT's `MultiHeadAttention` contrib op (ORT only; as fast as torch's sdpa on
-    the dev CPU), else standard ONNX ops, portable to other runtimes but about 2x slower in ORT (the attention
-    matrix is masked element by element: reports/speed_release/levers/).
+    `fused_attention`: attention as ORT's `MultiHeadAttention` contrib op (ORT only; 1.1-1.3x torch fp32 on the
+    2-core dev CPU), else standard ONNX ops, portable to other runtimes but 0.5-0.7x torch in ORT (the attention
+    matrix is masked element by element; reports/speed_release/README.md, lever 5).
 
     Tracing records one path through the model: a config whose forward branches on the data (the asymmetric
     `encoder_skips_queries` layout) is refused; the check on a batch of another shape catches any other."""
@@ -145,14 +145,15 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
     if model.config.encoder_skips_queries:
         raise OnnxExportError("a model with encoder_skips_queries=True sizes its encoder by the data; tracing "
                               "cannot record that, so it is not exported to ONNX")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    _onnxruntime()  # the check needs it: refuse before any work
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model keeps its device, dtype and flag
     attention = model.config._attn_implementation
     if fused_attention:
         model.config._attn_implementation = FUSED_ATTENTION  # the copy's own config
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
         traced = _Traced(model).eval()
         inputs = example_inputs(model.config, rows=2, tokens=16)
