@@ -2,7 +2,8 @@
 
 An existing export is replaced only with `--overwrite`, and then only the files the earlier export wrote (see
 `gexbert_hf.outputs`). The card (`gexbert_hf.hub.render_model_card`) of a model that descends from a shipped
-checkpoint names it as `base_model` and carries its licence and data terms.
+checkpoint names it as `base_model` and carries its licence and data terms. `--format onnx` adds `model.onnx` (a
+restoration model for ONNX Runtime, `gexbert_hf.onnx_export`), written only after its output matched the torch one.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def export_model(args: ExportArguments) -> Path:
           f"load with AutoModel.from_pretrained({str(output)!r}, trust_remote_code=True) and its tokenizer with "
           f"AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True) "
           f"(auto_map: {', '.join(sorted(config.get('auto_map', {})))})")
+    if args.format == "onnx":
+        print(f"ONNX Runtime: model, tokenizer = gexbert_hf.onnx_export.load_onnx_model_and_tokenizer({str(output)!r}),"
+              " then gexbert_hf.impute(model, tokenizer, frame)")
     return output
 
 
