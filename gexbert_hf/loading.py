@@ -195,7 +195,8 @@ def _fingerprint_difference(tokenizer: GexBertTokenizer, expected: str) -> str:
 
 
 HEADS = {"GexBertForMaskedExpression": "restoration", "GexBertForSequenceClassification": "classification",
-         "GexBertForSurvival": "survival", "GexBertModel": "encoder"}
+         "GexBertForSurvival": "survival", "GexBertModel": "encoder",
+         "OnnxMaskedExpression": "restoration"}  # onnx_export: the restoration head's graph run by ONNX Runtime
 HEADS_FOR = {"imputation": ("restoration",), "prediction": ("classification", "survival")}
 NEXT_STEP = {"imputation": "use a pretrained checkpoint (gexbert impute reads the masked-expression head)",
              "prediction": "fine-tune one with gexbert finetune; for a pretrained checkpoint use gexbert impute or "

@@ -2,7 +2,7 @@
 
 A thin face over `gexbert_hf.study.speed` (the same function `gexbert bench-speed` calls). The imputation levers of
 issue 22, one short section at a time: `python modeling/bench_speed.py levers --section accuracy|speed|command|
-profile|render [--output_dir reports/speed_release/levers]` (see gexbert_hf/study/speed/levers.py).
+profile|onnx|render [--output_dir reports/speed_release/levers]` (see gexbert_hf/study/speed/levers.py).
 """
 
 import sys

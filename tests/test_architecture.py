@@ -13,7 +13,7 @@ LAYERS = [
     {"configuration_gexbert", "errors_gexbert"}, {"checkpoint_gexbert"}, {"modeling_gexbert"},
     {"expression_input_gexbert"}, {"levels_gexbert", "inputs_gexbert"}, {"tokenization_gexbert"}, {"errors"},
     {"threads", "outputs", "loading", "metrics", "input_scale", "nested_arguments"}, {"data"}, {"inference"},
-    {"fast_inference", "panel_design"}, {"hub"}, {"training"}, {"commands"}, {"cli"},
+    {"fast_inference", "onnx_export", "panel_design"}, {"hub"}, {"training"}, {"commands"}, {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 NOT_LIBRARY = {"study", "tasks", "benchmarks", "reports"}  # the paper's study, wherever it lives

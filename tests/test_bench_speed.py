@@ -148,3 +148,18 @@ def test_synthetic_wide_profile_is_timed_with_its_peak_memory():
 
     result = synthetic_profile(300, "int8/passes32")
     assert result["genes"] == 300 and result["all_filled"] and result["seconds"] > 0 and result["peak_mib"] > 100
+
+
+def test_onnx_lever_table_pools_both_passes_and_compares_with_torch_at_the_same_thread_count():
+    from gexbert_hf.study.speed.levers_report import onnx_lines
+
+    def row(method, threads, seconds):
+        return {"method": method, "threads": threads, "samples": 10, "seconds": seconds, "load_1min": 1.0}
+
+    speed = {"genes": 5, "export_seconds": 1.0, "onnx_mib": 1.0, "onnx_int8_mib": 0.5,
+             "rows": [row("torch fp32", 1, 2.0), row("ORT fp32 fused", 1, 1.0), row("ORT fp32 fused", 1, 3.0),
+                      row("torch fp32", 1, 2.0), row("torch fp32", 2, 1.0), row("ORT fp32 fused", 2, 2.0),
+                      row("ORT fp32 fused", 2, 2.0), row("torch fp32", 2, 1.0)]}
+    text = "\n".join(onnx_lines({"m speed": speed}))
+    assert "| ORT fp32 fused | 1 | 10 | 5.00 | 1.00 |" in text  # 20 samples in 4 s against torch's 20 in 4 s
+    assert "| ORT fp32 fused | 2 | 10 | 5.00 | 0.50 |" in text  # against torch's 20 in 2 s at 2 threads

@@ -55,7 +55,7 @@ def test_the_model_comes_back_in_training_mode_even_when_a_batch_fails(model, em
 
 
 def test_each_use_refuses_a_model_without_its_head_by_name(tiny_config, embedded_tokenizer, embedded_cohort):
-    """One place tells heads apart (`checks.head_of`): imputation needs the masked-expression head, prediction a
+    """One place tells heads apart (`loading.head_of`): imputation needs the masked-expression head, prediction a
     fine-tuned one; the error names the model class and the next step."""
     import pytest
 

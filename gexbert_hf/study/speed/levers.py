@@ -10,6 +10,7 @@
   order), the 1-minute load average beside every row, and the thread count.
 - command: the whole `gexbert impute` (a fresh process: imports, loading, reading, writing) against the same flow
   with the fast levers (`python -m gexbert_hf.study.speed.levers_command`), on the same file.
+- onnx: torch fp32 against ONNX Runtime fp32 and int8, timed and scored in one run (`levers_onnx.py`).
 - profile: one synthetic 20,000-gene profile (half missing) through an untrained model of tcga13-mrna's shape,
   whole context against bounded passes, each in a fresh process for its peak RSS.
 """
@@ -45,7 +46,7 @@ PASS_KINDS = {"passes": "embedding", "random": "random"}  # variant word -> impu
 class LeverArguments:
     """Arguments of `python modeling/bench_speed.py levers`."""
 
-    section: str = field(metadata={"help": "accuracy | speed | command | profile | render"})
+    section: str = field(metadata={"help": "accuracy | speed | command | profile | onnx | render"})
     output_dir: str = field(default="reports/speed_release/levers")
     data_dir: str = field(default="../shared/data/tcga13_cbioportal_zscore")
     model: str = field(default="tcga13-mrna")
@@ -59,6 +60,8 @@ class LeverArguments:
     knn_rows: int = field(default=256, metadata={"help": "speed: test samples KNN imputes (SoftImpute: all)"})
     command_rows: int = field(default=128, metadata={"help": "command: samples in the file imputed"})
     profile_genes: int = field(default=20000)
+    onnx_parts: str = field(default="speed,accuracy", metadata={
+        "help": "onnx: speed and/or accuracy of ORT fp32 / int8 against torch fp32 (levers_onnx.py)"})
     cache_dir: str = field(default="/tmp/gexbert_levers_cache", metadata={
         "help": "accuracy: where the fp32 whole-context reference fill is kept between runs"})
 
@@ -269,6 +272,11 @@ def run_levers(args: LeverArguments) -> None:
 
         write_levers_report(Path(args.output_dir))
         return
+    if args.section == "onnx":
+        from .levers_onnx import onnx_section
+
+        onnx_section(args)
+        return
     if args.section not in sections:
-        raise ValueError(f"section must be one of {[*sections, 'render']}, got {args.section!r}")
+        raise ValueError(f"section must be one of {[*sections, 'onnx', 'render']}, got {args.section!r}")
     sections[args.section](args)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..reports import markdown_table
 
-SECTIONS = ("accuracy", "speed", "command", "profile")
+SECTIONS = ("accuracy", "speed", "command", "profile", "onnx")
 
 
 def _load(directory: Path, name: str) -> dict:
@@ -71,6 +71,43 @@ def profile_lines(profile: dict) -> list[str]:
     return lines
 
 
+def onnx_lines(onnx: dict) -> list[str]:
+    """Lever 5: ORT against torch fp32 from one process, speed pooled over both passes, and release-mask accuracy."""
+    if not onnx:
+        return []
+    lines = ["## ONNX Runtime against torch fp32 (one process, same samples)", "",
+             "fused: attention exported as ORT's MultiHeadAttention op; ONNX ops: standard operators only (portable); "
+             "int8: ORT dynamic int8 of the fused graph's MatMuls. samples/s pools the two passes (alternating "
+             "order); x torch = that over torch fp32's at the same thread count; load = 1-minute load average range "
+             "over the rows (2 cores).", ""]
+    for key, entry in onnx.items():
+        if key.endswith(" speed"):
+            table = []
+            for threads in sorted({row["threads"] for row in entry["rows"]}):
+                rows = [row for row in entry["rows"] if row["threads"] == threads]
+                pooled = {method: sum(r["samples"] for r in rows if r["method"] == method)
+                          / sum(r["seconds"] for r in rows if r["method"] == method)
+                          for method in dict.fromkeys(row["method"] for row in rows)}
+                loads = [row["load_1min"] for row in rows]
+                table += [[method, threads, rows[0]["samples"], f"{rate:.2f}", f"{rate / pooled['torch fp32']:.2f}",
+                           f"{min(loads):.1f}-{max(loads):.1f}"] for method, rate in pooled.items()]
+            lines += [f"### {key}: {entry['genes']} genes (export {entry['export_seconds']:.1f} s; model.onnx "
+                      f"{entry['onnx_mib']:.1f} MiB, int8 {entry['onnx_int8_mib']:.1f} MiB)", "",
+                      markdown_table(["variant", "threads", "samples per pass", "samples/s", "x torch", "load"],
+                                     table), ""]
+        else:
+            for scenario, rows in entry["scenarios"].items():
+                reference = rows[0]
+                table = [[row["variant"], f"{row['rmse']:.4f}", f"{row['rmse'] - reference['rmse']:+.4f}",
+                          f"{row['per_gene_r']:.4f}", f"{row['per_gene_r'] - reference['per_gene_r']:+.4f}",
+                          f"{row['max_abs_change_vs_torch']:.2e}", f"{row['mean_abs_change_vs_torch']:.2e}",
+                          f"{row['load_1min']:.1f}"] for row in rows]
+                lines += [f"### {key}, {scenario}, {entry['rows']} release test samples (seed-0 mask)", "",
+                          markdown_table(["variant", "RMSE", "dRMSE", "per-gene r", "dr", "max change",
+                                          "mean change", "load"], table), ""]
+    return lines
+
+
 def write_levers_report(directory: Path) -> Path:
     """report.md beside the JSON files, from whichever sections were run."""
     found = {name: _load(directory, name) for name in SECTIONS}
@@ -79,7 +116,7 @@ def write_levers_report(directory: Path) -> Path:
              + ", ".join(f"{name}.json" for name, data in found.items() if data) + ". Judgement and caveats: "
              "../README.md.", ""]
     lines += accuracy_lines(found["accuracy"]) + speed_lines(found["speed"]) + command_lines(found["command"])
-    lines += profile_lines(found["profile"])
+    lines += profile_lines(found["profile"]) + onnx_lines(found["onnx"])
     path = directory / "report.md"
     path.write_text("\n".join(lines))
     return path
