@@ -44,3 +44,28 @@ def test_each_library_module_imports_only_earlier_layers():
             if imported in NOT_LIBRARY or RANK.get(imported, len(LAYERS)) >= RANK[member]:
                 offences.append(f"{path.relative_to(PACKAGE)} imports {imported}")
     assert not offences, offences
+
+
+def test_every_import_in_the_package_resolves_lazy_ones_too():
+    """An import inside a function (kept lazy for start-up time) fails only when that path runs: a module moved or
+    renamed leaves such imports stale without any other test noticing. Each of the package's imports of itself must
+    name a module and an attribute that exist."""
+    import importlib
+
+    stale = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        package = ".".join(("gexbert_hf", *path.relative_to(PACKAGE).with_suffix("").parts[:-1]))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("gexbert_hf")):
+                continue
+            name = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                else node.module
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                stale.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {name} ({error})")
+                continue
+            for alias in node.names:
+                if not hasattr(module, alias.name) and importlib.util.find_spec(f"{name}.{alias.name}") is None:
+                    stale.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {name}.{alias.name}")
+    assert not stale, stale

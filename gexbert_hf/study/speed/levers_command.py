@@ -39,7 +39,8 @@ def _impute(model, tokenizer, frame, passes: tuple[int | None, str], genes=None)
 
 
 def fast_impute_file(model_name: str, source: str, variant: str, output: str) -> None:
-    from ...files import ImputeArguments, read_input, sidecar_path, write_table
+    from ...commands.common import read_input, sidecar_path, write_table
+    from ...commands.impute import ImputeArguments
     from ...loading import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(model_name)
