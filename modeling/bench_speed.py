@@ -1,22 +1,17 @@
-"""Speed benchmark recipe: `python modeling/bench_speed.py [--quick] [--output_dir reports/speed]`.
+"""Speed benchmark recipe, a thin face over the `gexbert` command (flags or one JSON file, the same thread set-up and
+clean errors): `python modeling/bench_speed.py [--quick] [--output_dir reports/speed]` is `gexbert bench-speed`.
 
-A thin face over `gexbert_hf.study.speed` (the same function `gexbert bench-speed` calls). The imputation levers of
-issue 22, one short section at a time: `python modeling/bench_speed.py levers --section accuracy|speed|command|
-profile|onnx|render [--output_dir reports/speed_release/levers]` (see gexbert_hf/study/speed/levers.py).
+The imputation levers of issue 22, one short section at a time: `python modeling/bench_speed.py levers --section
+accuracy|speed|command|onnx|profile|render [--output_dir reports/speed_release/levers]` is `gexbert bench-levers`
+(see gexbert_hf/study/speed/levers.py).
 """
 
 import sys
 
-from transformers import HfArgumentParser
-
-from gexbert_hf.study.speed import SpeedBenchmarkArguments, run_speed_benchmark
+from gexbert_hf.cli import main
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["levers"]:
-        from gexbert_hf.study.speed.levers import LeverArguments, run_levers
-
-        (lever_arguments,) = HfArgumentParser(LeverArguments).parse_args_into_dataclasses(sys.argv[2:])
-        run_levers(lever_arguments)
-    else:
-        (arguments,) = HfArgumentParser(SpeedBenchmarkArguments).parse_args_into_dataclasses()
-        run_speed_benchmark(arguments)
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["levers"]:
+        raise SystemExit(main(["bench-levers", *arguments[1:]]))
+    raise SystemExit(main(["bench-speed", *arguments]))

@@ -1,6 +1,7 @@
 """Issue 22's imputation levers, each measured for accuracy and speed on tcga13 against the unmodified model.
 
-`python modeling/bench_speed.py levers --section S` runs one short section and merges its rows into
+`gexbert bench-levers --section S` (`python modeling/bench_speed.py levers --section S`; `levers_run.py`) runs one
+short section and merges its rows into
 `<output_dir>/<section>.json`, so a shared machine runs minutes at a time; `--section render` writes report.md.
 
 - accuracy: the release benchmark's test rows and MCAR masks (seed 0: `default_rng([0, 3])` over its 400 rows,
@@ -262,21 +263,3 @@ def profile_section(args: LeverArguments) -> None:
         rows.append({"variant": spec, **result, **context})
         print(f"[profile] {spec}: {result['seconds']:.2f}s, peak {result['peak_mib']:.0f} MiB", flush=True)
     _merge(Path(args.output_dir) / "profile.json", f"{args.profile_genes} genes", rows)
-
-
-def run_levers(args: LeverArguments) -> None:
-    sections = {"accuracy": accuracy_section, "speed": speed_section, "command": command_section,
-                "profile": profile_section}
-    if args.section == "render":
-        from .levers_report import write_levers_report
-
-        write_levers_report(Path(args.output_dir))
-        return
-    if args.section == "onnx":
-        from .levers_onnx import onnx_section
-
-        onnx_section(args)
-        return
-    if args.section not in sections:
-        raise ValueError(f"section must be one of {[*sections, 'onnx', 'render']}, got {args.section!r}")
-    sections[args.section](args)
