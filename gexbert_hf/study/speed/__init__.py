@@ -40,6 +40,7 @@ from .plan import (
     TARGET_IMPUTATION_SAMPLES_PER_S,
     TARGET_RATIO,
     SpeedBenchmarkArguments,
+    default_imputation_row,
     make_plan,
 )
 from .report import write_report
@@ -68,6 +69,7 @@ def run_speed_benchmark(args: SpeedBenchmarkArguments) -> dict:
                               args.overwrite or args.render_only, argument="--output_dir")
     if args.render_only:  # wording changes without re-measuring: the numbers stay those of the stored run
         results = json.loads((folder.path / "results.json").read_text())
+        results["targets"] = evaluate_targets(results)
         with folder.writing() as output:
             write_report(results, output)
         return results
@@ -118,7 +120,7 @@ def evaluate_targets(results: dict) -> list[dict]:
     for row in results["comparison"]:
         targets.append({"target": f"GexBERT/BERT training throughput >= {TARGET_RATIO} at {row['genes']} genes, "
                                   f"{row['dtype']}", "value": row["ratio"], "met": row["ratio"] >= TARGET_RATIO})
-    gexbert = next(m for m in results["imputation"]["methods"] if m["method"].startswith("GexBERT"))
+    gexbert = default_imputation_row(results["imputation"]["methods"])
     targets.append({"target": f"imputation >= {TARGET_IMPUTATION_SAMPLES_PER_S:.0f} samples/s "
                               f"({gexbert['method']})", "value": gexbert["samples_per_s"],
                     "met": gexbert["samples_per_s"] >= TARGET_IMPUTATION_SAMPLES_PER_S})

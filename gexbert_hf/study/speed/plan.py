@@ -85,3 +85,9 @@ def make_plan(args: SpeedBenchmarkArguments) -> Plan:
     # 1,528 = the 1,526 genes of tcga13 plus PAD and CLS: BERT's MLM head projects onto a vocabulary that size.
     return Plan(small, base, 1528, [(256, 16), (1024, 4), (4096, 1)], ["fp32", "bf16"],
                 [256, 512, 1024, 2048, 4096, 8192], 20000, 1024, 8, False, 3, 64, 2, 1)
+
+
+def default_imputation_row(methods: list[dict]) -> dict:
+    """The GexBERT row of `impute`'s own path (fp32; runs stored before that row was first were ordered bf16 first)."""
+    gexbert = [method for method in methods if method["method"].startswith("GexBERT")]
+    return next((method for method in gexbert if method["method"].split(", ")[-1].startswith("fp32")), gexbert[0])

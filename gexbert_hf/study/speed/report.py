@@ -8,7 +8,7 @@ import numpy as np
 
 from ..reports import atomic_write, finish_plot, fmt, markdown_table, pyplot, write_json
 from .models import NO_ATTENTION, training_flops
-from .plan import TARGET_FULL_PROFILE_S, TARGET_IMPUTATION_SAMPLES_PER_S
+from .plan import TARGET_FULL_PROFILE_S, TARGET_IMPUTATION_SAMPLES_PER_S, default_imputation_row
 
 
 def _plots(results: dict, directory: Path) -> list[str]:
@@ -82,10 +82,11 @@ def render_report(results: dict) -> str:
         f"({env['cpu_count']} cores, {env['torch_threads']} torch threads, {env['memory_gib']:.0f} GiB), "
         f"torch {env['torch']}, transformers {env['transformers']}. GPU: {env['cuda'] or 'none'}.",
         "",
-        f"The machine was shared with other work: 1/5/15-minute load average {load_start} at the start and "
-        f"{load_end} at the end ({env['cpu_count']} cores). Each row below carries the 1-minute load when it was "
-        "measured. Absolute times are therefore pessimistic; ratios come from step-by-step interleaved timing and "
-        "are the robust part.",
+        f"1/5/15-minute load average {load_start} at the start and {load_end} at the end ({env['cpu_count']} "
+        f"cores; this run's own {env['torch_threads']} thread(s) count in it). Each row below carries the 1-minute "
+        "load when it was measured: a load well above the run's own threads means other work shared the machine "
+        "and absolute times are pessimistic; ratios come from step-by-step interleaved timing and are the robust "
+        "part.",
         "",
     ]
     if env["torch_threads"] < (env["cpu_count"] or 1):
@@ -293,6 +294,7 @@ def _imputation_section(results: dict) -> list[str]:
     arch = results["plan"]["architecture"]
     per_sample = training_flops(arch, "gexbert", imp["genes"] + 2, 1, imp["genes"] + 1) / 3
     best = max((m for m in imp["methods"] if m["method"].startswith("GexBERT")), key=lambda m: m["samples_per_s"])
+    default = default_imputation_row(imp["methods"])
     lines += [markdown_table(["method", "samples", "seconds", "samples/s", "notes", "load", "torch threads"], table), "",
               f"Why GexBERT misses {TARGET_IMPUTATION_SAMPLES_PER_S:.0f} samples/s here: a sample is "
               f"{imp['genes'] + 1} tokens through {arch['num_hidden_layers'] + arch['decoder_num_layers']} layers, "
@@ -304,8 +306,9 @@ def _imputation_section(results: dict) -> list[str]:
               "the measured genes only, or a pretrained model with fewer genes as context), which changes the "
               "model's outputs and is out of scope for a speed-only change.", ""]
     lines += [
-              f"At the bf16 rate, GexBERT would impute the whole test split in about "
-              f"{imp['gexbert_whole_split_s_estimate']:.0f} s (estimate: samples are imputed independently, batch by "
+              f"At the rate of `impute`'s own path ({default['method'].split(', ', 1)[-1]}), GexBERT would impute the "
+              f"whole test split in about {imp['test_samples'] / default['samples_per_s']:.0f} s (estimate: samples "
+              "are imputed independently, batch by "
               "batch, so the time is linear in the number of samples).", "", "![imputation](imputation.png)", ""]
     return lines
 
