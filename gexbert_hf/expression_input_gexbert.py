@@ -113,10 +113,13 @@ def as_expression_frame(
 def is_validated_frame(data) -> bool:
     """True for a frame `as_expression_frame` returned (a reader's output, say) that still holds what it held then:
     its mark (pandas carries `attrs` through `drop`, slicing and arithmetic), float64 cells without inf or
-    overflow, unique labels and no empty sample. Rechecking that is cheap; a frame failing it is validated again."""
+    overflow, unique string labels and no empty sample. Rechecking that is cheap; a frame failing it is validated
+    again."""
     if not (isinstance(data, pd.DataFrame) and data.attrs.get(VALIDATED) and data.shape[0] and data.shape[1]):
         return False
     if not (all(dtype == np.float64 for dtype in data.dtypes) and data.index.is_unique and data.columns.is_unique):
+        return False
+    if not all(isinstance(label, str) for labels in (data.index, data.columns) for label in labels):
         return False
     values = data.to_numpy()
     with np.errstate(invalid="ignore"):

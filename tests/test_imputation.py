@@ -241,6 +241,7 @@ def test_a_validated_frame_edited_into_bad_values_is_validated_again(model, embe
     validation_counts.update(validated=0)
     impute(model, embedded_tokenizer, frame.mask(np.eye(4, 76, dtype=bool)), batch_size=2)
     assert validation_counts["validated"] == 0  # the mark travels through mask(); nothing to check again
+    assert not is_validated_frame(frame.set_axis(range(76), axis=1))  # labels that are no longer strings
     edited = frame.copy()
     edited.iloc[1, 2] = np.inf
     assert not is_validated_frame(edited)
