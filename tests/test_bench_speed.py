@@ -163,3 +163,24 @@ def test_onnx_lever_table_pools_both_passes_and_compares_with_torch_at_the_same_
     text = "\n".join(onnx_lines({"m speed": speed}))
     assert "| ORT fp32 fused | 1 | 10 | 5.00 | 1.00 |" in text  # 20 samples in 4 s against torch's 20 in 4 s
     assert "| ORT fp32 fused | 2 | 10 | 5.00 | 0.50 |" in text  # against torch's 20 in 2 s at 2 threads
+
+
+def test_levers_merge_only_their_own_records_and_replace_rows_only_when_told(tmp_path):
+    from gexbert_hf.cli import main
+    from gexbert_hf.study.speed.levers import LeverOutputError, _merge, claim_key
+
+    section = tmp_path / "speed.json"
+    _merge(section, "tcga13-mrna, threads 1", [{"samples_per_s": 4.0}], replace=False)
+    _merge(section, "tcga13-mrna, threads 2", [{"samples_per_s": 6.0}], replace=False)  # other keys are kept
+    with pytest.raises(LeverOutputError, match="pass --overwrite"):
+        claim_key(section, "tcga13-mrna, threads 1", replace=False)
+    _merge(section, "tcga13-mrna, threads 1", [{"samples_per_s": 4.5}], replace=True)
+    assert json.loads(section.read_text()) == {"tcga13-mrna, threads 1": [{"samples_per_s": 4.5}],
+                                               "tcga13-mrna, threads 2": [{"samples_per_s": 6.0}]}
+    foreign = tmp_path / "theirs" / "profile.json"
+    foreign.parent.mkdir()
+    foreign.write_text("[1, 2, 3]")
+    with pytest.raises(LeverOutputError, match="not a bench-levers record"):
+        claim_key(foreign, "20000 genes", replace=True)
+    assert foreign.read_text() == "[1, 2, 3]"
+    assert main(["bench-levers", "--section", "profile", "--output_dir", str(foreign.parent)]) == 2  # before any work

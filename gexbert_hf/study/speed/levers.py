@@ -32,15 +32,21 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...errors import GexBertError
 from ...fast_inference import cpu_autocast, impute_in_passes, quantize_linear_int8
 from ...inference import impute
 from ..baselines import impute_knn, impute_soft, mcar_mask
 from ..imputation_benchmark import imputation_metrics
+from ..reports import atomic_write
 
 RELEASE_TEST_ROWS = 400  # the release benchmark's imputation rows: default_rng(1) choice over the test split
 SOFT_PENALTY = 0.2  # chosen on validation by the tcga13 benchmark
 KNN_K = 10
 PASS_KINDS = {"passes": "embedding", "random": "random"}  # variant word -> impute_in_passes grouping
+
+
+class LeverOutputError(GexBertError, ValueError):
+    """A levers file that is not a bench-levers record, or rows an earlier run stored, without --overwrite."""
 
 
 @dataclass
@@ -63,6 +69,10 @@ class LeverArguments:
     profile_genes: int = field(default=20000)
     onnx_parts: str = field(default="speed,accuracy", metadata={
         "help": "onnx: speed and/or accuracy of ORT fp32 / int8 against torch fp32 (levers_onnx.py)"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Replace rows an earlier run stored under the same key (model, threads, rate, variant) of a "
+                "section's JSON file; without it they are refused before anything is measured. Nothing else in "
+                "--output_dir is touched."})
     cache_dir: str = field(default="/tmp/gexbert_levers_cache", metadata={
         "help": "accuracy: where the fp32 whole-context reference fill is kept between runs"})
 
@@ -109,12 +119,33 @@ def load_release_data(args: LeverArguments):
     return model.eval(), tokenizer, data.raw_train, data.raw_test, rows
 
 
-def _merge(path: Path, key: str, rows: list[dict] | dict) -> None:
-    """Store `rows` under `key` of the section's JSON file, keeping what earlier runs stored under other keys."""
-    stored = json.loads(path.read_text()) if path.exists() else {}
+def _stored(path: Path) -> dict:
+    """The rows a section's JSON file holds; a file of that name that is no bench-levers record is refused."""
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise LeverOutputError(f"{path}: not a bench-levers record (a JSON object of runs); choose another --output_dir")
+    return stored
+
+
+def claim_key(path: Path, key: str, replace: bool) -> None:
+    """Before a section measures: refuse at once what `_merge` would refuse after minutes of work."""
+    if key in _stored(path) and not replace:
+        raise LeverOutputError(f"{path} already holds {key!r}; pass --overwrite to replace those rows")
+
+
+def _merge(path: Path, key: str, rows: list[dict] | dict, replace: bool) -> None:
+    """Store `rows` under `key` of the section's JSON file, keeping what earlier runs stored under other keys; rows
+    already stored under `key` are replaced only with `replace` (`--overwrite`)."""
+    claim_key(path, key, replace)
+    stored = _stored(path)
     stored[key] = rows
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stored, indent=1))
+    atomic_write(path, json.dumps(stored, indent=1))
 
 
 def _context() -> dict:
@@ -152,7 +183,7 @@ def accuracy_section(args: LeverArguments) -> None:
                    **context}
             print(f"[accuracy {rate}%] {spec}: RMSE {metrics['rmse']:.4f} per-gene r {metrics['per_gene_r']:.4f} "
                   f"{seconds:.0f}s load {context['load_1min']:.1f}", flush=True)
-            _merge_variant(Path(args.output_dir) / "accuracy.json", f"MCAR {rate}%", args.rows, row)
+            _merge_variant(Path(args.output_dir) / "accuracy.json", f"MCAR {rate}%", args.rows, row, args.overwrite)
 
 
 def _cached_reference(args: LeverArguments, rate: int, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -170,19 +201,22 @@ def _cached_reference(args: LeverArguments, rate: int, compute: Callable[[], np.
     return reference, seconds
 
 
-def _merge_variant(path: Path, key: str, rows: int, row: dict) -> None:
-    """Add (or replace) one variant's row under `key`; rows of other variants stored earlier stay."""
-    stored = json.loads(path.read_text()).get(key) if path.exists() else None
+def _merge_variant(path: Path, key: str, rows: int, row: dict, replace: bool) -> None:
+    """Add one variant's row under `key` (replace it with `replace`); rows of other variants stored earlier stay."""
+    stored = _stored(path).get(key)
     entry = stored or {"rows": rows, "mask": "release benchmark seed 0", "variants": []}
     if entry["rows"] != rows:
         raise ValueError(f"{path} holds {key} on {entry['rows']} rows; this run used {rows}: use another output_dir")
+    if not replace and any(old["variant"] == row["variant"] for old in entry["variants"]):
+        raise LeverOutputError(f"{path} already holds {row['variant']} under {key!r}; pass --overwrite to replace it")
     entry["variants"] = [old for old in entry["variants"] if old["variant"] != row["variant"]] + [row]
-    _merge(path, key, entry)
+    _merge(path, key, entry, replace=True)
 
 
 def speed_section(args: LeverArguments) -> None:
     """KNN (k=10, fitted on train) and SoftImpute on the whole masked test split, beside each GexBERT variant on
     `speed_rows` of it, twice in alternating order, per thread count."""
+    claim_key(Path(args.output_dir) / "speed.json", f"{args.model}, threads {args.threads}", args.overwrite)
     model, tokenizer, train, test, _ = load_release_data(args)
     masked = test.mask(mcar_mask(test.shape, 0.5, np.random.default_rng([0, 3])))
     train_work = tokenizer.normalize(train.to_numpy(), list(train.columns))
@@ -214,17 +248,19 @@ def speed_section(args: LeverArguments) -> None:
         timed(f"SoftImpute (penalty {SOFT_PENALTY})", len(masked),
               lambda: impute_soft(train_work, incomplete, SOFT_PENALTY))
     _merge(Path(args.output_dir) / "speed.json", f"{args.model}, threads {args.threads}",
-           {"test_samples": len(masked), "genes": masked.shape[1], "rows": rows, "cpu_count": os.cpu_count()})
+           {"test_samples": len(masked), "genes": masked.shape[1], "rows": rows, "cpu_count": os.cpu_count()},
+           args.overwrite)
 
 
 def command_section(args: LeverArguments) -> None:
     """The whole `gexbert impute` command against the fast flow, each a fresh process on the same file."""
     from ..benchmark_data import load_folder
 
+    claim_key(Path(args.output_dir) / "command.json", "runs", args.overwrite)
     test = load_folder(args.data_dir).raw_test.iloc[: args.command_rows]
     with tempfile.TemporaryDirectory() as work:  # cohort data never lands in the report folder (the repository)
         rows = _time_commands(args, test, Path(work))
-    _merge(Path(args.output_dir) / "command.json", "runs", rows)
+    _merge(Path(args.output_dir) / "command.json", "runs", rows, args.overwrite)
 
 
 def _time_commands(args: LeverArguments, test: pd.DataFrame, folder: Path) -> list[dict]:
@@ -254,6 +290,7 @@ def _time_commands(args: LeverArguments, test: pd.DataFrame, folder: Path) -> li
 
 def profile_section(args: LeverArguments) -> None:
     """One synthetic profile of `profile_genes` genes per variant, each in a fresh process (peak RSS)."""
+    claim_key(Path(args.output_dir) / "profile.json", f"{args.profile_genes} genes", args.overwrite)
     rows = []
     for spec in ["fp32", "fp32/passes256", "int8/passes256"]:
         context = _context()
@@ -262,4 +299,4 @@ def profile_section(args: LeverArguments) -> None:
         result = json.loads(finished.stdout.strip().splitlines()[-1])
         rows.append({"variant": spec, **result, **context})
         print(f"[profile] {spec}: {result['seconds']:.2f}s, peak {result['peak_mib']:.0f} MiB", flush=True)
-    _merge(Path(args.output_dir) / "profile.json", f"{args.profile_genes} genes", rows)
+    _merge(Path(args.output_dir) / "profile.json", f"{args.profile_genes} genes", rows, args.overwrite)

@@ -27,7 +27,7 @@ from ...inference import impute
 from ...onnx_export import ONNX_INT8_NAME, ONNX_NAME, OnnxMaskedExpression, export_onnx, quantize_onnx_int8
 from ..baselines import mcar_mask
 from ..imputation_benchmark import imputation_metrics
-from .levers import LeverArguments, _context, _merge, load_release_data
+from .levers import LeverArguments, _context, _merge, claim_key, load_release_data
 
 # fused: attention as ORT's MultiHeadAttention op; ONNX ops: the portable graph of standard operators
 VARIANTS = ("torch fp32", "ORT fp32 fused", "ORT fp32 ONNX ops", "ORT int8 fused")
@@ -39,8 +39,10 @@ def onnx_section(args: LeverArguments) -> None:
     parts = set(args.onnx_parts.split(","))
     if not parts or not parts <= {"speed", "accuracy"}:
         raise ValueError(f"onnx_parts must name speed and/or accuracy, got {args.onnx_parts!r}")
-    model, tokenizer, train, test, release_rows = load_release_data(args)
     output = Path(args.output_dir) / "onnx.json"
+    for part in sorted(parts):
+        claim_key(output, f"{args.model} {part}", args.overwrite)
+    model, tokenizer, train, test, release_rows = load_release_data(args)
     with tempfile.TemporaryDirectory() as work:
         begin = time.perf_counter()
         fp32_path = export_onnx(model, Path(work) / ONNX_NAME)
@@ -54,11 +56,12 @@ def onnx_section(args: LeverArguments) -> None:
         if "speed" in parts:
             masked = test.mask(mcar_mask(test.shape, 0.5, np.random.default_rng([0, 3])))
             rows = _time_variants(models, tokenizer, masked.iloc[: args.speed_rows], args.threads)
-            _merge(output, f"{args.model} speed", {**files, "genes": masked.shape[1], "rows": rows})
+            _merge(output, f"{args.model} speed", {**files, "genes": masked.shape[1], "rows": rows}, args.overwrite)
         if "accuracy" in parts:
             scenarios = _score_variants(models, tokenizer, train, test.iloc[release_rows], args)
             _merge(output, f"{args.model} accuracy", {**files, "rows": args.rows,
-                                                      "scenarios": {**_stored_scenarios(output, args), **scenarios}})
+                                                      "scenarios": {**_stored_scenarios(output, args), **scenarios}},
+                   args.overwrite)
 
 
 def _stored_scenarios(output: Path, args: LeverArguments) -> dict:
