@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from .configuration_gexbert import LEVEL_OFFSET, MASK_LEVEL_ID, MISSING_LEVEL_ID
 from .errors import GexBertError
 from .loading import check_tokenizer_matches, load_config
 from .modeling_gexbert import GexBertForMaskedExpression, MaskedExpressionOutput
+from .outputs import file_beside
 from .tokenization_gexbert import GexBertTokenizer
 
 ONNX_NAME = "model.onnx"
@@ -153,15 +152,12 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
     if fused_attention:
         model.config._attn_implementation = FUSED_ATTENTION  # the copy's own config
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with file_beside(path) as temporary:
         traced = _Traced(model).eval()
         inputs = example_inputs(model.config, rows=2, tokens=16)
         with warnings.catch_warnings():  # the tracer's notes on shape checks and the legacy exporter's notice
             warnings.simplefilter("ignore")
-            torch.onnx.export(traced, tuple(inputs.values()), temporary, dynamo=False, opset_version=OPSET,
+            torch.onnx.export(traced, tuple(inputs.values()), str(temporary), dynamo=False, opset_version=OPSET,
                               input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                               custom_opsets={"com.microsoft": 1} if fused_attention else None,
                               dynamic_axes={name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES + OUTPUT_NAMES})
@@ -171,9 +167,6 @@ def export_onnx(model: torch.nn.Module, path: str | Path, tolerance: float = TOL
         if not difference <= tolerance:
             raise OnnxExportError(f"{path}: ONNX Runtime's output differs from torch fp32 by {difference:.2e} "
                                   f"(tolerance {tolerance:.0e}); not written")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return path
 
 
@@ -202,16 +195,13 @@ def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     target = Path(target)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
     silenced = logging.root.manager.disable
     logging.disable(logging.WARNING)  # its advice to run shape pre-processing first, printed on every call
     try:
-        quantize_dynamic(str(source), temporary, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
-        os.replace(temporary, target)
+        with file_beside(target) as temporary:
+            quantize_dynamic(str(source), str(temporary), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
     finally:
         logging.disable(silenced)
-        Path(temporary).unlink(missing_ok=True)
     return target
 
 

@@ -76,6 +76,21 @@ def replace_with_umask(temporary: Path, path: Path) -> None:
     os.replace(temporary, path)
 
 
+@contextmanager
+def file_beside(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside `path` for a writer to fill. When the block ends without an error it is moved onto
+    `path` with the user's umask (`replace_with_umask`), so a crash or a failed check never leaves half a file under
+    the name; it is removed either way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=suffix, delete=False) as handle:
+        temporary = Path(handle.name)
+    try:
+        yield temporary
+        replace_with_umask(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # checks shared by folder and file outputs
 # ----------------------------------------------------------------------------------------------------------------------
@@ -264,5 +279,6 @@ def take_deprecated_overwrite(arguments) -> None:
         arguments.overwrite, arguments.overwrite_output_dir = True, False
 
 
-__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "current_umask", "read_marker",
+__all__ = ["OUTPUT_MARKER", "OutputFolder", "check_output_file", "claim_output_dir", "current_umask", "file_beside",
+           "read_marker",
            "refuse_overlap", "replace_with_umask", "take_deprecated_overwrite", "write_marker"]

@@ -116,3 +116,12 @@ def test_ort_model_refuses_outputs_its_graph_lacks(checkpoint, exported):
     onnx_model = OnnxMaskedExpression.from_folder(exported)
     with pytest.raises(OnnxExportError, match="output_attentions"):
         onnx_model(**example_inputs(model.config, 1, 8), output_attentions=True)
+
+
+def test_onnx_files_get_the_users_file_mode_like_every_other_output(exported, tmp_path):
+    from gexbert_hf.outputs import current_umask
+
+    expected = 0o666 & ~current_umask()  # a plain open() would give this; a bare temporary file is private (0o600)
+    quantized = quantize_onnx_int8(exported / ONNX_NAME, tmp_path / "model.int8.onnx")
+    for path in (exported / ONNX_NAME, exported / "config.json", quantized):
+        assert path.stat().st_mode & 0o777 == expected, path

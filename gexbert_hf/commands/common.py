@@ -8,7 +8,6 @@ Every command that runs the model takes the same `RunArguments` (`--batch_size`,
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ..errors import DeviceError, OutputFormatError
 from ..input_scale import scale_check_field
 from ..loading import PRETRAINED_MODELS, load_model_and_tokenizer, pretrained_path
 from ..modeling_gexbert import GexBertPreTrainedModel
-from ..outputs import check_output_file, replace_with_umask
+from ..outputs import check_output_file, file_beside
 from ..threads import configure_threads
 from ..tokenization_gexbert import GexBertTokenizer
 
@@ -174,21 +173,15 @@ def write_table(frame: pd.DataFrame, path: str | Path, orientation: str = SAMPLE
     temporary file then renamed with the user's umask."""
     path = Path(path)
     suffix = table_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = frame.rename_axis("sample")
     if orientation == GENES_X_SAMPLES:
         frame = frame.T.rename_axis("gene")
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=suffix, delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
+    with file_beside(path, suffix=suffix) as temporary:
         if suffix in (".parquet", ".pq"):
             frame.to_parquet(temporary)
         else:
             frame.to_csv(temporary, sep="," if suffix.startswith(".csv") else "\t",
                          compression="gzip" if suffix.endswith(".gz") else None)
-        replace_with_umask(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

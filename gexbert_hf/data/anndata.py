@@ -7,7 +7,6 @@ obs as the clinical table, and writing imputed values back into layers of a copy
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from ..errors import ExpressionInputError
 from ..expression_input_gexbert import anndata_gene_names, as_expression_frame
-from ..outputs import replace_with_umask
+from ..outputs import file_beside
 from .gene_ids import map_gene_names, map_genes
 
 IMPUTED_LAYER = "gexbert_imputed"
@@ -113,14 +112,8 @@ def imputed_anndata(adata, filled: pd.DataFrame, uncertainty: pd.DataFrame, gene
 def write_h5ad(adata, path: str | Path) -> Path:
     """Write to a temporary file beside `path`, then rename: a crash never leaves half a file under its name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".h5ad", delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
+    with file_beside(path, suffix=".h5ad") as temporary:
         adata.write_h5ad(temporary)
-        replace_with_umask(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

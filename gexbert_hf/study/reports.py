@@ -10,13 +10,12 @@ from __future__ import annotations
 import io
 import json
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..outputs import replace_with_umask
+from ..outputs import file_beside
 
 
 def to_jsonable(value):
@@ -36,13 +35,9 @@ def to_jsonable(value):
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(payload)
-    replace_with_umask(Path(handle.name), path)
-    return path
+    with file_beside(Path(path)) as temporary:
+        temporary.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def write_json(path: str | Path, data) -> Path:
