@@ -132,19 +132,20 @@ def _stored(path: Path) -> dict:
     return stored
 
 
-def claim_key(path: Path, key: str, replace: bool) -> None:
-    """Before a section measures: refuse at once what `_merge` would refuse after minutes of work."""
-    if key in _stored(path) and not replace:
+def claim_key(path: Path, key: str, replace: bool) -> dict:
+    """The section's stored rows, refusing rows under `key` without `replace`: called before a section measures,
+    so it refuses at once what `_merge` would refuse after minutes of work."""
+    stored = _stored(path)
+    if key in stored and not replace:
         raise LeverOutputError(f"{path} already holds {key!r}; pass --overwrite to replace those rows")
+    return stored
 
 
 def _merge(path: Path, key: str, rows: list[dict] | dict, replace: bool) -> None:
     """Store `rows` under `key` of the section's JSON file, keeping what earlier runs stored under other keys; rows
     already stored under `key` are replaced only with `replace` (`--overwrite`)."""
-    claim_key(path, key, replace)
-    stored = _stored(path)
+    stored = claim_key(path, key, replace)
     stored[key] = rows
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(stored, indent=1))
 
 

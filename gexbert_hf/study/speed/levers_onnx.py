@@ -14,7 +14,6 @@ Rows go to `<output_dir>/onnx.json` under "<model> speed" and "<model> accuracy"
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from ...inference import impute
 from ...onnx_export import ONNX_INT8_NAME, ONNX_NAME, OnnxMaskedExpression, export_onnx, quantize_onnx_int8
 from ..baselines import mcar_mask
 from ..imputation_benchmark import imputation_metrics
-from .levers import LeverArguments, _context, _merge, claim_key, load_release_data
+from .levers import LeverArguments, _context, _merge, _stored, claim_key, load_release_data
 
 # fused: attention as ORT's MultiHeadAttention op; ONNX ops: the portable graph of standard operators
 VARIANTS = ("torch fp32", "ORT fp32 fused", "ORT fp32 ONNX ops", "ORT int8 fused")
@@ -67,7 +66,7 @@ def onnx_section(args: LeverArguments) -> None:
 def _stored_scenarios(output: Path, args: LeverArguments) -> dict:
     """The MCAR rates an earlier run scored on the same rows, kept beside this run's (one rate per run fits a
     few minutes on tcga13)."""
-    stored = json.loads(output.read_text()).get(f"{args.model} accuracy") if output.exists() else None
+    stored = _stored(output).get(f"{args.model} accuracy")
     return stored["scenarios"] if stored and stored["rows"] == args.rows else {}
 
 
